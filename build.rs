@@ -1,0 +1,24 @@
+//! Generates the watchtower.v1 messages and service stubs, plus the file
+//! descriptor set that server reflection serves. It runs the protoc shipped by
+//! protoc-bin-vendored, so building needs no protoc installed by hand; a
+//! `PROTOC` in the environment still wins.
+
+use std::{env, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut config = tonic_prost_build::Config::new();
+    match env::var_os("PROTOC") {
+        Some(protoc) => config.protoc_executable(protoc),
+        None => config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?),
+    };
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out_dir.join("watchtower_descriptor.bin"))
+        .compile_with_config(
+            config,
+            &["proto/watchtower/v1/watchtower.proto"],
+            &["proto"],
+        )?;
+    println!("cargo:rerun-if-changed=proto");
+    Ok(())
+}

@@ -1,0 +1,267 @@
+//! Production wiring (spec §4.3, §9): `SimulationServer` builds the bridge,
+//! starts the engine on its own thread and the gRPC server on the tokio
+//! runtime, restarts the server if it fails, and stops both in order.
+//!
+//! This is the only module that knows both the engine and the server; each of
+//! them knows only its half of the bridge.
+
+use std::{future::Future, net::SocketAddr, thread, time::Duration};
+
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio_util::sync::CancellationToken;
+use tonic_health::{ServingStatus, server::HealthReporter};
+use tracing::{error, info, warn};
+
+use crate::{
+    bridge::{CommandSender, TelemetryReader, command_queue, telemetry_exchange},
+    config::{Config, ConfigError},
+    engine::{EngineError, EngineReport, Pacing, SimulationEngine, StepGate},
+    pb::watchtower_service_server::WatchtowerServiceServer,
+    server::{self, ServerParts, WatchtowerApi},
+};
+
+/// How long `stop` lets in-flight calls finish before closing the queue.
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(1200);
+/// Pause between two server restarts.
+const RESTART_BACKOFF: Duration = Duration::from_millis(200);
+
+/// Why Watchtower could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration or a `--params` file was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The engine could not be built.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A socket or thread could not be set up.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The engine thread and the gRPC server, running together (spec §9's
+/// `SimulationServerInterface`: `start` and `stop`; broadcasting and pending
+/// commands are the bridge's job).
+#[derive(Debug)]
+pub struct SimulationServer {
+    local_addr: SocketAddr,
+    /// Cancelled by `stop`: ends telemetry streams and the accept loop.
+    shutdown: CancellationToken,
+    /// The supervisor task that runs, and restarts, the tonic server.
+    server: JoinHandle<()>,
+    /// The engine thread, joined by `stop`.
+    engine: Option<thread::JoinHandle<Result<EngineReport, EngineError>>>,
+    /// Fires when the engine thread ends, for whatever reason.
+    engine_done: Option<oneshot::Receiver<()>>,
+    /// Our own sender: lets tests read the queue depth, and `stop` close the
+    /// queue even while a server task still holds a clone.
+    commands: CommandSender,
+    /// A reader for callers that want to watch the engine in-process.
+    telemetry: TelemetryReader,
+    /// Present only with `Pacing::Manual`.
+    gate: Option<StepGate>,
+}
+
+impl SimulationServer {
+    /// Starts the engine at `config.tps` and serves on `listener`.
+    pub async fn start(listener: TcpListener, config: &Config) -> Result<Self, StartError> {
+        Self::start_with_pacing(listener, config, Pacing::from_tps(config.tps)).await
+    }
+
+    /// Starts with explicit pacing; tests use `Pacing::Manual` to release
+    /// ticks one at a time.
+    pub async fn start_with_pacing(
+        listener: TcpListener,
+        config: &Config,
+        pacing: Pacing,
+    ) -> Result<Self, StartError> {
+        let registry = config.registry()?;
+        let catalogue = registry.catalogue();
+        let (commands, receiver) = command_queue(config.queue_capacity);
+        let (publisher, telemetry) = telemetry_exchange();
+        let mut engine = SimulationEngine::new(registry, config.seed)?;
+        engine.attach_bridge(receiver, publisher);
+
+        let gate = match &pacing {
+            Pacing::Manual(gate) => Some(gate.clone()),
+            _ => None,
+        };
+        let (done_tx, engine_done) = oneshot::channel();
+        let engine = thread::Builder::new()
+            .name("watchtower-engine".into())
+            .spawn(move || {
+                let result = engine.run(pacing);
+                let _ = done_tx.send(());
+                result
+            })?;
+
+        let shutdown = CancellationToken::new();
+        let health = HealthReporter::new();
+        tokio::spawn(report_health(health.clone(), telemetry.clone()));
+        let parts = ServerParts {
+            api: WatchtowerApi::new(
+                commands.clone(),
+                telemetry.clone(),
+                catalogue,
+                shutdown.clone(),
+            ),
+            health,
+            shutdown: shutdown.clone(),
+        };
+        let local_addr = listener.local_addr()?;
+        let listener = listener.into_std()?;
+        let server = tokio::spawn(supervise(listener, parts));
+        info!(%local_addr, "gRPC server listening");
+        Ok(Self {
+            local_addr,
+            shutdown,
+            server,
+            engine: Some(engine),
+            engine_done: Some(engine_done),
+            commands,
+            telemetry,
+            gate,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Commands waiting for the next Phase 0.
+    pub fn queue_depth(&self) -> usize {
+        self.commands.len()
+    }
+
+    /// An in-process view of the telemetry exchange.
+    pub fn telemetry(&self) -> TelemetryReader {
+        self.telemetry.clone()
+    }
+
+    /// Releases `n` ticks; only with `Pacing::Manual`.
+    pub fn step(&self, n: u64) {
+        if let Some(gate) = &self.gate {
+            gate.step(n);
+        }
+    }
+
+    /// Resolves when the engine thread has ended (it halted, or `stop` ran).
+    pub async fn engine_stopped(&mut self) {
+        if let Some(done) = self.engine_done.as_mut() {
+            let _ = done.await;
+            self.engine_done = None;
+        }
+    }
+
+    /// Stops gracefully: stop accepting, end telemetry streams, let in-flight
+    /// commands finish, then close the queue (anything still queued is
+    /// answered UNAVAILABLE) and join the engine thread.
+    pub async fn stop(mut self) -> Result<EngineReport, EngineError> {
+        self.shutdown.cancel();
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, &mut self.server)
+            .await
+            .is_ok();
+        if !drained {
+            warn!("in-flight calls still running after the drain timeout; closing the queue");
+        }
+        self.commands.close();
+        if let Some(gate) = &self.gate {
+            gate.close();
+        }
+        self.engine_stopped().await;
+        let result = match self.engine.take().map(thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(EngineError::Panicked),
+            None => unreachable!("stop consumes the server"),
+        };
+        if !drained {
+            // The queue is closed, so any call still waiting has its answer.
+            if tokio::time::timeout(DRAIN_TIMEOUT, &mut self.server)
+                .await
+                .is_err()
+            {
+                self.server.abort();
+            }
+        }
+        result
+    }
+}
+
+/// Runs the server on `listener` and restarts it if it fails, while the
+/// engine keeps ticking (spec §5, "Server Thread Crash").
+async fn supervise(listener: std::net::TcpListener, parts: ServerParts) {
+    let shutdown = parts.shutdown.clone();
+    loop {
+        let result = match listener.try_clone().and_then(|l| {
+            l.set_nonblocking(true)?;
+            TcpListener::from_std(l)
+        }) {
+            Ok(listener) => server::serve(listener, parts.clone())
+                .await
+                .map_err(|e| e.to_string()),
+            Err(err) => Err(err.to_string()),
+        };
+        if shutdown.is_cancelled() {
+            return;
+        }
+        match result {
+            Ok(()) => warn!("gRPC server stopped unexpectedly; restarting"),
+            Err(err) => error!(error = %err, "gRPC server failed; restarting"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(RESTART_BACKOFF) => {}
+        }
+    }
+}
+
+/// SERVING once the engine has completed a tick; NOT_SERVING once it stops.
+async fn report_health(health: HealthReporter, mut telemetry: TelemetryReader) {
+    type Api = WatchtowerServiceServer<WatchtowerApi>;
+    health.set_not_serving::<Api>().await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+    loop {
+        if telemetry.latest().is_some_and(|s| s.tick > 0) {
+            health.set_serving::<Api>().await;
+            health.set_service_status("", ServingStatus::Serving).await;
+            break;
+        }
+        if telemetry.changed().await.is_err() {
+            break;
+        }
+    }
+    while telemetry.changed().await.is_ok() {}
+    health.set_not_serving::<Api>().await;
+    health
+        .set_service_status("", ServingStatus::NotServing)
+        .await;
+}
+
+/// Why `run` ended with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Start-up failed.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The engine halted.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Runs Watchtower on `listener` until `shutdown` resolves or the engine
+/// halts, then stops gracefully.
+pub async fn run(
+    listener: TcpListener,
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<EngineReport, RunError> {
+    let mut server = SimulationServer::start(listener, config).await?;
+    tokio::select! {
+        () = shutdown => {}
+        () = server.engine_stopped() => error!("the engine stopped on its own; shutting down"),
+    }
+    Ok(server.stop().await?)
+}

@@ -1,0 +1,427 @@
+//! The simulation engine: owns all simulation state and runs on one named,
+//! blocking `std::thread` (spec §3.1).
+//!
+//! - [`registry`]: the `GlobalRegistry` of typed, range-checked parameters;
+//! - [`scheduler`]: the `TickScheduler` and its ordered [`Phase`]s;
+//! - [`economy`]: the agents and the `SettlementSystem` behind phases 1–7;
+//! - [`audit`]: the `AuditLog` of god-mode commands;
+//! - this file: [`SimulationEngine`], which wires them, and the Phase 0 and
+//!   Phase 8 hooks that attach the bridge.
+//!
+//! The engine never imports tokio, tonic or hyper and never awaits. It sees
+//! the outside world only through the bridge halves it is handed.
+
+pub mod audit;
+pub mod economy;
+pub mod registry;
+pub mod scheduler;
+
+use std::{
+    sync::{Arc, Condvar, Mutex, PoisonError},
+    thread,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use tracing::{error, info, warn};
+
+pub use audit::AuditLog;
+pub use economy::{Economy, EconomyError};
+pub use registry::{GlobalRegistry, ParamId, ParamSpec, ParamsError, Rejection, Value, ValueType};
+pub use scheduler::{Phase, TickScheduler};
+
+use crate::{
+    bridge::{CommandReceiver, QueuedCommand, TelemetryPublisher},
+    pb,
+};
+
+/// How many audit entries each snapshot carries.
+pub const SNAPSHOT_AUDIT_TAIL: usize = 16;
+
+/// Why the engine stopped on its own.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// The economy could not be built or a tick failed (for example, a
+    /// ledger identity was violated). The engine halts rather than go on.
+    #[error(transparent)]
+    Economy(#[from] EconomyError),
+    /// `run` was called before a bridge was attached.
+    #[error("the engine has no command queue attached")]
+    Detached,
+    /// The engine thread panicked.
+    #[error("the engine thread panicked")]
+    Panicked,
+}
+
+/// Everything the phases work on. Only the engine thread ever touches it.
+#[derive(Debug)]
+pub struct World {
+    /// The tick now running (the first tick is 1; 0 is the initial state).
+    pub tick: u64,
+    /// Live parameters.
+    pub registry: GlobalRegistry,
+    /// Agents and balance sheets.
+    pub economy: Economy,
+    /// Every command's outcome.
+    pub audit: AuditLog,
+    /// Throughput and timing of the engine itself.
+    pub stats: EngineStats,
+    /// Seed of the economy's random stream.
+    pub seed: u64,
+}
+
+/// Engine throughput, as reported in snapshots.
+#[derive(Debug, Clone, Default)]
+pub struct EngineStats {
+    /// Ticks per second measured over the last full second.
+    pub measured_tps: f64,
+    /// Wall time of the last completed tick.
+    pub last_tick: Duration,
+    /// Configured pace (0 = unthrottled).
+    pub target_tps: f64,
+    /// Commands waiting in the queue when Phase 8 ran.
+    pub queue_depth: u64,
+    window_start: Option<Instant>,
+    window_ticks: u32,
+}
+
+impl EngineStats {
+    fn tick_finished(&mut self, started: Instant) {
+        let now = Instant::now();
+        self.last_tick = now - started;
+        let window_start = *self.window_start.get_or_insert(started);
+        self.window_ticks += 1;
+        let elapsed = now - window_start;
+        if elapsed >= Duration::from_secs(1) {
+            self.measured_tps = f64::from(self.window_ticks) / elapsed.as_secs_f64();
+            self.window_start = Some(now);
+            self.window_ticks = 0;
+        } else if self.measured_tps == 0.0 && !elapsed.is_zero() {
+            // Before the first full second, report what we have so far.
+            self.measured_tps = f64::from(self.window_ticks) / elapsed.as_secs_f64();
+        }
+    }
+}
+
+/// How `run` paces ticks.
+#[derive(Debug, Clone)]
+pub enum Pacing {
+    /// A fixed rate, in ticks per second.
+    Fixed(f64),
+    /// As fast as the machine allows.
+    Unthrottled,
+    /// One tick per [`StepGate::step`]; for tests and single-stepping.
+    Manual(StepGate),
+}
+
+impl Pacing {
+    /// `--tps` semantics: 0 means unthrottled.
+    pub fn from_tps(tps: f64) -> Self {
+        if tps > 0.0 {
+            Pacing::Fixed(tps)
+        } else {
+            Pacing::Unthrottled
+        }
+    }
+
+    fn target_tps(&self) -> f64 {
+        match self {
+            Pacing::Fixed(tps) => *tps,
+            Pacing::Unthrottled | Pacing::Manual(_) => 0.0,
+        }
+    }
+}
+
+/// Lets another thread release ticks one at a time.
+#[derive(Debug, Clone, Default)]
+pub struct StepGate {
+    /// Permits and the closed flag; the engine sleeps on the condvar.
+    state: Arc<(Mutex<(u64, bool)>, Condvar)>,
+}
+
+impl StepGate {
+    /// A gate with no permits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Releases `n` more ticks.
+    pub fn step(&self, n: u64) {
+        let (lock, wake) = &*self.state;
+        lock.lock().unwrap_or_else(PoisonError::into_inner).0 += n;
+        wake.notify_all();
+    }
+
+    /// Stops the engine waiting: `run` returns at its next wait.
+    pub fn close(&self) {
+        let (lock, wake) = &*self.state;
+        lock.lock().unwrap_or_else(PoisonError::into_inner).1 = true;
+        wake.notify_all();
+    }
+
+    /// Waits for a permit or the close; true if a tick may run.
+    fn acquire(&self) -> bool {
+        let (lock, wake) = &*self.state;
+        let guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut guard = wake
+            .wait_while(guard, |(permits, closed)| *permits == 0 && !*closed)
+            .unwrap_or_else(PoisonError::into_inner);
+        if guard.1 {
+            return false;
+        }
+        guard.0 -= 1;
+        true
+    }
+}
+
+/// Summary returned when `run` ends.
+#[derive(Debug, Clone)]
+pub struct EngineReport {
+    /// The last tick completed.
+    pub ticks: u64,
+    /// Commands applied.
+    pub applied: u64,
+    /// Commands rejected.
+    pub rejected: u64,
+}
+
+/// The engine: a world plus the schedule that advances it.
+pub struct SimulationEngine {
+    world: World,
+    scheduler: TickScheduler<World, EngineError>,
+    /// The command queue, shared by the Phase 0 hook, the Phase 8 hook (for
+    /// the queue depth) and `run` (which stops when the queue closes).
+    commands: Option<Arc<CommandReceiver>>,
+}
+
+impl std::fmt::Debug for SimulationEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimulationEngine")
+            .field("tick", &self.world.tick)
+            .field("scheduler", &self.scheduler)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SimulationEngine {
+    /// Builds the initial economy and registers phases 1–7.
+    pub fn new(registry: GlobalRegistry, seed: u64) -> Result<Self, EngineError> {
+        let economy = Economy::new(&registry, seed)?;
+        let mut scheduler = TickScheduler::new();
+        for phase in Phase::SIMULATION {
+            scheduler.register_hook(phase, move |w: &mut World| {
+                w.economy
+                    .run_phase(phase, &w.registry, w.tick)
+                    .map_err(EngineError::from)
+            });
+        }
+        Ok(Self {
+            world: World {
+                tick: 0,
+                registry,
+                economy,
+                audit: AuditLog::default(),
+                stats: EngineStats::default(),
+                seed,
+            },
+            scheduler,
+            commands: None,
+        })
+    }
+
+    /// Attaches the bridge (spec §4.3): Phase 0 drains `commands`, Phase 8
+    /// publishes to `telemetry`.
+    pub fn attach_bridge(&mut self, commands: CommandReceiver, telemetry: TelemetryPublisher) {
+        let commands = Arc::new(commands);
+        let queue = Arc::clone(&commands);
+        let mut drained = Vec::new();
+        self.scheduler
+            .register_hook(Phase::Intercept, move |w: &mut World| {
+                queue.drain_into(&mut drained);
+                for queued in drained.drain(..) {
+                    intercept(w, queued);
+                }
+                Ok(())
+            });
+        // Tick 0, the initial settled state, so readers never find the slot
+        // empty once the engine exists.
+        telemetry.publish(capture_snapshot(&self.world));
+        let queue = Arc::clone(&commands);
+        self.scheduler
+            .register_hook(Phase::Broadcast, move |w: &mut World| {
+                w.stats.queue_depth = queue.len() as u64;
+                telemetry.publish(capture_snapshot(w));
+                Ok(())
+            });
+        self.commands = Some(commands);
+    }
+
+    /// The world, for inspection between ticks.
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    /// The world, mutably; for tests and tools that drive the engine by hand.
+    pub fn world_mut(&mut self) -> &mut World {
+        &mut self.world
+    }
+
+    /// The schedule, to register more hooks.
+    pub fn scheduler_mut(&mut self) -> &mut TickScheduler<World, EngineError> {
+        &mut self.scheduler
+    }
+
+    /// Runs exactly one tick: phases 0 to 8.
+    pub fn step(&mut self) -> Result<(), EngineError> {
+        let started = Instant::now();
+        self.world.tick += 1;
+        self.scheduler.run_tick(&mut self.world)?;
+        self.world.stats.tick_finished(started);
+        Ok(())
+    }
+
+    /// Ticks at `pacing` until the command queue closes or a tick fails.
+    pub fn run(mut self, pacing: Pacing) -> Result<EngineReport, EngineError> {
+        let commands = self.commands.clone().ok_or(EngineError::Detached)?;
+        self.world.stats.target_tps = pacing.target_tps();
+        let period = match pacing {
+            Pacing::Fixed(tps) => Some(Duration::from_secs_f64(1.0 / tps)),
+            _ => None,
+        };
+        let mut next = Instant::now();
+        info!(
+            tps = self.world.stats.target_tps,
+            seed = self.world.seed,
+            "engine started"
+        );
+        loop {
+            match (&pacing, period) {
+                (Pacing::Manual(gate), _) => {
+                    if !gate.acquire() || commands.is_closed() {
+                        break;
+                    }
+                }
+                (_, Some(period)) => {
+                    let now = Instant::now();
+                    if next > now && commands.wait_closed(next - now) {
+                        break;
+                    }
+                    // Pace from the schedule, not from when we woke, but
+                    // never try to catch up more than one tick of lag.
+                    next = (next + period).max(Instant::now());
+                    if commands.is_closed() {
+                        break;
+                    }
+                }
+                _ => {
+                    if commands.is_closed() {
+                        break;
+                    }
+                }
+            }
+            if let Err(err) = self.step() {
+                error!(tick = self.world.tick, error = %err, "engine halted");
+                return Err(err);
+            }
+        }
+        let report = EngineReport {
+            ticks: self.world.tick,
+            applied: self.world.audit.applied(),
+            rejected: self.world.audit.rejected(),
+        };
+        info!(
+            ticks = report.ticks,
+            applied = report.applied,
+            rejected = report.rejected,
+            "engine stopped"
+        );
+        Ok(report)
+    }
+
+    /// Moves the engine onto its own named thread and runs it there.
+    pub fn spawn(
+        self,
+        pacing: Pacing,
+    ) -> std::io::Result<thread::JoinHandle<Result<EngineReport, EngineError>>> {
+        thread::Builder::new()
+            .name("watchtower-engine".into())
+            .spawn(move || self.run(pacing))
+    }
+}
+
+/// Phase 0 for one command: apply or reject it through the registry, audit
+/// it, then answer the caller (who may have gone; that is fine).
+fn intercept(world: &mut World, queued: QueuedCommand) {
+    let command = &queued.command;
+    let value = command.value.as_ref().and_then(registry::value_from_pb);
+    let tick = world.tick;
+    let mut response = pb::GodResponse {
+        command_id: command.id.clone(),
+        applied_tick: tick,
+        key: command.key.clone(),
+        reason: command.reason.clone(),
+        ..Default::default()
+    };
+    match world.registry.set(&command.key, value) {
+        Ok((old, new)) => {
+            info!(
+                key = %command.key,
+                old = %old,
+                new = %new,
+                tick,
+                command_id = %command.id,
+                "Registry updated"
+            );
+            response.success = true;
+            response.old_value = Some(old.into());
+            response.new_value = Some(new.into());
+        }
+        Err(rejection) => {
+            warn!(
+                key = %command.key,
+                tick,
+                command_id = %command.id,
+                error = %rejection,
+                "command rejected"
+            );
+            let current = world.registry.value_by_key(&command.key).map(Into::into);
+            response.error = rejection.to_string();
+            response.field = rejection.field().to_owned();
+            response.allowed = rejection.allowed(&world.registry);
+            response.rejection = rejection.reason().into();
+            response.old_value = current;
+            response.new_value = current;
+        }
+    }
+    world.audit.record(response.clone());
+    queued.reply(response);
+}
+
+/// Phase 8: an immutable view of the settled world, built from running totals
+/// and the economy's one pass, never a deep copy of the agents.
+fn capture_snapshot(world: &World) -> pb::WatchtowerSnapshot {
+    let captured_at_unix_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let stats = &world.stats;
+    let mut snapshot = pb::WatchtowerSnapshot {
+        tick: world.tick,
+        captured_at_unix_ms,
+        engine: Some(pb::EngineStatistics {
+            measured_tps: stats.measured_tps,
+            last_tick_duration_us: stats.last_tick.as_secs_f64() * 1e6,
+            queue_depth: stats.queue_depth,
+            commands_applied: world.audit.applied(),
+            commands_rejected: world.audit.rejected(),
+            target_tps: stats.target_tps,
+            seed: world.seed,
+        }),
+        parameters: world.registry.values_pb(),
+        audit: Some(pb::AuditSummary {
+            total: world.audit.total(),
+            recent: world.audit.recent(SNAPSHOT_AUDIT_TAIL).cloned().collect(),
+        }),
+        ..Default::default()
+    };
+    world.economy.fill_snapshot(&mut snapshot);
+    snapshot
+}

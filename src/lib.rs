@@ -1,0 +1,47 @@
+//! Watchtower: a live gRPC control plane for a tick-based agent-based economy.
+//!
+//! The simulation engine ticks on its own blocking thread; a tonic server on a
+//! tokio runtime sits in front of it. The two share exactly two bridge objects
+//! (spec INT-01 §2.2, §3):
+//!
+//! ```text
+//!  gRPC clients ──▶ server (tokio)                     engine thread (std)
+//!                   ApplyCommand ──try_submit──▶ CommandQueue ──▶ Phase 0 Intercept
+//!                        ▲                       (bounded 100)      GlobalRegistry + AuditLog
+//!                        └──── GodResponse (per-command reply) ◀──┘
+//!                                                                  Phases 1–7: the economy
+//!                                                                  (Settlement last)
+//!                   SubscribeTelemetry ◀─load── TelemetryExchange ◀── Phase 8 Broadcast
+//!                                               (one slot, latest wins)
+//! ```
+//!
+//! Layout (engine | bridge | server):
+//! - [`engine`]: the `SimulationEngine`, `TickScheduler`, `GlobalRegistry`,
+//!   `AuditLog` and the economy. No tokio, tonic or hyper.
+//! - [`bridge`]: the `CommandQueue` and `TelemetryExchange`, the only types
+//!   both threads see.
+//! - [`server`]: the tonic services, error mapping and shutdown. Knows only
+//!   the bridge and the protobuf data that crosses it.
+//! - [`app`]: the production wiring (spec §4.3): `SimulationServer` starts the
+//!   engine thread and the server, supervises the server and stops both.
+//! - [`config`]: command-line and environment settings.
+//! - [`pb`]: the generated `watchtower.v1` protobuf types and service stubs.
+
+pub mod app;
+pub mod bridge;
+pub mod config;
+pub mod engine;
+pub mod server;
+
+pub use app::{SimulationServer, StartError, run};
+pub use config::Config;
+
+/// The generated `watchtower.v1` messages and service stubs.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod pb {
+    tonic::include_proto!("watchtower.v1");
+
+    /// The encoded descriptor set served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("watchtower_descriptor");
+}

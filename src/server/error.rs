@@ -1,0 +1,109 @@
+//! Every error the API returns, and its one mapping to `tonic::Status`.
+//!
+//! Rejections carry `google.rpc.BadRequest` field violations naming the field
+//! and what it allows, plus a `google.rpc.ErrorInfo` with a machine-readable
+//! reason and the command's id and tick, so clients in any language can act
+//! on them without parsing the message.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::{
+    bridge::{ReplyDropped, SubmitError},
+    pb,
+};
+
+/// The `ErrorInfo.domain` of every Watchtower error.
+pub const ERROR_DOMAIN: &str = "watchtower.v1";
+
+/// What can go wrong in a call.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A required field is absent.
+    #[error("{field} is required")]
+    MissingField {
+        /// The request field.
+        field: &'static str,
+    },
+    /// A field is outside what the API accepts.
+    #[error("{field} = {value} is not accepted; allowed: {allowed}")]
+    InvalidField {
+        /// The request field.
+        field: &'static str,
+        /// What was sent.
+        value: String,
+        /// What is accepted.
+        allowed: &'static str,
+    },
+    /// The command queue is full.
+    #[error(transparent)]
+    Submit(#[from] SubmitError),
+    /// The engine stopped before answering.
+    #[error(transparent)]
+    EngineGone(#[from] ReplyDropped),
+    /// The engine has published nothing yet.
+    #[error("the engine has not published a snapshot yet")]
+    NoTelemetry,
+    /// The engine rejected the command in Phase 0.
+    #[error("{}", .0.error)]
+    Rejected(Box<pb::GodResponse>),
+}
+
+impl From<ApiError> for Status {
+    fn from(err: ApiError) -> Status {
+        let message = err.to_string();
+        match err {
+            ApiError::MissingField { field } => Status::with_error_details(
+                Code::InvalidArgument,
+                message,
+                ErrorDetails::with_bad_request_violation(field, "required"),
+            ),
+            ApiError::InvalidField { field, allowed, .. } => Status::with_error_details(
+                Code::InvalidArgument,
+                message,
+                ErrorDetails::with_bad_request_violation(field, format!("allowed: {allowed}")),
+            ),
+            ApiError::Submit(SubmitError::Full { capacity }) => {
+                let mut details = ErrorDetails::with_error_info(
+                    "QUEUE_FULL",
+                    ERROR_DOMAIN,
+                    HashMap::from([("capacity".to_owned(), capacity.to_string())]),
+                );
+                details.set_retry_info(Some(std::time::Duration::from_millis(100)));
+                Status::with_error_details(Code::ResourceExhausted, message, details)
+            }
+            ApiError::Submit(SubmitError::Closed)
+            | ApiError::EngineGone(_)
+            | ApiError::NoTelemetry => Status::unavailable(message),
+            ApiError::Rejected(response) => rejection_status(&response, message),
+        }
+    }
+}
+
+fn rejection_status(response: &pb::GodResponse, message: String) -> Status {
+    let reason = response.rejection();
+    let code = match reason {
+        pb::RejectionReason::Immutable => Code::FailedPrecondition,
+        _ => Code::InvalidArgument,
+    };
+    let mut details = ErrorDetails::with_bad_request_violation(
+        response.field.clone(),
+        format!("{}; allowed: {}", response.error, response.allowed),
+    );
+    details.set_error_info(
+        reason
+            .as_str_name()
+            .trim_start_matches("REJECTION_REASON_")
+            .to_owned(),
+        ERROR_DOMAIN,
+        HashMap::from([
+            ("command_id".to_owned(), response.command_id.clone()),
+            ("key".to_owned(), response.key.clone()),
+            ("applied_tick".to_owned(), response.applied_tick.to_string()),
+            ("allowed".to_owned(), response.allowed.clone()),
+        ]),
+    );
+    Status::with_error_details(code, message, details)
+}
