@@ -60,6 +60,8 @@ pub struct SimulationServer {
     telemetry: TelemetryReader,
     /// Present only with `Pacing::Manual`.
     gate: Option<StepGate>,
+    /// A handle on the API state, for its gauges.
+    api: WatchtowerApi,
 }
 
 impl SimulationServer {
@@ -98,13 +100,14 @@ impl SimulationServer {
         let shutdown = CancellationToken::new();
         let health = HealthReporter::new();
         tokio::spawn(report_health(health.clone(), telemetry.clone()));
+        let api = WatchtowerApi::new(
+            commands.clone(),
+            telemetry.clone(),
+            catalogue,
+            shutdown.clone(),
+        );
         let parts = ServerParts {
-            api: WatchtowerApi::new(
-                commands.clone(),
-                telemetry.clone(),
-                catalogue,
-                shutdown.clone(),
-            ),
+            api: api.clone(),
             health,
             shutdown: shutdown.clone(),
         };
@@ -121,6 +124,7 @@ impl SimulationServer {
             commands,
             telemetry,
             gate,
+            api,
         })
     }
 
@@ -132,6 +136,11 @@ impl SimulationServer {
     /// Commands waiting for the next Phase 0.
     pub fn queue_depth(&self) -> usize {
         self.commands.len()
+    }
+
+    /// Telemetry streams open right now.
+    pub fn active_subscribers(&self) -> usize {
+        self.api.active_subscribers()
     }
 
     /// An in-process view of the telemetry exchange.

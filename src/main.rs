@@ -1,5 +1,7 @@
 //! The `watchtower` binary: engine and gRPC server on the embedded defaults.
 
+use std::io::IsTerminal;
+
 use anyhow::Context;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
@@ -11,6 +13,7 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     let config = Config::parse();
     // Check the parameters before binding, so a bad file fails fast and alone.

@@ -175,7 +175,7 @@ impl ParamSpec {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Rejection {
     /// No parameter has this key.
-    #[error("unknown parameter key {key:?}; known keys: {}", known.join(", "))]
+    #[error("unknown parameter key {key:?}; allowed: one of: {}", known.join(", "))]
     UnknownKey {
         /// The key given.
         key: String,
@@ -191,7 +191,7 @@ pub enum Rejection {
         expected: ValueType,
     },
     /// The value has the wrong type.
-    #[error("{key:?} takes a {expected}, not a {got}")]
+    #[error("{key:?} expects a value of type {expected}, got {got}")]
     WrongType {
         /// The parameter.
         key: String,

@@ -88,10 +88,12 @@ fn rejection_status(response: &pb::GodResponse, message: String) -> Status {
         pb::RejectionReason::Immutable => Code::FailedPrecondition,
         _ => Code::InvalidArgument,
     };
-    let mut details = ErrorDetails::with_bad_request_violation(
-        response.field.clone(),
-        format!("{}; allowed: {}", response.error, response.allowed),
-    );
+    let description = if response.error.contains(&response.allowed) {
+        response.error.clone()
+    } else {
+        format!("{}; allowed: {}", response.error, response.allowed)
+    };
+    let mut details = ErrorDetails::with_bad_request_violation(response.field.clone(), description);
     details.set_error_info(
         reason
             .as_str_name()

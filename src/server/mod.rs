@@ -44,6 +44,17 @@ impl std::fmt::Debug for ServerParts {
     }
 }
 
+const DESCRIPTORS_VALID: &str = "the embedded descriptor sets are valid";
+
+/// Reflection over our API, health, and the `google.rpc` error details, so
+/// grpcurl can decode the rich error details of a rejected command too.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+}
+
 /// Serves every service on `listener` until `parts.shutdown` is cancelled,
 /// then stops accepting and waits for in-flight calls (telemetry streams end
 /// themselves on the same token).
@@ -51,16 +62,8 @@ pub async fn serve(
     listener: TcpListener,
     parts: ServerParts,
 ) -> Result<(), tonic::transport::Error> {
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("the embedded descriptor sets are valid");
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .expect("the embedded descriptor sets are valid");
+    let reflection_v1 = reflection().build_v1().expect(DESCRIPTORS_VALID);
+    let reflection_v1alpha = reflection().build_v1alpha().expect(DESCRIPTORS_VALID);
     let shutdown = parts.shutdown.clone();
     tonic::transport::Server::builder()
         .add_service(HealthServer::new(HealthService::from_health_reporter(

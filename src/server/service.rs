@@ -5,7 +5,14 @@
 //! the caller's interval; `ListParameters` joins the fixed catalogue with the
 //! values in the latest snapshot. Runs on tokio worker threads; never blocks.
 
-use std::{pin::Pin, sync::Arc, time::Duration};
+use std::{
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use futures_util::Stream;
 use tokio::time::{Interval, MissedTickBehavior};
@@ -44,6 +51,9 @@ pub struct WatchtowerApi {
     /// Ends every telemetry stream when the process shuts down, so graceful
     /// shutdown never waits on an endless stream.
     shutdown: CancellationToken,
+    /// Open telemetry streams; each stream's guard decrements it on drop, so
+    /// a disconnected client visibly releases its stream.
+    subscribers: Arc<AtomicUsize>,
 }
 
 impl WatchtowerApi {
@@ -59,7 +69,13 @@ impl WatchtowerApi {
             telemetry,
             catalogue: catalogue.into(),
             shutdown,
+            subscribers: Arc::default(),
         }
+    }
+
+    /// Telemetry streams open right now.
+    pub fn active_subscribers(&self) -> usize {
+        self.subscribers.load(Ordering::Relaxed)
     }
 }
 
@@ -116,7 +132,13 @@ impl WatchtowerService for WatchtowerApi {
         request: Request<SubscribeTelemetryRequest>,
     ) -> Result<Response<Self::SubscribeTelemetryStream>, Status> {
         let interval = telemetry_interval(request.get_ref().interval_ms)?;
-        let stream = latest_snapshots(self.telemetry.clone(), interval, self.shutdown.clone());
+        let guard = SubscriberGuard::new(&self.subscribers);
+        let stream = latest_snapshots(
+            self.telemetry.clone(),
+            interval,
+            self.shutdown.clone(),
+            guard,
+        );
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -150,6 +172,7 @@ fn latest_snapshots(
     reader: TelemetryReader,
     interval: Duration,
     shutdown: CancellationToken,
+    guard: SubscriberGuard,
 ) -> impl Stream<Item = Result<SubscribeTelemetryResponse, Status>> + Send + 'static {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -158,6 +181,7 @@ fn latest_snapshots(
         ticker,
         last_tick: None,
         shutdown,
+        _guard: guard,
     };
     futures_util::stream::unfold(state, |mut s| async move {
         let snapshot = s.next().await?;
@@ -177,6 +201,24 @@ struct Subscriber {
     last_tick: Option<u64>,
     /// Ends the stream at shutdown.
     shutdown: CancellationToken,
+    /// Counts this stream as open until it is dropped.
+    _guard: SubscriberGuard,
+}
+
+/// Counts one open stream for as long as it lives.
+struct SubscriberGuard(Arc<AtomicUsize>);
+
+impl SubscriberGuard {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for SubscriberGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl Subscriber {

@@ -1,0 +1,669 @@
+//! WatchtowerService behaviour through a real tonic client over a real socket.
+
+mod common;
+
+use std::{collections::HashSet, time::Duration};
+
+use common::*;
+use tonic::Code;
+use tonic_types::StatusExt;
+use watchtower::{
+    Config,
+    pb::{ListParametersRequest, ParameterValue, SubscribeTelemetryRequest},
+};
+
+const KEY: &str = "fiscal.income_tax_rate";
+
+async fn current_value(client: &mut Client, key: &str) -> ParameterValue {
+    let parameters = client
+        .list_parameters(ListParametersRequest {})
+        .await
+        .expect("list parameters")
+        .into_inner()
+        .parameters;
+    parameters
+        .into_iter()
+        .find(|p| p.key == key)
+        .and_then(|p| p.current_value)
+        .expect("the key is listed")
+}
+
+/// The spec's test_engine_command_consumption_atomicity: ten queued commands
+/// are all applied by one tick's Phase 0, each answered and audited.
+#[tokio::test]
+async fn test_engine_command_consumption_atomicity() {
+    let app = spawn_stepped_app(Config::default()).await;
+    let mut calls = Vec::new();
+    for i in 0..10 {
+        let mut client = app.client.clone();
+        let request = command(
+            &format!("atomic-{i}"),
+            KEY,
+            number(0.2 + f64::from(i) / 100.0),
+        );
+        calls.push(tokio::spawn(
+            async move { client.apply_command(request).await },
+        ));
+    }
+    app.wait_queue_depth(10).await;
+    app.step(1);
+    let mut ticks = HashSet::new();
+    for call in calls {
+        let response = call
+            .await
+            .unwrap()
+            .expect("applied")
+            .into_inner()
+            .response
+            .unwrap();
+        assert!(response.success, "{response:?}");
+        ticks.insert(response.applied_tick);
+    }
+    assert_eq!(ticks, HashSet::from([1]), "all ten land in the same tick");
+
+    let snapshot = app.snapshot_at(1).await;
+    let engine = snapshot.engine.unwrap();
+    assert_eq!(engine.commands_applied, 10);
+    assert_eq!(engine.queue_depth, 0);
+    let audit = snapshot.audit.unwrap();
+    assert_eq!(audit.total, 10);
+    let audited: Vec<_> = audit.recent.iter().map(|r| r.command_id.clone()).collect();
+    for i in 0..10 {
+        let id = format!("atomic-{i}");
+        assert_eq!(
+            audited.iter().filter(|a| **a == id).count(),
+            1,
+            "{id} audited once"
+        );
+    }
+}
+
+/// The spec's test_telemetry_snapshot_integrity: the Phase 8 snapshot of the
+/// tick that applied a change shows the engine state right after it, and the
+/// wire carries exactly what the engine published.
+#[tokio::test]
+async fn test_telemetry_snapshot_integrity() {
+    let mut app = spawn_stepped_app(Config::default()).await;
+    app.step(2);
+    let _ = app.snapshot_at(2).await;
+    let mut client = app.client.clone();
+    let call = tokio::spawn(async move {
+        client
+            .apply_command(command("integrity", KEY, number(0.33)))
+            .await
+    });
+    app.wait_queue_depth(1).await;
+    app.step(1);
+    let response = call.await.unwrap().unwrap().into_inner().response.unwrap();
+    assert_eq!(response.applied_tick, 3);
+
+    let over_grpc = app.snapshot_at(3).await;
+    assert_eq!(over_grpc.parameters[KEY], number(0.33).unwrap());
+    assert_eq!(over_grpc.engine.as_ref().unwrap().commands_applied, 1);
+    let in_process = app.server.telemetry().latest().unwrap();
+    assert_eq!(
+        &over_grpc,
+        in_process.as_ref(),
+        "the wire carries the published snapshot"
+    );
+    // The catalogue agrees with the snapshot on every parameter.
+    let listed = app
+        .client
+        .list_parameters(ListParametersRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .parameters;
+    assert_eq!(listed.len(), over_grpc.parameters.len());
+    for spec in listed {
+        assert_eq!(
+            spec.current_value.as_ref(),
+            over_grpc.parameters.get(&spec.key),
+            "{}",
+            spec.key
+        );
+    }
+}
+
+#[tokio::test]
+async fn apply_command_reports_old_and_new_values_and_the_tick() {
+    let mut app = spawn_app(50.0).await;
+    let before = current_value(&mut app.client, KEY).await;
+    let response = app
+        .client
+        .apply_command(command("", KEY, number(0.31)))
+        .await
+        .expect("applied")
+        .into_inner()
+        .response
+        .unwrap();
+    assert!(response.success);
+    assert!(!response.command_id.is_empty(), "the server assigns an id");
+    assert_eq!(response.old_value, Some(before));
+    assert_eq!(response.new_value, number(0.31));
+    assert!(response.applied_tick >= 1);
+    assert_eq!(
+        current_value(&mut app.client, KEY).await,
+        number(0.31).unwrap()
+    );
+
+    let second = app
+        .client
+        .apply_command(command("", KEY, number(0.32)))
+        .await
+        .unwrap()
+        .into_inner()
+        .response
+        .unwrap();
+    assert_ne!(
+        second.command_id, response.command_id,
+        "assigned ids are unique"
+    );
+    assert!(second.applied_tick >= response.applied_tick);
+}
+
+#[tokio::test]
+async fn bad_commands_get_invalid_argument_with_details_and_change_nothing() {
+    let mut app = spawn_app(50.0).await;
+    let before = current_value(&mut app.client, KEY).await;
+    let flag = Some(ParameterValue {
+        kind: Some(watchtower::pb::parameter_value::Kind::Flag(true)),
+    });
+    let cases = [
+        (
+            "out of range",
+            KEY,
+            number(1.5),
+            "command.value",
+            "[0, 0.9]",
+        ),
+        (
+            "below range",
+            KEY,
+            number(-0.1),
+            "command.value",
+            "[0, 0.9]",
+        ),
+        (
+            "unknown key",
+            "fiscal.nope",
+            number(0.1),
+            "command.key",
+            KEY,
+        ),
+        (
+            "wrong type",
+            KEY,
+            integer(1),
+            "command.value",
+            "number in [0, 0.9]",
+        ),
+        (
+            "wrong type flag",
+            KEY,
+            flag,
+            "command.value",
+            "number in [0, 0.9]",
+        ),
+        ("NaN", KEY, number(f64::NAN), "command.value", "[0, 0.9]"),
+        (
+            "infinity",
+            KEY,
+            number(f64::INFINITY),
+            "command.value",
+            "[0, 0.9]",
+        ),
+        (
+            "missing value",
+            KEY,
+            None,
+            "command.value",
+            "number in [0, 0.9]",
+        ),
+    ];
+    for (case, key, value, field, allowed) in cases {
+        let status = app
+            .client
+            .apply_command(command(case, key, value))
+            .await
+            .expect_err(case);
+        assert_eq!(status.code(), Code::InvalidArgument, "{case}: {status:?}");
+        let details = status.get_error_details();
+        let violations = &details
+            .bad_request()
+            .expect("BadRequest details")
+            .field_violations;
+        assert_eq!(violations.len(), 1, "{case}");
+        assert_eq!(violations[0].field, field, "{case}");
+        assert!(
+            violations[0].description.contains(allowed),
+            "{case}: {}",
+            violations[0].description
+        );
+        let info = details.error_info().expect("ErrorInfo details");
+        assert_eq!(info.metadata["command_id"], case);
+    }
+    assert_eq!(
+        current_value(&mut app.client, KEY).await,
+        before,
+        "nothing changed"
+    );
+
+    let status = app
+        .client
+        .apply_command(command("structural", "agents.households", integer(5)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    let status = app
+        .client
+        .apply_command(watchtower::pb::ApplyCommandRequest { command: None })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn every_rejection_is_audited_once() {
+    let app = spawn_stepped_app(Config::default()).await;
+    let mut client = app.client.clone();
+    let call = tokio::spawn(async move {
+        client
+            .apply_command(command("rejected-1", KEY, number(9.0)))
+            .await
+    });
+    app.wait_queue_depth(1).await;
+    app.step(1);
+    assert_eq!(
+        call.await.unwrap().unwrap_err().code(),
+        Code::InvalidArgument
+    );
+    let snapshot = app.snapshot_at(1).await;
+    let engine = snapshot.engine.unwrap();
+    assert_eq!((engine.commands_applied, engine.commands_rejected), (0, 1));
+    let audit = snapshot.audit.unwrap();
+    let entry = &audit.recent[0];
+    assert_eq!(entry.command_id, "rejected-1");
+    assert!(!entry.success);
+    assert_eq!(entry.field, "command.value");
+    assert_eq!(snapshot.parameters[KEY], number(0.2).unwrap());
+}
+
+#[tokio::test]
+async fn a_full_queue_is_refused_at_once_and_nothing_accepted_is_lost() {
+    let config = Config {
+        queue_capacity: 3,
+        ..Config::default()
+    };
+    let app = spawn_stepped_app(config).await;
+    let mut accepted = Vec::new();
+    for (i, value) in [0.21, 0.22, 0.23].into_iter().enumerate() {
+        let mut client = app.client.clone();
+        let request = command(&format!("queued-{i}"), KEY, number(value));
+        accepted.push(tokio::spawn(
+            async move { client.apply_command(request).await },
+        ));
+    }
+    app.wait_queue_depth(3).await;
+
+    // The engine is not ticking, so only an immediate refusal can answer.
+    let status = tokio::time::timeout(
+        PATIENCE,
+        app.client
+            .clone()
+            .apply_command(command("overflow", KEY, number(0.5))),
+    )
+    .await
+    .expect("answered without waiting for a tick")
+    .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let info = status
+        .get_error_details()
+        .error_info()
+        .cloned()
+        .expect("ErrorInfo");
+    assert_eq!(info.metadata["capacity"], "3");
+    assert_eq!(app.server.queue_depth(), 3);
+
+    app.step(1);
+    for call in accepted {
+        assert!(
+            call.await
+                .unwrap()
+                .unwrap()
+                .into_inner()
+                .response
+                .unwrap()
+                .success
+        );
+    }
+    let snapshot = app.snapshot_at(1).await;
+    assert_eq!(
+        snapshot.audit.unwrap().total,
+        3,
+        "the refused command was never audited"
+    );
+    assert_eq!(
+        snapshot.parameters[KEY],
+        number(0.23).unwrap(),
+        "applied in order"
+    );
+}
+
+#[tokio::test]
+async fn a_caller_that_leaves_while_queued_is_still_applied_once() {
+    let app = spawn_stepped_app(Config::default()).await;
+    // One caller whose deadline passes while its command waits in the queue.
+    let mut request = tonic::Request::new(command("deadline", KEY, number(0.4)));
+    request.set_timeout(Duration::from_millis(50));
+    let status = app.client.clone().apply_command(request).await.unwrap_err();
+    // tonic's server reports an expired grpc-timeout as CANCELLED; the
+    // client's own timer may win the race and say DEADLINE_EXCEEDED.
+    assert!(
+        matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
+        "{status:?}"
+    );
+    // One caller that cancels (its task is aborted mid-call).
+    let mut client = app.client.clone();
+    let cancelled = tokio::spawn(async move {
+        client
+            .apply_command(command("cancelled", "fiscal.vat_rate", number(0.15)))
+            .await
+    });
+    app.wait_queue_depth(2).await;
+    cancelled.abort();
+    let _ = cancelled.await;
+
+    app.step(1);
+    let snapshot = app.snapshot_at(1).await;
+    assert_eq!(snapshot.parameters[KEY], number(0.4).unwrap());
+    assert_eq!(
+        snapshot.parameters["fiscal.vat_rate"],
+        number(0.15).unwrap()
+    );
+    let audit = snapshot.audit.unwrap();
+    assert_eq!(audit.total, 2);
+    let ids: Vec<_> = audit.recent.iter().map(|r| r.command_id.as_str()).collect();
+    assert_eq!(ids, ["deadline", "cancelled"]);
+
+    // The engine neither crashed nor blocked: it keeps ticking and applying.
+    app.step(1);
+    assert_eq!(app.snapshot_at(2).await.tick, 2);
+}
+
+#[tokio::test]
+async fn telemetry_at_50ms_yields_rising_ticks() {
+    let mut app = spawn_app(100.0).await;
+    let mut stream = app
+        .client
+        .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 50 })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ticks = Vec::new();
+    while ticks.len() < 6 {
+        let snapshot = stream.message().await.unwrap().unwrap().snapshot.unwrap();
+        assert!(!snapshot.parameters.is_empty());
+        assert!(snapshot.captured_at_unix_ms > 0);
+        ticks.push(snapshot.tick);
+    }
+    assert!(ticks.windows(2).all(|w| w[0] < w[1]), "{ticks:?}");
+}
+
+#[tokio::test]
+async fn telemetry_intervals_outside_the_range_are_refused() {
+    let mut app = spawn_app(10.0).await;
+    for interval_ms in [1, 9, 60_001, u32::MAX] {
+        let status = app
+            .client
+            .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms })
+            .await
+            .expect_err("refused");
+        assert_eq!(status.code(), Code::InvalidArgument, "{interval_ms}");
+        let details = status.get_error_details();
+        let violation = &details.bad_request().unwrap().field_violations[0];
+        assert_eq!(violation.field, "interval_ms");
+        assert!(violation.description.contains("10 to 60000"));
+    }
+    for interval_ms in [0, 10, 60_000] {
+        assert!(
+            app.client
+                .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms })
+                .await
+                .is_ok(),
+            "{interval_ms}"
+        );
+    }
+}
+
+/// Readers that never read fill their flow-control windows and are then
+/// simply not polled: the engine keeps ticking and other readers keep
+/// getting fresh snapshots.
+#[tokio::test]
+async fn subscribers_that_never_read_slow_no_one() {
+    let app = spawn_app(200.0).await;
+    let mut stalled = Vec::new();
+    for _ in 0..8 {
+        let mut client = connect(app.addr).await;
+        let stream = client
+            .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10 })
+            .await
+            .unwrap()
+            .into_inner();
+        stalled.push((client, stream));
+    }
+    let mut reader = connect(app.addr).await;
+    let mut stream = reader
+        .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10 })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .snapshot
+        .unwrap()
+        .tick;
+    // Long enough for the stalled streams' windows (64 KiB) to fill.
+    let mut last = first;
+    for _ in 0..150 {
+        let tick = stream
+            .message()
+            .await
+            .unwrap()
+            .unwrap()
+            .snapshot
+            .unwrap()
+            .tick;
+        assert!(tick > last, "fresh snapshots keep coming");
+        last = tick;
+    }
+    let engine_tick = app.server.telemetry().latest().unwrap().tick;
+    assert!(
+        engine_tick >= last,
+        "the reader is never ahead of the engine"
+    );
+    assert!(last - first >= 150, "one new tick per message at least");
+    assert_eq!(app.server.active_subscribers(), 9);
+    drop(stalled);
+}
+
+#[tokio::test]
+async fn a_client_that_disconnects_releases_its_stream() {
+    let app = spawn_app(50.0).await;
+    let mut client = connect(app.addr).await;
+    let mut stream = client
+        .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10 })
+        .await
+        .unwrap()
+        .into_inner();
+    stream.message().await.unwrap().unwrap();
+    assert_eq!(app.server.active_subscribers(), 1);
+    drop(stream);
+    drop(client);
+    eventually("the stream is released", || {
+        app.server.active_subscribers() == 0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn health_reports_serving_once_the_engine_ticks() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let app = spawn_stepped_app(Config::default()).await;
+    let mut health = HealthClient::new(channel(app.addr).await);
+    for service in ["", service_name()] {
+        let status = health
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status();
+        assert_eq!(status, ServingStatus::NotServing, "no tick yet");
+    }
+    app.step(1);
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: service_name().into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        let status = watch.message().await.unwrap().unwrap().status();
+        if status == ServingStatus::Serving {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn reflection_lists_and_describes_the_service() {
+    use tonic_reflection::pb::v1::{
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+    };
+    let app = spawn_app(10.0).await;
+    let mut reflection = ServerReflectionClient::new(channel(app.addr).await);
+    let requests = [
+        MessageRequest::ListServices(String::new()),
+        MessageRequest::FileContainingSymbol("watchtower.v1.WatchtowerService".into()),
+    ];
+    let outbound = tokio_stream::iter(requests.into_iter().map(|r| ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(r),
+    }));
+    let mut responses = reflection
+        .server_reflection_info(outbound)
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(MessageResponse::ListServicesResponse(list)) =
+        responses.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a service list");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    for expected in [
+        "watchtower.v1.WatchtowerService",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ] {
+        assert!(names.contains(&expected), "{names:?}");
+    }
+    let Some(MessageResponse::FileDescriptorResponse(files)) =
+        responses.message().await.unwrap().unwrap().message_response
+    else {
+        panic!("expected a file descriptor");
+    };
+    assert!(!files.file_descriptor_proto.is_empty());
+}
+
+#[tokio::test]
+async fn calls_get_unavailable_once_the_engine_is_gone() {
+    let mut app = spawn_stepped_app(Config::default()).await;
+    let mut stream = app
+        .client
+        .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10 })
+        .await
+        .unwrap()
+        .into_inner();
+    stream.message().await.unwrap().unwrap();
+    let mut client = app.client.clone();
+    let queued = tokio::spawn(async move {
+        client
+            .apply_command(command("late", KEY, number(0.3)))
+            .await
+    });
+    app.wait_queue_depth(1).await;
+    // Closing the gate stops the engine thread, as a halt would.
+    app.gate.as_ref().unwrap().close();
+    app.server.engine_stopped().await;
+    assert_eq!(queued.await.unwrap().unwrap_err().code(), Code::Unavailable);
+    let status = app
+        .client
+        .apply_command(command("after", KEY, number(0.3)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    // The telemetry stream ends instead of hanging.
+    tokio::time::timeout(PATIENCE, async {
+        while let Ok(Some(_)) = stream.message().await {}
+    })
+    .await
+    .expect("the stream ends");
+}
+
+#[tokio::test]
+async fn graceful_stop_ends_streams_answers_pending_commands_and_joins_the_engine() {
+    let app = spawn_stepped_app(Config::default()).await;
+    app.step(1);
+    let mut stream = app
+        .client
+        .clone()
+        .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10 })
+        .await
+        .unwrap()
+        .into_inner();
+    stream.message().await.unwrap().unwrap();
+    let mut client = app.client.clone();
+    let pending = tokio::spawn(async move {
+        client
+            .apply_command(command("pending", KEY, number(0.3)))
+            .await
+    });
+    app.wait_queue_depth(1).await;
+
+    let started = std::time::Instant::now();
+    let report = app.server.stop().await.expect("the engine stops cleanly");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(report.ticks, 1);
+    // The engine never got to tick again, so the pending command is answered
+    // UNAVAILABLE rather than left hanging.
+    assert_eq!(
+        pending.await.unwrap().unwrap_err().code(),
+        Code::Unavailable
+    );
+    // The stream ended cleanly: no error, just the end.
+    let end = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                other => return other.map(|_| ()),
+            }
+        }
+    })
+    .await
+    .expect("the stream ends");
+    assert!(end.is_ok(), "{end:?}");
+}

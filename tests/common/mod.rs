@@ -1,0 +1,169 @@
+//! Shared test harness: starts Watchtower in-process on port 0 and connects a
+//! real tonic client over a real socket. `TEST_LOG=1` turns logs on.
+
+#![allow(dead_code)]
+
+use std::{net::SocketAddr, sync::Once, time::Duration};
+
+use tokio::net::TcpListener;
+use tonic::transport::Channel;
+use watchtower::{
+    Config, SimulationServer,
+    engine::{Pacing, StepGate},
+    pb::{
+        self, ApplyCommandRequest, GodCommand, ParameterValue, SubscribeTelemetryRequest,
+        parameter_value::Kind, watchtower_service_client::WatchtowerServiceClient,
+        watchtower_service_server,
+    },
+};
+
+/// Upper bound for any single wait in a test; generous, since CI machines
+/// are slow. Reaching it means the behaviour under test is broken.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+pub type Client = WatchtowerServiceClient<Channel>;
+
+pub struct TestApp {
+    pub server: SimulationServer,
+    pub addr: SocketAddr,
+    pub client: Client,
+    /// Present for manually stepped apps.
+    pub gate: Option<StepGate>,
+}
+
+fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_env_filter("info")
+                .with_test_writer()
+                .init();
+        }
+    });
+}
+
+/// An app whose engine ticks only when the test calls `step`.
+pub async fn spawn_stepped_app(config: Config) -> TestApp {
+    let gate = StepGate::new();
+    let mut app = spawn_app_with(config, Pacing::Manual(gate.clone())).await;
+    app.gate = Some(gate);
+    app
+}
+
+/// An app whose engine ticks at `tps`.
+pub async fn spawn_app(tps: f64) -> TestApp {
+    spawn_app_with(Config::default(), Pacing::from_tps(tps)).await
+}
+
+pub async fn spawn_app_with(config: Config, pacing: Pacing) -> TestApp {
+    init_logs();
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let server = SimulationServer::start_with_pacing(listener, &config, pacing)
+        .await
+        .expect("start watchtower");
+    let addr = server.local_addr();
+    let client = connect(addr).await;
+    TestApp {
+        server,
+        addr,
+        client,
+        gate: None,
+    }
+}
+
+/// A raw channel, for the health and reflection clients.
+pub async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}"))
+        .expect("a valid URI")
+        .connect()
+        .await
+        .expect("connect to watchtower")
+}
+
+/// A fresh connection (its own HTTP/2 connection and flow-control window).
+pub async fn connect(addr: SocketAddr) -> Client {
+    WatchtowerServiceClient::connect(format!("http://{addr}"))
+        .await
+        .expect("connect to watchtower")
+}
+
+impl TestApp {
+    pub fn step(&self, n: u64) {
+        self.gate.as_ref().expect("a stepped app").step(n);
+    }
+
+    /// Waits until `n` commands sit in the queue.
+    pub async fn wait_queue_depth(&self, n: usize) {
+        eventually("queue depth", || self.server.queue_depth() == n).await;
+    }
+
+    /// The snapshot the engine published for exactly `tick`, read over gRPC.
+    /// In a stepped app nothing newer can appear until the test steps again.
+    pub async fn snapshot_at(&self, tick: u64) -> pb::WatchtowerSnapshot {
+        let mut client = self.client.clone();
+        let mut stream = client
+            .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10 })
+            .await
+            .expect("subscribe")
+            .into_inner();
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let snapshot = stream
+                    .message()
+                    .await
+                    .expect("stream ok")
+                    .expect("stream open")
+                    .snapshot
+                    .expect("snapshot set");
+                assert!(snapshot.tick <= tick, "tick {tick} was skipped");
+                if snapshot.tick == tick {
+                    return snapshot;
+                }
+            }
+        })
+        .await
+        .expect("the snapshot arrives")
+    }
+}
+
+/// Polls `done` until it holds; panics after `PATIENCE`.
+pub async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !done() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+pub fn number(x: f64) -> Option<ParameterValue> {
+    Some(ParameterValue {
+        kind: Some(Kind::Number(x)),
+    })
+}
+
+pub fn integer(x: i64) -> Option<ParameterValue> {
+    Some(ParameterValue {
+        kind: Some(Kind::Integer(x)),
+    })
+}
+
+pub fn command(id: &str, key: &str, value: Option<ParameterValue>) -> ApplyCommandRequest {
+    ApplyCommandRequest {
+        command: Some(GodCommand {
+            id: id.to_owned(),
+            key: key.to_owned(),
+            value,
+            reason: "test".to_owned(),
+        }),
+    }
+}
+
+/// The service name health reports under.
+pub fn service_name() -> &'static str {
+    <watchtower_service_server::WatchtowerServiceServer<watchtower::server::WatchtowerApi>
+        as tonic::server::NamedService>::NAME
+}
