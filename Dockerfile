@@ -1,0 +1,14 @@
+# Build: the vendored protoc means nothing beyond the Rust image is needed.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin watchtower
+
+FROM debian:bookworm-slim
+COPY --from=build /src/target/release/watchtower /usr/local/bin/watchtower
+EXPOSE 50051
+# Listen on all interfaces inside the container; publish the port to choose
+# who can reach it.
+ENV WATCHTOWER_LISTEN=0.0.0.0:50051
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/usr/local/bin/watchtower"]
