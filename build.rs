@@ -1,5 +1,6 @@
 //! Generates the watchtower.v1 messages and service stubs, plus the file
-//! descriptor set that server reflection serves. It runs the protoc shipped by
+//! descriptor set that server reflection serves, and canonical-JSON serde
+//! impls (pbjson) for the legacy WebSocket path. It runs the protoc shipped by
 //! protoc-bin-vendored, so building needs no protoc installed by hand; a
 //! `PROTOC` in the environment still wins.
 
@@ -12,13 +13,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?),
     };
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    let descriptor_path = out_dir.join("watchtower_descriptor.bin");
     tonic_prost_build::configure()
-        .file_descriptor_set_path(out_dir.join("watchtower_descriptor.bin"))
+        .file_descriptor_set_path(&descriptor_path)
         .compile_with_config(
             config,
             &["proto/watchtower/v1/watchtower.proto"],
             &["proto"],
         )?;
+    // Canonical protobuf JSON (serde) for the legacy WebSocket path, generated
+    // from the same descriptors, so no hand-kept JSON structs can drift.
+    let descriptors = std::fs::read(&descriptor_path)?;
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptors)?
+        .build(&[".watchtower.v1"])?;
     println!("cargo:rerun-if-changed=proto");
     Ok(())
 }

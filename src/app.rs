@@ -17,7 +17,7 @@ use crate::{
     config::{Config, ConfigError},
     engine::{EngineError, EngineReport, Pacing, SimulationEngine, StepGate},
     pb::watchtower_service_server::WatchtowerServiceServer,
-    server::{self, ServerParts, WatchtowerApi},
+    server::{self, History, ServerParts, WatchtowerApi},
 };
 
 /// How long `stop` lets in-flight calls finish before closing the queue.
@@ -62,6 +62,8 @@ pub struct SimulationServer {
     gate: Option<StepGate>,
     /// A handle on the API state, for its gauges.
     api: WatchtowerApi,
+    /// Where the legacy WebSocket listener is, if it is on.
+    legacy_ws_addr: Option<SocketAddr>,
 }
 
 impl SimulationServer {
@@ -105,16 +107,43 @@ impl SimulationServer {
             telemetry.clone(),
             catalogue,
             shutdown.clone(),
+            History::record(telemetry.clone(), config.history_cap),
         );
         let parts = ServerParts {
             api: api.clone(),
             health,
+            cors_origins: config.cors_origins.clone(),
             shutdown: shutdown.clone(),
         };
         let local_addr = listener.local_addr()?;
-        let listener = listener.into_std()?;
-        let server = tokio::spawn(supervise(listener, parts));
+        let mut servers = vec![tokio::spawn(supervise(
+            "gRPC",
+            listener.into_std()?,
+            server::router(&parts),
+            shutdown.clone(),
+        ))];
         info!(%local_addr, "gRPC server listening");
+        let legacy_ws_addr = match config.legacy_ws_listen {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr).await?;
+                let addr = listener.local_addr()?;
+                let routes = server::ws::routes(api.clone(), &["/", "/ws"]);
+                servers.push(tokio::spawn(supervise(
+                    "legacy WebSocket",
+                    listener.into_std()?,
+                    routes,
+                    shutdown.clone(),
+                )));
+                info!(%addr, "legacy WebSocket listening");
+                Some(addr)
+            }
+            None => None,
+        };
+        let server = tokio::spawn(async move {
+            for server in servers {
+                let _ = server.await;
+            }
+        });
         Ok(Self {
             local_addr,
             shutdown,
@@ -125,12 +154,18 @@ impl SimulationServer {
             telemetry,
             gate,
             api,
+            legacy_ws_addr,
         })
     }
 
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The legacy WebSocket listener's address, if it is on.
+    pub fn legacy_ws_addr(&self) -> Option<SocketAddr> {
+        self.legacy_ws_addr
     }
 
     /// Commands waiting for the next Phase 0.
@@ -197,26 +232,28 @@ impl SimulationServer {
     }
 }
 
-/// Runs the server on `listener` and restarts it if it fails, while the
+/// Runs a server on `listener` and restarts it if it fails, while the
 /// engine keeps ticking (spec §5, "Server Thread Crash").
-async fn supervise(listener: std::net::TcpListener, parts: ServerParts) {
-    let shutdown = parts.shutdown.clone();
+async fn supervise(
+    name: &'static str,
+    listener: std::net::TcpListener,
+    router: axum::Router,
+    shutdown: CancellationToken,
+) {
     loop {
         let result = match listener.try_clone().and_then(|l| {
             l.set_nonblocking(true)?;
             TcpListener::from_std(l)
         }) {
-            Ok(listener) => server::serve(listener, parts.clone())
-                .await
-                .map_err(|e| e.to_string()),
-            Err(err) => Err(err.to_string()),
+            Ok(listener) => server::serve(listener, router.clone(), shutdown.clone()).await,
+            Err(err) => Err(err),
         };
         if shutdown.is_cancelled() {
             return;
         }
         match result {
-            Ok(()) => warn!("gRPC server stopped unexpectedly; restarting"),
-            Err(err) => error!(error = %err, "gRPC server failed; restarting"),
+            Ok(()) => warn!(server = name, "server stopped unexpectedly; restarting"),
+            Err(err) => error!(server = name, error = %err, "server failed; restarting"),
         }
         tokio::select! {
             () = shutdown.cancelled() => return,

@@ -31,6 +31,29 @@ pub struct Config {
     #[arg(long, env = "WATCHTOWER_SEED", default_value_t = 42)]
     pub seed: u64,
 
+    /// Origins allowed to call the API from a browser (gRPC-Web, CORS).
+    /// Repeat the flag or separate with commas; `*` allows any origin. The
+    /// same origin and `http://localhost:*` / `http://127.0.0.1:*` are
+    /// always allowed.
+    #[arg(
+        long = "cors-origin",
+        env = "WATCHTOWER_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// Address of the legacy JSON WebSocket listener (the Streamlit path;
+    /// served at `/`), or `off`. `/ws` on the main listener is always served.
+    #[arg(long, env = "WATCHTOWER_LEGACY_WS_LISTEN", default_value = "127.0.0.1:8765",
+          value_parser = parse_optional_addr)]
+    // Spelled out so clap treats `off` as a value, not a missing flag.
+    pub legacy_ws_listen: std::option::Option<SocketAddr>,
+
+    /// Most past snapshots a subscriber may ask for with `history`.
+    #[arg(long, env = "WATCHTOWER_HISTORY_CAP", default_value_t = 600,
+          value_parser = parse_history_cap)]
+    pub history_cap: usize,
+
     /// Capacity of the command queue.
     #[arg(long, env = "WATCHTOWER_QUEUE_CAPACITY", default_value_t = DEFAULT_QUEUE_CAPACITY,
           value_parser = parse_capacity)]
@@ -49,6 +72,23 @@ fn parse_tps(text: &str) -> Result<f64, String> {
         Ok(tps)
     } else {
         Err(format!("{text} is not in [0, 1000000]"))
+    }
+}
+
+fn parse_optional_addr(text: &str) -> Result<Option<SocketAddr>, String> {
+    match text {
+        "off" | "none" | "" => Ok(None),
+        _ => text
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("{text}: {e} (or `off`)")),
+    }
+}
+
+fn parse_history_cap(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n @ 0..=100_000) => Ok(n),
+        _ => Err(format!("{text} is not in [0, 100000]")),
     }
 }
 

@@ -40,6 +40,7 @@ pub use config::Config;
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
 pub mod pb {
     tonic::include_proto!("watchtower.v1");
+    include!(concat!(env!("OUT_DIR"), "/watchtower.v1.serde.rs"));
 
     /// The encoded descriptor set served by reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =

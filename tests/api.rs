@@ -32,7 +32,7 @@ async fn current_value(client: &mut Client, key: &str) -> ParameterValue {
 /// are all applied by one tick's Phase 0, each answered and audited.
 #[tokio::test]
 async fn test_engine_command_consumption_atomicity() {
-    let app = spawn_stepped_app(Config::default()).await;
+    let app = spawn_stepped_app(test_config()).await;
     let mut calls = Vec::new();
     for i in 0..10 {
         let mut client = app.client.clone();
@@ -83,7 +83,7 @@ async fn test_engine_command_consumption_atomicity() {
 /// wire carries exactly what the engine published.
 #[tokio::test]
 async fn test_telemetry_snapshot_integrity() {
-    let mut app = spawn_stepped_app(Config::default()).await;
+    let mut app = spawn_stepped_app(test_config()).await;
     app.step(2);
     let _ = app.snapshot_at(2).await;
     let mut client = app.client.clone();
@@ -265,7 +265,7 @@ async fn bad_commands_get_invalid_argument_with_details_and_change_nothing() {
 
 #[tokio::test]
 async fn every_rejection_is_audited_once() {
-    let app = spawn_stepped_app(Config::default()).await;
+    let app = spawn_stepped_app(test_config()).await;
     let mut client = app.client.clone();
     let call = tokio::spawn(async move {
         client
@@ -293,7 +293,7 @@ async fn every_rejection_is_audited_once() {
 async fn a_full_queue_is_refused_at_once_and_nothing_accepted_is_lost() {
     let config = Config {
         queue_capacity: 3,
-        ..Config::default()
+        ..test_config()
     };
     let app = spawn_stepped_app(config).await;
     let mut accepted = Vec::new();
@@ -352,7 +352,7 @@ async fn a_full_queue_is_refused_at_once_and_nothing_accepted_is_lost() {
 
 #[tokio::test]
 async fn a_caller_that_leaves_while_queued_is_still_applied_once() {
-    let app = spawn_stepped_app(Config::default()).await;
+    let app = spawn_stepped_app(test_config()).await;
     // One caller whose deadline passes while its command waits in the queue.
     let mut request = tonic::Request::new(command("deadline", KEY, number(0.4)));
     request.set_timeout(Duration::from_millis(50));
@@ -396,7 +396,10 @@ async fn telemetry_at_50ms_yields_rising_ticks() {
     let mut app = spawn_app(100.0).await;
     let mut stream = app
         .client
-        .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 50 })
+        .subscribe_telemetry(SubscribeTelemetryRequest {
+            interval_ms: 50,
+            history: 0,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -416,7 +419,10 @@ async fn telemetry_intervals_outside_the_range_are_refused() {
     for interval_ms in [1, 9, 60_001, u32::MAX] {
         let status = app
             .client
-            .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms })
+            .subscribe_telemetry(SubscribeTelemetryRequest {
+                interval_ms,
+                history: 0,
+            })
             .await
             .expect_err("refused");
         assert_eq!(status.code(), Code::InvalidArgument, "{interval_ms}");
@@ -428,7 +434,10 @@ async fn telemetry_intervals_outside_the_range_are_refused() {
     for interval_ms in [0, 10, 60_000] {
         assert!(
             app.client
-                .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms })
+                .subscribe_telemetry(SubscribeTelemetryRequest {
+                    interval_ms,
+                    history: 0
+                })
                 .await
                 .is_ok(),
             "{interval_ms}"
@@ -446,7 +455,10 @@ async fn subscribers_that_never_read_slow_no_one() {
     for _ in 0..8 {
         let mut client = connect(app.addr).await;
         let stream = client
-            .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10 })
+            .subscribe_telemetry(SubscribeTelemetryRequest {
+                interval_ms: 10,
+                history: 0,
+            })
             .await
             .unwrap()
             .into_inner();
@@ -454,7 +466,10 @@ async fn subscribers_that_never_read_slow_no_one() {
     }
     let mut reader = connect(app.addr).await;
     let mut stream = reader
-        .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10 })
+        .subscribe_telemetry(SubscribeTelemetryRequest {
+            interval_ms: 10,
+            history: 0,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -495,7 +510,10 @@ async fn a_client_that_disconnects_releases_its_stream() {
     let app = spawn_app(50.0).await;
     let mut client = connect(app.addr).await;
     let mut stream = client
-        .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10 })
+        .subscribe_telemetry(SubscribeTelemetryRequest {
+            interval_ms: 10,
+            history: 0,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -514,7 +532,7 @@ async fn health_reports_serving_once_the_engine_ticks() {
     use tonic_health::pb::{
         HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
     };
-    let app = spawn_stepped_app(Config::default()).await;
+    let app = spawn_stepped_app(test_config()).await;
     let mut health = HealthClient::new(channel(app.addr).await);
     for service in ["", service_name()] {
         let status = health
@@ -587,10 +605,13 @@ async fn reflection_lists_and_describes_the_service() {
 
 #[tokio::test]
 async fn calls_get_unavailable_once_the_engine_is_gone() {
-    let mut app = spawn_stepped_app(Config::default()).await;
+    let mut app = spawn_stepped_app(test_config()).await;
     let mut stream = app
         .client
-        .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10 })
+        .subscribe_telemetry(SubscribeTelemetryRequest {
+            interval_ms: 10,
+            history: 0,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -622,12 +643,15 @@ async fn calls_get_unavailable_once_the_engine_is_gone() {
 
 #[tokio::test]
 async fn graceful_stop_ends_streams_answers_pending_commands_and_joins_the_engine() {
-    let app = spawn_stepped_app(Config::default()).await;
+    let app = spawn_stepped_app(test_config()).await;
     app.step(1);
     let mut stream = app
         .client
         .clone()
-        .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10 })
+        .subscribe_telemetry(SubscribeTelemetryRequest {
+            interval_ms: 10,
+            history: 0,
+        })
         .await
         .unwrap()
         .into_inner();

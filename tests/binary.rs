@@ -20,7 +20,7 @@ struct Running {
 impl Running {
     fn start(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"])
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -117,7 +117,10 @@ async fn applied_commands_are_logged_and_sigterm_exits_cleanly() {
     let addr = app.addr();
     let mut client = connect(addr).await;
     let mut stream = client
-        .subscribe_telemetry(watchtower::pb::SubscribeTelemetryRequest { interval_ms: 10 })
+        .subscribe_telemetry(watchtower::pb::SubscribeTelemetryRequest {
+            interval_ms: 10,
+            history: 0,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -184,7 +187,13 @@ fn a_bad_params_file_stops_start_up_naming_key_value_and_range() {
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
         let output = Command::new(env!("CARGO_BIN_EXE_watchtower"))
-            .args(["--listen", "127.0.0.1:0", "--params"])
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--legacy-ws-listen",
+                "off",
+                "--params",
+            ])
             .arg(&path)
             .output()
             .unwrap();

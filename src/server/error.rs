@@ -37,6 +37,14 @@ pub enum ApiError {
         /// What is accepted.
         allowed: &'static str,
     },
+    /// More history was asked for than the server keeps.
+    #[error("history = {requested} exceeds the server's history cap of {cap}")]
+    InvalidHistory {
+        /// What was asked for.
+        requested: u32,
+        /// The cap.
+        cap: usize,
+    },
     /// The command queue is full.
     #[error(transparent)]
     Submit(#[from] SubmitError),
@@ -64,6 +72,11 @@ impl From<ApiError> for Status {
                 Code::InvalidArgument,
                 message,
                 ErrorDetails::with_bad_request_violation(field, format!("allowed: {allowed}")),
+            ),
+            ApiError::InvalidHistory { cap, .. } => Status::with_error_details(
+                Code::InvalidArgument,
+                message,
+                ErrorDetails::with_bad_request_violation("history", format!("allowed: 0 to {cap}")),
             ),
             ApiError::Submit(SubmitError::Full { capacity }) => {
                 let mut details = ErrorDetails::with_error_info(

@@ -1,26 +1,37 @@
-//! The gRPC server: tonic services on the tokio runtime, off the engine thread.
+//! The server: tonic services plus the browser and legacy paths, on the tokio
+//! runtime, off the engine thread.
 //!
 //! - [`service`]: `WatchtowerService` (commands, telemetry, parameters);
 //! - [`error`]: every error the API returns, mapped to `tonic::Status` with
 //!   rich details in one place;
+//! - [`history`]: the ring of recent snapshots for late subscribers;
+//! - [`web`]: gRPC-Web CORS and the embedded dashboard;
+//! - [`ws`]: the legacy JSON WebSocket path;
 //! - [`shutdown`]: the Ctrl-C / SIGTERM signal.
 //!
-//! The server knows only the bridge halves and the protobuf data that crosses
-//! it, never the engine (the spec's dependency inversion). Nothing here may
-//! block: every wait is an `.await` on the runtime.
+//! One listener serves gRPC (HTTP/2), gRPC-Web (HTTP/1.1 and HTTP/2, binary
+//! and text), the dashboard at `/` and the WebSocket at `/ws`. The server
+//! knows only the bridge halves and the protobuf data that crosses it, never
+//! the engine (the spec's dependency inversion). Nothing here may block.
 
 pub mod error;
+pub mod history;
 pub mod service;
 pub mod shutdown;
+pub mod web;
+pub mod ws;
 
+use axum::{Router, serve::ListenerExt};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::service::Routes;
 use tonic_health::{
     pb::health_server::HealthServer,
     server::{HealthReporter, HealthService},
 };
+use tonic_web::GrpcWebLayer;
 
+pub use history::History;
 pub use service::WatchtowerApi;
 pub use shutdown::shutdown_signal;
 
@@ -34,6 +45,8 @@ pub struct ServerParts {
     pub api: WatchtowerApi,
     /// `grpc.health.v1` statuses; they outlive a server restart.
     pub health: HealthReporter,
+    /// Extra origins allowed for browser calls.
+    pub cors_origins: Vec<String>,
     /// Cancelled once, when the whole process shuts down.
     pub shutdown: CancellationToken,
 }
@@ -55,23 +68,39 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
 }
 
-/// Serves every service on `listener` until `parts.shutdown` is cancelled,
-/// then stops accepting and waits for in-flight calls (telemetry streams end
-/// themselves on the same token).
+/// The main listener's routes: gRPC and gRPC-Web services, `/ws`, and the
+/// dashboard.
+pub fn router(parts: &ServerParts) -> Router {
+    let grpc = Routes::builder()
+        .add_service(HealthServer::new(HealthService::from_health_reporter(
+            parts.health.clone(),
+        )))
+        .add_service(reflection().build_v1().expect(DESCRIPTORS_VALID))
+        .add_service(reflection().build_v1alpha().expect(DESCRIPTORS_VALID))
+        .add_service(WatchtowerServiceServer::new(parts.api.clone()))
+        .clone()
+        .routes()
+        .prepare()
+        .into_axum_router()
+        .layer(GrpcWebLayer::new());
+    grpc.merge(ws::routes(parts.api.clone(), &["/ws"]))
+        .merge(web::dashboard())
+        .layer(web::cors(&parts.cors_origins))
+}
+
+/// Serves `router` on `listener` until `shutdown` is cancelled, then stops
+/// accepting and waits for open connections (telemetry streams and
+/// WebSockets end themselves on the same token).
 pub async fn serve(
     listener: TcpListener,
-    parts: ServerParts,
-) -> Result<(), tonic::transport::Error> {
-    let reflection_v1 = reflection().build_v1().expect(DESCRIPTORS_VALID);
-    let reflection_v1alpha = reflection().build_v1alpha().expect(DESCRIPTORS_VALID);
-    let shutdown = parts.shutdown.clone();
-    tonic::transport::Server::builder()
-        .add_service(HealthServer::new(HealthService::from_health_reporter(
-            parts.health,
-        )))
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(WatchtowerServiceServer::new(parts.api))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        // Telemetry frames are small and latency matters more than packing.
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }

@@ -14,13 +14,13 @@ use std::{
     time::Duration,
 };
 
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
-use super::error::ApiError;
+use super::{error::ApiError, history::History};
 use crate::{
     bridge::{CommandSender, TelemetryReader},
     pb::{
@@ -54,6 +54,8 @@ pub struct WatchtowerApi {
     /// Open telemetry streams; each stream's guard decrements it on drop, so
     /// a disconnected client visibly releases its stream.
     subscribers: Arc<AtomicUsize>,
+    /// Recent snapshots for late joiners.
+    history: History,
 }
 
 impl WatchtowerApi {
@@ -63,6 +65,7 @@ impl WatchtowerApi {
         telemetry: TelemetryReader,
         catalogue: Vec<pb::ParameterSpec>,
         shutdown: CancellationToken,
+        history: History,
     ) -> Self {
         Self {
             commands,
@@ -70,7 +73,23 @@ impl WatchtowerApi {
             catalogue: catalogue.into(),
             shutdown,
             subscribers: Arc::default(),
+            history,
         }
+    }
+
+    /// The server's half of the command queue.
+    pub fn commands(&self) -> &CommandSender {
+        &self.commands
+    }
+
+    /// The server's half of the telemetry exchange.
+    pub fn telemetry(&self) -> &TelemetryReader {
+        &self.telemetry
+    }
+
+    /// Cancelled when the process shuts down.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
     }
 
     /// Telemetry streams open right now.
@@ -131,15 +150,28 @@ impl WatchtowerService for WatchtowerApi {
         &self,
         request: Request<SubscribeTelemetryRequest>,
     ) -> Result<Response<Self::SubscribeTelemetryStream>, Status> {
-        let interval = telemetry_interval(request.get_ref().interval_ms)?;
+        let request = request.into_inner();
+        let interval = telemetry_interval(request.interval_ms)?;
+        let wanted = usize::try_from(request.history).unwrap_or(usize::MAX);
+        if wanted > self.history.cap() {
+            return Err(ApiError::InvalidHistory {
+                requested: request.history,
+                cap: self.history.cap(),
+            }
+            .into());
+        }
+        let past = self.history.last(wanted);
+        let last_tick = past.last().map(|s| s.tick);
         let guard = SubscriberGuard::new(&self.subscribers);
-        let stream = latest_snapshots(
+        let live = latest_snapshots(
             self.telemetry.clone(),
             interval,
             self.shutdown.clone(),
             guard,
+            last_tick,
         );
-        Ok(Response::new(Box::pin(stream)))
+        let past = futures_util::stream::iter(past).map(|snapshot| Ok(response(&snapshot)));
+        Ok(Response::new(Box::pin(past.chain(live))))
     }
 
     #[instrument(skip_all)]
@@ -173,23 +205,27 @@ fn latest_snapshots(
     interval: Duration,
     shutdown: CancellationToken,
     guard: SubscriberGuard,
+    last_tick: Option<u64>,
 ) -> impl Stream<Item = Result<SubscribeTelemetryResponse, Status>> + Send + 'static {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let state = Subscriber {
         reader,
         ticker,
-        last_tick: None,
+        last_tick,
         shutdown,
         _guard: guard,
     };
     futures_util::stream::unfold(state, |mut s| async move {
         let snapshot = s.next().await?;
-        let item = Ok(SubscribeTelemetryResponse {
-            snapshot: Some(snapshot.as_ref().clone()),
-        });
-        Some((item, s))
+        Some((Ok(response(&snapshot)), s))
     })
+}
+
+fn response(snapshot: &pb::WatchtowerSnapshot) -> SubscribeTelemetryResponse {
+    SubscribeTelemetryResponse {
+        snapshot: Some(snapshot.clone()),
+    }
 }
 
 struct Subscriber {
@@ -234,7 +270,7 @@ impl Subscriber {
             // rather than being missed.
             self.reader.mark_seen();
             if let Some(snapshot) = self.reader.latest()
-                && Some(snapshot.tick) != self.last_tick
+                && self.last_tick.is_none_or(|last| snapshot.tick > last)
             {
                 self.last_tick = Some(snapshot.tick);
                 return Some(snapshot);

@@ -51,9 +51,18 @@ pub async fn spawn_stepped_app(config: Config) -> TestApp {
     app
 }
 
+/// The defaults, minus the fixed legacy WebSocket port (tests run in
+/// parallel, so each binds what it needs on port 0).
+pub fn test_config() -> Config {
+    Config {
+        legacy_ws_listen: None,
+        ..Config::default()
+    }
+}
+
 /// An app whose engine ticks at `tps`.
 pub async fn spawn_app(tps: f64) -> TestApp {
-    spawn_app_with(Config::default(), Pacing::from_tps(tps)).await
+    spawn_app_with(test_config(), Pacing::from_tps(tps)).await
 }
 
 pub async fn spawn_app_with(config: Config, pacing: Pacing) -> TestApp {
@@ -103,7 +112,10 @@ impl TestApp {
     pub async fn snapshot_at(&self, tick: u64) -> pb::WatchtowerSnapshot {
         let mut client = self.client.clone();
         let mut stream = client
-            .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10 })
+            .subscribe_telemetry(SubscribeTelemetryRequest {
+                interval_ms: 10,
+                history: 0,
+            })
             .await
             .expect("subscribe")
             .into_inner();
