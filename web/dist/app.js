@@ -1,0 +1,1 @@
+// placeholder until web/ is built
