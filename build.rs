@@ -21,6 +21,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             &["proto/watchtower/v1/watchtower.proto"],
             &["proto"],
         )?;
+    // A second, server-only rendering of the service in which the telemetry
+    // response is a pre-encoded frame: each snapshot is encoded once and the
+    // bytes are shared by every subscriber. Every other type is the one above.
+    let encoded_dir = out_dir.join("encoded");
+    std::fs::create_dir_all(&encoded_dir)?;
+    let mut config = tonic_prost_build::Config::new();
+    match env::var_os("PROTOC") {
+        Some(protoc) => config.protoc_executable(protoc),
+        None => config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?),
+    };
+    tonic_prost_build::configure()
+        .build_client(false)
+        .out_dir(&encoded_dir)
+        .extern_path(
+            ".watchtower.v1.SubscribeTelemetryResponse",
+            "crate::server::hub::EncodedTelemetry",
+        )
+        .extern_path(".watchtower.v1", "crate::pb")
+        .compile_with_config(
+            config,
+            &["proto/watchtower/v1/watchtower.proto"],
+            &["proto"],
+        )?;
+
     // Canonical protobuf JSON (serde) for the legacy WebSocket path, generated
     // from the same descriptors, so no hand-kept JSON structs can drift.
     let descriptors = std::fs::read(&descriptor_path)?;

@@ -16,8 +16,7 @@ use crate::{
     bridge::{CommandSender, TelemetryReader, command_queue, telemetry_exchange},
     config::{Config, ConfigError},
     engine::{EngineError, EngineReport, Pacing, SimulationEngine, StepGate},
-    pb::watchtower_service_server::WatchtowerServiceServer,
-    server::{self, History, ServerParts, WatchtowerApi},
+    server::{self, ServerParts, WatchtowerApi, encoded::watchtower_service_server::WatchtowerServiceServer},
 };
 
 /// How long `stop` lets in-flight calls finish before closing the queue.
@@ -107,7 +106,7 @@ impl SimulationServer {
             telemetry.clone(),
             catalogue,
             shutdown.clone(),
-            History::record(telemetry.clone(), config.history_cap),
+            config.history_cap,
         );
         let parts = ServerParts {
             api: api.clone(),

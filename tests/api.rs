@@ -691,3 +691,77 @@ async fn graceful_stop_ends_streams_answers_pending_commands_and_joins_the_engin
     .expect("the stream ends");
     assert!(end.is_ok(), "{end:?}");
 }
+
+#[tokio::test]
+async fn each_snapshot_is_encoded_once_however_many_subscribe() {
+    use watchtower::pb::GetServerStatsRequest;
+    let app = spawn_stepped_app(test_config()).await;
+    let mut streams = Vec::new();
+    for _ in 0..5 {
+        let mut client = connect(app.addr).await;
+        let stream = client
+            .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10, history: 0 })
+            .await
+            .unwrap()
+            .into_inner();
+        streams.push((client, stream));
+    }
+    for tick in 0..=3 {
+        if tick > 0 {
+            app.step(1);
+        }
+        for (_, stream) in &mut streams {
+            let snapshot = stream.message().await.unwrap().unwrap().snapshot.unwrap();
+            assert_eq!(snapshot.tick, tick);
+        }
+    }
+    let stats = app
+        .client
+        .clone()
+        .get_server_stats(GetServerStatsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stats.snapshots_encoded, 4, "ticks 0 to 3, once each");
+    assert_eq!(stats.snapshots_delivered, 20, "5 subscribers x 4 ticks");
+    assert_eq!(stats.active_subscribers, 5);
+    assert_eq!(stats.latest_tick, 3);
+}
+
+#[tokio::test]
+async fn a_late_subscriber_gets_history_first() {
+    let mut app = spawn_stepped_app(test_config()).await;
+    // One tick at a time, so the hub sees (and keeps) every snapshot.
+    let mut early = app
+        .client
+        .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10, history: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    for tick in 0..=8 {
+        if tick > 0 {
+            app.step(1);
+        }
+        let seen = early.message().await.unwrap().unwrap().snapshot.unwrap().tick;
+        assert_eq!(seen, tick);
+    }
+    let mut stream = app
+        .client
+        .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10, history: 5 })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut ticks = Vec::new();
+    for _ in 0..5 {
+        ticks.push(stream.message().await.unwrap().unwrap().snapshot.unwrap().tick);
+    }
+    assert_eq!(ticks, [4, 5, 6, 7, 8]);
+    app.step(1);
+    assert_eq!(stream.message().await.unwrap().unwrap().snapshot.unwrap().tick, 9);
+    let status = app
+        .client
+        .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10, history: 601 })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}

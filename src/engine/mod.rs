@@ -85,20 +85,25 @@ pub struct EngineStats {
 }
 
 impl EngineStats {
+    /// Ticks per second over a window of about one second, from the start
+    /// times of the ticks in it (so a fast first tick reads as what it is,
+    /// not as a huge rate).
     fn tick_finished(&mut self, started: Instant) {
-        let now = Instant::now();
-        self.last_tick = now - started;
+        self.last_tick = started.elapsed();
         let window_start = *self.window_start.get_or_insert(started);
-        self.window_ticks += 1;
-        let elapsed = now - window_start;
-        if elapsed >= Duration::from_secs(1) {
-            self.measured_tps = f64::from(self.window_ticks) / elapsed.as_secs_f64();
-            self.window_start = Some(now);
-            self.window_ticks = 0;
-        } else if self.measured_tps == 0.0 && !elapsed.is_zero() {
-            // Before the first full second, report what we have so far.
-            self.measured_tps = f64::from(self.window_ticks) / elapsed.as_secs_f64();
+        let span = started - window_start;
+        if self.window_ticks > 0 && !span.is_zero() {
+            let rate = f64::from(self.window_ticks) / span.as_secs_f64();
+            if span >= Duration::from_secs(1) {
+                self.measured_tps = rate;
+                self.window_start = Some(started);
+                self.window_ticks = 0;
+            } else if self.measured_tps == 0.0 {
+                // Before the first full window, report what we have so far.
+                self.measured_tps = rate;
+            }
         }
+        self.window_ticks += 1;
     }
 }
 

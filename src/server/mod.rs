@@ -4,7 +4,8 @@
 //! - [`service`]: `WatchtowerService` (commands, telemetry, parameters);
 //! - [`error`]: every error the API returns, mapped to `tonic::Status` with
 //!   rich details in one place;
-//! - [`history`]: the ring of recent snapshots for late subscribers;
+//! - [`hub`]: follows the exchange, encodes each snapshot once, keeps the
+//!   history ring for late subscribers;
 //! - [`web`]: gRPC-Web CORS and the embedded dashboard;
 //! - [`ws`]: the legacy JSON WebSocket path;
 //! - [`shutdown`]: the Ctrl-C / SIGTERM signal.
@@ -15,7 +16,7 @@
 //! the engine (the spec's dependency inversion). Nothing here may block.
 
 pub mod error;
-pub mod history;
+pub mod hub;
 pub mod service;
 pub mod shutdown;
 pub mod web;
@@ -31,11 +32,20 @@ use tonic_health::{
 };
 use tonic_web::GrpcWebLayer;
 
-pub use history::History;
+pub use hub::TelemetryHub;
 pub use service::WatchtowerApi;
+
+/// The server-side rendering of `WatchtowerService`, in which telemetry
+/// responses are pre-encoded frames (see [`hub::EncodedTelemetry`]). Clients
+/// use [`crate::pb`], where the response is the ordinary message.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod encoded {
+    include!(concat!(env!("OUT_DIR"), "/encoded/watchtower.v1.rs"));
+}
 pub use shutdown::shutdown_signal;
 
-use crate::pb::{self, watchtower_service_server::WatchtowerServiceServer};
+use self::encoded::watchtower_service_server::WatchtowerServiceServer;
+use crate::pb;
 
 /// Everything one run of the server needs; cheap to clone, so a restarted
 /// server gets the same bridge halves, health state and shutdown token.

@@ -1,9 +1,10 @@
 //! `WatchtowerService`: the gRPC face of the bridge.
 //!
 //! `ApplyCommand` queues the command without waiting and then awaits the
-//! engine's own verdict; `SubscribeTelemetry` streams the latest snapshot at
-//! the caller's interval; `ListParameters` joins the fixed catalogue with the
-//! values in the latest snapshot. Runs on tokio worker threads; never blocks.
+//! engine's own verdict; `SubscribeTelemetry` streams the latest frame from
+//! the [`TelemetryHub`] at the caller's interval; `ListParameters` joins the
+//! fixed catalogue with the values in the latest snapshot. Runs on tokio
+//! worker threads; never blocks.
 
 use std::{
     pin::Pin,
@@ -15,18 +16,25 @@ use std::{
 };
 
 use futures_util::{Stream, StreamExt};
-use tokio::time::{Interval, MissedTickBehavior};
+use tokio::{
+    sync::watch,
+    time::{Interval, MissedTickBehavior},
+};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 use tracing::instrument;
 
-use super::{error::ApiError, history::History};
+use super::{
+    encoded::watchtower_service_server::WatchtowerService,
+    error::ApiError,
+    hub::{EncodedTelemetry, Frame, TelemetryHub},
+};
 use crate::{
     bridge::{CommandSender, TelemetryReader},
     pb::{
-        self, ApplyCommandRequest, ApplyCommandResponse, ListParametersRequest,
-        ListParametersResponse, SubscribeTelemetryRequest, SubscribeTelemetryResponse,
-        watchtower_service_server::WatchtowerService,
+        self, ApplyCommandRequest, ApplyCommandResponse, GetServerStatsRequest,
+        GetServerStatsResponse, ListParametersRequest, ListParametersResponse,
+        SubscribeTelemetryRequest,
     },
 };
 
@@ -42,9 +50,10 @@ pub const MAX_INTERVAL_MS: u32 = 60_000;
 pub struct WatchtowerApi {
     /// Submits commands without blocking; a full queue is refused at once.
     commands: CommandSender,
-    /// Loads the latest snapshot; each stream clones its own reader so it
-    /// tracks what it has already sent.
+    /// Loads the latest snapshot directly, for `ListParameters`.
     telemetry: TelemetryReader,
+    /// Encodes each snapshot once and fans it out to every stream.
+    hub: TelemetryHub,
     /// The parameter schema, fixed at start-up; current values come from the
     /// latest snapshot, so the server never asks the engine.
     catalogue: Arc<[pb::ParameterSpec]>,
@@ -54,8 +63,8 @@ pub struct WatchtowerApi {
     /// Open telemetry streams; each stream's guard decrements it on drop, so
     /// a disconnected client visibly releases its stream.
     subscribers: Arc<AtomicUsize>,
-    /// Recent snapshots for late joiners.
-    history: History,
+    /// Open WebSocket sessions, counted the same way.
+    websockets: Arc<AtomicUsize>,
 }
 
 impl WatchtowerApi {
@@ -65,15 +74,16 @@ impl WatchtowerApi {
         telemetry: TelemetryReader,
         catalogue: Vec<pb::ParameterSpec>,
         shutdown: CancellationToken,
-        history: History,
+        history_cap: usize,
     ) -> Self {
         Self {
+            hub: TelemetryHub::start(telemetry.clone(), history_cap),
             commands,
             telemetry,
             catalogue: catalogue.into(),
             shutdown,
             subscribers: Arc::default(),
-            history,
+            websockets: Arc::default(),
         }
     }
 
@@ -82,9 +92,9 @@ impl WatchtowerApi {
         &self.commands
     }
 
-    /// The server's half of the telemetry exchange.
-    pub fn telemetry(&self) -> &TelemetryReader {
-        &self.telemetry
+    /// The fan-out of encoded snapshots.
+    pub fn hub(&self) -> &TelemetryHub {
+        &self.hub
     }
 
     /// Cancelled when the process shuts down.
@@ -95,6 +105,23 @@ impl WatchtowerApi {
     /// Telemetry streams open right now.
     pub fn active_subscribers(&self) -> usize {
         self.subscribers.load(Ordering::Relaxed)
+    }
+
+    /// Counts a WebSocket session for as long as the guard lives.
+    pub fn websocket_guard(&self) -> CountGuard {
+        CountGuard::new(&self.websockets)
+    }
+
+    /// The server's counters.
+    pub fn stats(&self) -> GetServerStatsResponse {
+        let stats = self.hub.stats();
+        GetServerStatsResponse {
+            active_subscribers: self.active_subscribers() as u64,
+            websocket_connections: self.websockets.load(Ordering::Relaxed) as u64,
+            snapshots_encoded: stats.encoded.load(Ordering::Relaxed),
+            snapshots_delivered: stats.delivered.load(Ordering::Relaxed),
+            latest_tick: self.hub.latest().map_or(0, |f| f.tick()),
+        }
     }
 }
 
@@ -111,9 +138,9 @@ pub fn telemetry_interval(interval_ms: u32) -> Result<Duration, ApiError> {
     }
 }
 
-/// A server stream of snapshots.
+/// A server stream of pre-encoded snapshots.
 pub type TelemetryStream =
-    Pin<Box<dyn Stream<Item = Result<SubscribeTelemetryResponse, Status>> + Send + 'static>>;
+    Pin<Box<dyn Stream<Item = Result<EncodedTelemetry, Status>> + Send + 'static>>;
 
 #[tonic::async_trait]
 impl WatchtowerService for WatchtowerApi {
@@ -153,25 +180,30 @@ impl WatchtowerService for WatchtowerApi {
         let request = request.into_inner();
         let interval = telemetry_interval(request.interval_ms)?;
         let wanted = usize::try_from(request.history).unwrap_or(usize::MAX);
-        if wanted > self.history.cap() {
+        if wanted > self.hub.history_cap() {
             return Err(ApiError::InvalidHistory {
                 requested: request.history,
-                cap: self.history.cap(),
+                cap: self.hub.history_cap(),
             }
             .into());
         }
-        let past = self.history.last(wanted);
-        let last_tick = past.last().map(|s| s.tick);
-        let guard = SubscriberGuard::new(&self.subscribers);
-        let live = latest_snapshots(
-            self.telemetry.clone(),
-            interval,
-            self.shutdown.clone(),
-            guard,
-            last_tick,
-        );
-        let past = futures_util::stream::iter(past).map(|snapshot| Ok(response(&snapshot)));
-        Ok(Response::new(Box::pin(past.chain(live))))
+        let past = self.hub.history(wanted);
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let live = Subscriber {
+            frames: self.hub.subscribe(),
+            ticker,
+            last_tick: past.last().map(|f| f.tick()),
+            shutdown: self.shutdown.clone(),
+            _guard: CountGuard::new(&self.subscribers),
+        }
+        .into_stream();
+        let stats = Arc::clone(&self.hub.stats_arc());
+        let stream = futures_util::stream::iter(past).chain(live).map(move |frame| {
+            stats.delivered.fetch_add(1, Ordering::Relaxed);
+            Ok(frame.grpc.clone())
+        });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     #[instrument(skip_all)]
@@ -194,43 +226,23 @@ impl WatchtowerService for WatchtowerApi {
             .collect();
         Ok(Response::new(ListParametersResponse { parameters }))
     }
-}
 
-/// One subscriber's stream: at most one snapshot per `interval`, always the
-/// latest, never the same tick twice. It holds at most one snapshot (an `Arc`
-/// into the exchange) and is only polled when the transport can send, so a
-/// reader that stops reading costs nothing but its connection.
-fn latest_snapshots(
-    reader: TelemetryReader,
-    interval: Duration,
-    shutdown: CancellationToken,
-    guard: SubscriberGuard,
-    last_tick: Option<u64>,
-) -> impl Stream<Item = Result<SubscribeTelemetryResponse, Status>> + Send + 'static {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let state = Subscriber {
-        reader,
-        ticker,
-        last_tick,
-        shutdown,
-        _guard: guard,
-    };
-    futures_util::stream::unfold(state, |mut s| async move {
-        let snapshot = s.next().await?;
-        Some((Ok(response(&snapshot)), s))
-    })
-}
-
-fn response(snapshot: &pb::WatchtowerSnapshot) -> SubscribeTelemetryResponse {
-    SubscribeTelemetryResponse {
-        snapshot: Some(snapshot.clone()),
+    #[instrument(skip_all)]
+    async fn get_server_stats(
+        &self,
+        _request: Request<GetServerStatsRequest>,
+    ) -> Result<Response<GetServerStatsResponse>, Status> {
+        Ok(Response::new(self.stats()))
     }
 }
 
+/// One subscriber: at most one frame per interval, always the newest, never
+/// the same tick twice. It holds at most one frame (an `Arc` shared with the
+/// hub) and is only polled when the transport can send, so a reader that
+/// stops reading costs nothing but its connection.
 struct Subscriber {
-    /// This stream's own view of the exchange.
-    reader: TelemetryReader,
+    /// This stream's view of the hub's newest frame.
+    frames: watch::Receiver<Option<Arc<Frame>>>,
     /// Paces sends to the subscriber's interval.
     ticker: Interval,
     /// The tick last sent, so a snapshot is never sent twice.
@@ -238,47 +250,53 @@ struct Subscriber {
     /// Ends the stream at shutdown.
     shutdown: CancellationToken,
     /// Counts this stream as open until it is dropped.
-    _guard: SubscriberGuard,
+    _guard: CountGuard,
 }
 
-/// Counts one open stream for as long as it lives.
-struct SubscriberGuard(Arc<AtomicUsize>);
+impl Subscriber {
+    fn into_stream(self) -> impl Stream<Item = Arc<Frame>> + Send + 'static {
+        futures_util::stream::unfold(self, |mut s| async move {
+            let frame = s.next().await?;
+            Some((frame, s))
+        })
+    }
 
-impl SubscriberGuard {
+    /// Waits for the next interval, then for a frame newer than the last one
+    /// sent. `None` ends the stream: shutdown, or the engine stopped.
+    async fn next(&mut self) -> Option<Arc<Frame>> {
+        tokio::select! {
+            () = self.shutdown.cancelled() => return None,
+            _ = self.ticker.tick() => {}
+        }
+        loop {
+            let newest = self.frames.borrow_and_update().clone();
+            if let Some(frame) = newest
+                && self.last_tick.is_none_or(|last| frame.tick() > last)
+            {
+                self.last_tick = Some(frame.tick());
+                return Some(frame);
+            }
+            tokio::select! {
+                () = self.shutdown.cancelled() => return None,
+                changed = self.frames.changed() => changed.ok()?,
+            }
+        }
+    }
+}
+
+/// Counts one open stream or session for as long as it lives.
+#[derive(Debug)]
+pub struct CountGuard(Arc<AtomicUsize>);
+
+impl CountGuard {
     fn new(count: &Arc<AtomicUsize>) -> Self {
         count.fetch_add(1, Ordering::Relaxed);
         Self(Arc::clone(count))
     }
 }
 
-impl Drop for SubscriberGuard {
+impl Drop for CountGuard {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-impl Subscriber {
-    /// Waits for the next interval, then for a snapshot newer than the last
-    /// one sent. `None` ends the stream: shutdown, or the engine stopped.
-    async fn next(&mut self) -> Option<Arc<pb::WatchtowerSnapshot>> {
-        tokio::select! {
-            () = self.shutdown.cancelled() => return None,
-            _ = self.ticker.tick() => {}
-        }
-        loop {
-            // Mark first, then load: a publish in between wakes us again
-            // rather than being missed.
-            self.reader.mark_seen();
-            if let Some(snapshot) = self.reader.latest()
-                && self.last_tick.is_none_or(|last| snapshot.tick > last)
-            {
-                self.last_tick = Some(snapshot.tick);
-                return Some(snapshot);
-            }
-            tokio::select! {
-                () = self.shutdown.cancelled() => return None,
-                changed = self.reader.changed() => changed.ok()?,
-            }
-        }
     }
 }

@@ -5,10 +5,10 @@
 //! `WebSocketClientMessage` and `WebSocketServerMessage`, with serde impls
 //! generated from the proto by pbjson, so the JSON cannot drift from the API.
 //! Each connection gets the latest snapshot every interval (100 ms unless the
-//! client asks otherwise) and one `response` per command. A bad frame gets an
+//! client asks otherwise; the JSON is made once per snapshot and shared) and one `response` per command. A bad frame gets an
 //! `error` message and changes nothing; the connection stays usable.
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{
     Router,
@@ -27,7 +27,7 @@ use super::{WatchtowerApi, error::ApiError, service::telemetry_interval};
 use crate::{
     bridge::SubmitError,
     pb::{
-        WatchtowerSnapshot, WebSocketClientMessage, WebSocketError, WebSocketServerMessage,
+        WebSocketClientMessage, WebSocketError, WebSocketServerMessage,
         web_socket_client_message::Message as ClientMessage,
         web_socket_server_message::Message as ServerMessage,
     },
@@ -61,7 +61,8 @@ async fn session(socket: WebSocket, api: WatchtowerApi) {
     // Command replies arrive here from their own tasks, so a slow engine
     // reply never stalls telemetry or reading.
     let (outbox, mut replies) = mpsc::channel::<WebSocketServerMessage>(OUTBOX);
-    let mut reader = api.telemetry().clone();
+    let _counted = api.websocket_guard();
+    let published = api.hub().subscribe();
     let shutdown = api.shutdown().clone();
     let mut ticker = interval(super::service::DEFAULT_INTERVAL);
     let mut last_tick = None;
@@ -86,19 +87,21 @@ async fn session(socket: WebSocket, api: WatchtowerApi) {
                 Some(Ok(Message::Close(_)) | Err(_)) | None => break,
             },
             Some(reply) = replies.recv() => text_message(&reply),
-            _ = ticker.tick() => match reader.latest() {
-                Some(snapshot) if Some(snapshot.tick) != last_tick => {
-                    last_tick = Some(snapshot.tick);
-                    snapshot_message(&snapshot)
+            _ = ticker.tick() => {
+                let newest = published.borrow().clone();
+                match newest {
+                    Some(frame) if last_tick.is_none_or(|last| frame.tick() > last) => {
+                        last_tick = Some(frame.tick());
+                        Message::Text(Utf8Bytes::from(frame.json()))
+                    }
+                    _ => continue,
                 }
-                _ => continue,
-            },
+            }
         };
         if sink.send(out).await.is_err() {
             break;
         }
     }
-    reader.mark_seen();
 }
 
 fn interval(period: Duration) -> tokio::time::Interval {
@@ -210,11 +213,4 @@ fn command_error(code: &str, err: &ApiError, command_id: String) -> WebSocketSer
 fn text_message(message: &WebSocketServerMessage) -> Message {
     let json = serde_json::to_string(message).expect("generated serde impls always serialize");
     Message::Text(Utf8Bytes::from(json))
-}
-
-/// `{"snapshot": …}` without cloning the shared snapshot.
-fn snapshot_message(snapshot: &Arc<WatchtowerSnapshot>) -> Message {
-    let json =
-        serde_json::to_string(snapshot.as_ref()).expect("generated serde impls always serialize");
-    Message::Text(Utf8Bytes::from(format!("{{\"snapshot\":{json}}}")))
 }

@@ -1,0 +1,216 @@
+//! `TelemetryHub`: the server's one follower of the `TelemetryExchange`.
+//!
+//! A single task wakes on each newly published snapshot and turns it into a
+//! [`Frame`]: the snapshot (shared with the exchange, not copied) plus its
+//! gRPC encoding, made exactly once however many subscribers there are. It
+//! keeps the last frames in a bounded ring for late joiners
+//! (`SubscribeTelemetryRequest.history`) and hands the newest to subscribers
+//! through a `watch`, so each subscriber holds at most one frame and never
+//! wakes the engine. At very high tick rates the hub follows the snapshots it
+//! is woken for, so consecutive frames may skip ticks; at the default
+//! 10 ticks/s it sees every one. Runs on the tokio runtime.
+
+use std::{
+    collections::VecDeque,
+    sync::{
+        Arc, Mutex, OnceLock, PoisonError,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+
+use prost::{
+    Message,
+    bytes::{Buf, BufMut, Bytes},
+    encoding::{DecodeContext, WireType},
+};
+use tokio::sync::watch;
+
+use crate::{
+    bridge::TelemetryReader,
+    pb::{SubscribeTelemetryResponse, WatchtowerSnapshot},
+};
+
+/// A `SubscribeTelemetryResponse` already encoded; the server-side rendering
+/// of the service sends these, so tonic copies bytes instead of re-encoding
+/// the snapshot per subscriber. It is never decoded.
+#[derive(Debug, Clone, Default)]
+pub struct EncodedTelemetry(Bytes);
+
+impl Message for EncodedTelemetry {
+    fn encode_raw(&self, buf: &mut impl BufMut) {
+        buf.put_slice(&self.0);
+    }
+
+    fn merge_field(
+        &mut self,
+        tag: u32,
+        wire_type: WireType,
+        buf: &mut impl Buf,
+        ctx: DecodeContext,
+    ) -> Result<(), prost::DecodeError> {
+        // Servers never decode their own responses; skip anything offered.
+        prost::encoding::skip_field(wire_type, tag, buf, ctx)
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn clear(&mut self) {
+        self.0 = Bytes::new();
+    }
+}
+
+/// One published snapshot, ready to send.
+#[derive(Debug)]
+pub struct Frame {
+    /// The snapshot itself, shared with the exchange.
+    pub snapshot: Arc<WatchtowerSnapshot>,
+    /// Its `SubscribeTelemetryResponse` encoding.
+    pub grpc: EncodedTelemetry,
+    /// Its `{"snapshot": …}` JSON for the WebSocket path, made by the first
+    /// WebSocket that needs it.
+    json: OnceLock<String>,
+}
+
+impl Frame {
+    fn new(snapshot: Arc<WatchtowerSnapshot>) -> Self {
+        let response = SubscribeTelemetryResponse {
+            snapshot: Some(snapshot.as_ref().clone()),
+        };
+        Self {
+            grpc: EncodedTelemetry(response.encode_to_vec().into()),
+            snapshot,
+            json: OnceLock::new(),
+        }
+    }
+
+    /// The tick of the snapshot.
+    pub fn tick(&self) -> u64 {
+        self.snapshot.tick
+    }
+
+    /// The WebSocket message for this snapshot, encoded at most once.
+    pub fn json(&self) -> &str {
+        self.json.get_or_init(|| {
+            let snapshot = serde_json::to_string(self.snapshot.as_ref())
+                .expect("generated serde impls always serialize");
+            format!("{{\"snapshot\":{snapshot}}}")
+        })
+    }
+}
+
+/// Counters the hub and its subscribers keep.
+#[derive(Debug, Default)]
+pub struct HubStats {
+    /// Frames encoded (one per snapshot the hub saw).
+    pub encoded: AtomicU64,
+    /// Frames handed to gRPC streams.
+    pub delivered: AtomicU64,
+}
+
+/// Follows the exchange; shared by every subscriber.
+#[derive(Debug, Clone)]
+pub struct TelemetryHub {
+    /// The newest frame; subscribers wait on it.
+    latest: watch::Receiver<Option<Arc<Frame>>>,
+    /// The last `cap` frames, oldest first. Locked only to push one frame or
+    /// clone a few `Arc`s out.
+    ring: Arc<Mutex<VecDeque<Arc<Frame>>>>,
+    cap: usize,
+    stats: Arc<HubStats>,
+}
+
+impl TelemetryHub {
+    /// Starts following `reader`, keeping up to `history_cap` frames.
+    pub fn start(mut reader: TelemetryReader, history_cap: usize) -> Self {
+        let (tx, latest) = watch::channel(None);
+        let hub = Self {
+            latest,
+            ring: Arc::new(Mutex::new(VecDeque::with_capacity(history_cap))),
+            cap: history_cap,
+            stats: Arc::default(),
+        };
+        let this = hub.clone();
+        tokio::spawn(async move {
+            let mut last_tick = None;
+            loop {
+                reader.mark_seen();
+                if let Some(snapshot) = reader.latest()
+                    && last_tick.is_none_or(|last| snapshot.tick > last)
+                {
+                    last_tick = Some(snapshot.tick);
+                    let frame = Arc::new(Frame::new(snapshot));
+                    this.stats.encoded.fetch_add(1, Ordering::Relaxed);
+                    this.remember(Arc::clone(&frame));
+                    tx.send_replace(Some(frame));
+                }
+                if reader.changed().await.is_err() {
+                    // The engine stopped: dropping `tx` ends every stream.
+                    break;
+                }
+            }
+        });
+        hub
+    }
+
+    fn remember(&self, frame: Arc<Frame>) {
+        if self.cap == 0 {
+            return;
+        }
+        let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
+        if ring.len() == self.cap {
+            ring.pop_front();
+        }
+        ring.push_back(frame);
+    }
+
+    /// A receiver of the newest frame, for one subscriber.
+    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Frame>>> {
+        self.latest.clone()
+    }
+
+    /// The newest frame, if any.
+    pub fn latest(&self) -> Option<Arc<Frame>> {
+        self.latest.borrow().clone()
+    }
+
+    /// The last `n` frames, oldest first.
+    pub fn history(&self, n: usize) -> Vec<Arc<Frame>> {
+        let ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
+        ring.iter().skip(ring.len().saturating_sub(n)).cloned().collect()
+    }
+
+    /// The most frames a subscriber may ask for.
+    pub fn history_cap(&self) -> usize {
+        self.cap
+    }
+
+    /// The hub's counters.
+    pub fn stats(&self) -> &HubStats {
+        &self.stats
+    }
+
+    /// The hub's counters, shared.
+    pub fn stats_arc(&self) -> Arc<HubStats> {
+        Arc::clone(&self.stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_preencoded_frame_is_the_message_encoding() {
+        let snapshot = Arc::new(WatchtowerSnapshot {
+            tick: 42,
+            ..Default::default()
+        });
+        let frame = Frame::new(Arc::clone(&snapshot));
+        let decoded = SubscribeTelemetryResponse::decode(frame.grpc.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(decoded.snapshot.as_ref(), Some(snapshot.as_ref()));
+        assert!(frame.json().starts_with("{\"snapshot\":{"));
+        assert!(frame.json().contains("\"tick\":\"42\""), "{}", frame.json());
+    }
+}
