@@ -76,9 +76,19 @@ pub fn dashboard() -> Router {
             "/index.html",
             get(|| async { asset("text/html; charset=utf-8", INDEX_HTML) }),
         )
+        .route(
+            "/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", APP_JS) }),
+        )
+        .route(
+            "/app.css",
+            get(|| async { asset("text/css; charset=utf-8", APP_CSS) }),
+        )
 }
 
 const INDEX_HTML: &[u8] = include_bytes!("../../web/dist/index.html");
+const APP_JS: &[u8] = include_bytes!("../../web/dist/app.js");
+const APP_CSS: &[u8] = include_bytes!("../../web/dist/app.css");
 
 fn asset(content_type: &'static str, body: &'static [u8]) -> impl IntoResponse {
     (

@@ -1,0 +1,259 @@
+// One control per GlobalRegistry parameter, built from ListParameters. Every
+// change goes through ApplyCommand; its receipt (or the server's error) is
+// shown next to the control. Current values follow telemetry.
+import { Code, ConnectError } from "@connectrpc/connect";
+import { client } from "./api.js";
+import { BadRequestSchema, ErrorInfoSchema } from "./gen/google/rpc/error_details_pb.js";
+import {
+  type GodResponse,
+  type ParameterSpec,
+  type ParameterValue,
+  ValueType,
+} from "./gen/watchtower/v1/watchtower_pb.js";
+import { el, fmtValue, valueAsNumber } from "./format.js";
+
+type Kind = ParameterValue["kind"];
+
+/** "InvalidArgument" -> ["INVALID_ARGUMENT", "invalid_argument"]. */
+export function codeNames(code: Code): [string, string] {
+  const snake = (Code[code] ?? String(code)).replace(/([a-z])([A-Z])/g, "$1_$2").toLowerCase();
+  return [snake.toUpperCase(), snake];
+}
+
+class ParamControl {
+  readonly root: HTMLElement;
+  private readonly current: HTMLElement;
+  private readonly receipt: HTMLElement;
+  private readonly slider?: HTMLInputElement;
+  private readonly input?: HTMLInputElement;
+  private readonly toggle?: HTMLInputElement;
+  /** The operator typed something not yet applied: telemetry must not overwrite it. */
+  private dirty = false;
+  private dragging = false;
+  private pending = 0;
+  private seq = 0;
+  /** Snapshots older than the last applied command would undo it on screen. */
+  private syncFromTick = 0n;
+
+  constructor(private readonly spec: ParameterSpec) {
+    const key = spec.key;
+    const disabled = !spec.mutable;
+    this.current = el("span", { class: "param-value", "data-testid": `current-${key}` }, fmtValue(spec.currentValue));
+    this.receipt = el("div", { class: "receipt", "data-testid": `receipt-${key}`, "aria-live": "polite" });
+    const inputs = el("div", { class: "param-inputs" });
+
+    if (spec.valueType === ValueType.FLAG) {
+      this.toggle = el("input", { type: "checkbox", role: "switch", "data-testid": `toggle-${key}`, "aria-label": key });
+      this.toggle.checked = valueAsNumber(spec.currentValue) === 1;
+      this.toggle.disabled = disabled;
+      this.toggle.addEventListener("change", () => this.send({ case: "flag", value: this.toggle!.checked }));
+      inputs.append(el("label", { class: "switch" }, this.toggle, el("span", { class: "switch-track" })));
+    } else {
+      const min = valueAsNumber(spec.min);
+      const max = valueAsNumber(spec.max);
+      const step = spec.step > 0 ? spec.step : spec.valueType === ValueType.INTEGER ? 1 : (max - min) / 100;
+      const slider = el("input", {
+        type: "range",
+        min: String(min),
+        max: String(max),
+        step: String(step),
+        "data-testid": `slider-${key}`,
+        "aria-label": `${key} slider`,
+      });
+      // No min/max on the number input: an operator may type any value and
+      // send it, and the server says what it allows.
+      const input = el("input", {
+        type: "number",
+        step: "any",
+        inputmode: "decimal",
+        "data-testid": `input-${key}`,
+        "aria-label": `${key} value`,
+      });
+      const apply = el("button", { type: "button", class: "btn", "data-testid": `apply-${key}` }, "Apply");
+      slider.value = input.value = fmtValue(spec.currentValue);
+      for (const x of [slider, input, apply]) x.disabled = disabled;
+      slider.addEventListener("pointerdown", () => (this.dragging = true));
+      window.addEventListener("pointerup", () => (this.dragging = false));
+      slider.addEventListener("input", () => {
+        input.value = slider.value;
+        this.dirty = false;
+      });
+      slider.addEventListener("change", () => {
+        this.dragging = false;
+        this.sendTyped(slider.value);
+      });
+      input.addEventListener("input", () => (this.dirty = true));
+      input.addEventListener("keydown", (e) => {
+        if (e.key === "Enter") this.sendTyped(input.value);
+      });
+      apply.addEventListener("click", () => this.sendTyped(input.value));
+      this.slider = slider;
+      this.input = input;
+      inputs.append(slider, input, apply);
+    }
+
+    const meta: string[] = [];
+    if (spec.valueType !== ValueType.FLAG) {
+      meta.push(`range [${fmtValue(spec.min)}, ${fmtValue(spec.max)}]`, `step ${spec.step}`);
+    }
+    meta.push(`default ${fmtValue(spec.defaultValue)}`);
+    this.root = el(
+      "div",
+      { class: `param${disabled ? " is-fixed" : ""}`, "data-testid": `control-${key}` },
+      el(
+        "div",
+        { class: "param-top" },
+        el("code", { class: "param-key", title: key }, key),
+        el("span", { class: "param-current" }, this.current, el("span", { class: "unit" }, spec.unit)),
+      ),
+      el("p", { class: "param-desc" }, spec.description),
+      inputs,
+      el(
+        "div",
+        { class: "param-meta" },
+        meta.join(" · "),
+        ...(disabled ? [el("span", { class: "badge" }, "fixed at start-up")] : []),
+      ),
+      this.receipt,
+    );
+  }
+
+  /** The value now in force, from the latest snapshot. */
+  update(value: ParameterValue, tick: bigint): void {
+    this.current.textContent = fmtValue(value);
+    this.current.dataset.tick = tick.toString();
+    if (this.pending > 0 || tick < this.syncFromTick) return;
+    if (this.toggle) {
+      this.toggle.checked = valueAsNumber(value) === 1;
+      return;
+    }
+    const text = fmtValue(value);
+    if (this.slider && !this.dragging) this.slider.value = text;
+    if (this.input && !this.dirty && document.activeElement !== this.input) this.input.value = text;
+  }
+
+  /** Sends what the operator entered; out-of-range values go to the server as typed. */
+  private sendTyped(text: string): void {
+    const trimmed = text.trim();
+    const n = Number(trimmed);
+    if (trimmed === "" || !Number.isFinite(n)) {
+      this.showLocalError(`"${text}" is not a number`);
+      return;
+    }
+    // An integer parameter gets an integer; anything else goes as a number,
+    // so the server (not the page) decides what is accepted.
+    if (this.spec.valueType === ValueType.INTEGER && Number.isInteger(n)) {
+      this.send({ case: "integer", value: BigInt(trimmed.replace(/\.0*$/, "")) });
+    } else {
+      this.send({ case: "number", value: n });
+    }
+  }
+
+  private async send(kind: Kind): Promise<void> {
+    const mine = ++this.seq;
+    this.pending++;
+    this.setReceipt("pending", [el("span", { class: "receipt-status" }, "Sending…")]);
+    try {
+      const res = await client.applyCommand({
+        command: { key: this.spec.key, value: { kind }, reason: "dashboard" },
+      });
+      if (mine !== this.seq) return;
+      const r = res.response;
+      if (r?.success) {
+        this.dirty = false;
+        this.syncFromTick = r.appliedTick;
+        this.showApplied(r);
+      } else {
+        this.setReceipt("error", [
+          el("span", { class: "receipt-status" }, "Rejected"),
+          el("span", {}, r?.error || "no response"),
+        ]);
+      }
+    } catch (e) {
+      if (mine !== this.seq) return;
+      this.showError(ConnectError.from(e));
+    } finally {
+      this.pending--;
+    }
+  }
+
+  private showApplied(r: GodResponse): void {
+    this.setReceipt(
+      "ok",
+      [
+        el("span", { class: "receipt-status" }, `Applied at tick ${r.appliedTick}`),
+        el("span", { class: "receipt-change" }, `${fmtValue(r.oldValue)} → ${fmtValue(r.newValue)}`),
+      ],
+      { tick: r.appliedTick.toString() },
+    );
+  }
+
+  private showError(err: ConnectError): void {
+    const [upper, lower] = codeNames(err.code);
+    const reasons = err.findDetails(ErrorInfoSchema).map((i) => i.reason);
+    const parts: Node[] = [
+      el("span", { class: "receipt-status", title: lower }, upper),
+      ...reasons.map((r) => el("span", { class: "receipt-reason" }, r)),
+      el("span", { class: "receipt-message" }, err.rawMessage),
+    ];
+    // google.rpc.BadRequest: the field at fault, and what it allows when
+    // that is not already in the message.
+    for (const bad of err.findDetails(BadRequestSchema)) {
+      for (const v of bad.fieldViolations) {
+        const extra = v.description && v.description !== err.rawMessage ? ` ${v.description}` : "";
+        parts.push(el("span", { class: "receipt-detail" }, "field ", el("code", {}, v.field), extra));
+      }
+    }
+    this.setReceipt("error", parts, { code: lower });
+  }
+
+  private showLocalError(message: string): void {
+    this.setReceipt("error", [el("span", { class: "receipt-status" }, "Not sent"), el("span", {}, message)]);
+  }
+
+  private setReceipt(state: string, children: Node[], data: Record<string, string> = {}): void {
+    // Spaces between the parts keep textContent readable for tests and screen readers.
+    this.receipt.replaceChildren(...children.flatMap((c, i) => (i ? [" ", c] : [c])));
+    this.receipt.dataset.state = state;
+    delete this.receipt.dataset.tick;
+    delete this.receipt.dataset.code;
+    Object.assign(this.receipt.dataset, data);
+  }
+}
+
+/** The parameter panel, grouped by key namespace ("fiscal", "monetary", …). */
+export class ControlPanel {
+  private readonly controls = new Map<string, ParamControl>();
+
+  constructor(private readonly parent: HTMLElement) {}
+
+  get built(): boolean {
+    return this.controls.size > 0;
+  }
+
+  build(specs: ParameterSpec[]): void {
+    this.controls.clear();
+    const groups = new Map<string, HTMLElement>();
+    const nodes: HTMLElement[] = [];
+    for (const spec of specs) {
+      const ns = spec.key.split(".")[0] ?? "";
+      let group = groups.get(ns);
+      if (!group) {
+        group = el("div", { class: "param-group" }, el("h3", { class: "group-title" }, ns));
+        groups.set(ns, group);
+        nodes.push(group);
+      }
+      const c = new ParamControl(spec);
+      this.controls.set(spec.key, c);
+      group.append(c.root);
+    }
+    const fixed = (g: HTMLElement) => g.querySelector(".param:not(.is-fixed)") === null;
+    nodes.sort((a, b) => Number(fixed(a)) - Number(fixed(b)));
+    this.parent.replaceChildren(...nodes);
+  }
+
+  /** Current values from the snapshot taken at `tick`. */
+  update(values: { [key: string]: ParameterValue }, tick: bigint): void {
+    for (const [key, v] of Object.entries(values)) this.controls.get(key)?.update(v, tick);
+  }
+}

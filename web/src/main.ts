@@ -1,0 +1,115 @@
+// Watchtower dashboard entry point: the status bar, the live charts, the
+// parameter controls and the command feed, all fed by one telemetry stream.
+import "uplot/dist/uPlot.min.css";
+import "./app.css";
+import { ConnectError } from "@connectrpc/connect";
+import { client } from "./api.js";
+import { ChartBoard } from "./charts.js";
+import { codeNames, ControlPanel } from "./controls.js";
+import type { GodResponse, WatchtowerSnapshot } from "./gen/watchtower/v1/watchtower_pb.js";
+import { el, fmtInt, fmtValue } from "./format.js";
+
+/** Snapshots per second on the stream, and how many past ones fill the charts at once. */
+const INTERVAL_MS = 100;
+const HISTORY = 600;
+const RETRY_MS = 1000;
+const FEED_ROWS = 25;
+
+const $ = (id: string) => document.querySelector<HTMLElement>(`[data-testid="${id}"]`)!;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function setConnection(state: "connecting" | "live" | "disconnected", detail = ""): void {
+  const conn = $("conn");
+  conn.dataset.state = state;
+  conn.textContent = state === "live" ? "connected" : state;
+  conn.title = detail;
+}
+
+function renderStatus(s: WatchtowerSnapshot): void {
+  $("tick").textContent = s.tick.toString();
+  $("tps").textContent = (s.engine?.measuredTps ?? 0).toFixed(1);
+  $("queue-depth").textContent = fmtInt(s.engine?.queueDepth ?? 0n);
+  $("commands-applied").textContent = fmtInt(s.engine?.commandsApplied ?? 0n);
+  $("commands-rejected").textContent = fmtInt(s.engine?.commandsRejected ?? 0n);
+}
+
+let feedTotal = -1n;
+
+function renderFeed(s: WatchtowerSnapshot): void {
+  const audit = s.audit;
+  if (!audit || audit.total === feedTotal) return;
+  feedTotal = audit.total;
+  const rows = audit.recent.slice(-FEED_ROWS).reverse().map(feedRow);
+  $("feed").replaceChildren(...(rows.length ? rows : [el("li", { class: "muted" }, "No commands yet.")]));
+}
+
+function feedRow(r: GodResponse): HTMLElement {
+  const ok = r.success;
+  return el(
+    "li",
+    { class: `feed-row ${ok ? "is-ok" : "is-err"}`, "data-testid": "feed-row", "data-key": r.key },
+    el("span", { class: "feed-status" }, ok ? "OK" : "ERR"),
+    el(
+      "div",
+      { class: "feed-body" },
+      el(
+        "div",
+        { class: "feed-line" },
+        el("code", { class: "feed-key" }, r.key || "(no key)"),
+        ok ? el("span", { class: "feed-value" }, `${fmtValue(r.oldValue)} → ${fmtValue(r.newValue)}`) : "",
+      ),
+      ok ? "" : el("div", { class: "feed-error" }, r.error),
+      el(
+        "div",
+        { class: "feed-meta" },
+        el("span", {}, `tick ${r.appliedTick}`),
+        el("span", { class: "feed-id", title: r.commandId }, r.commandId.slice(0, 8)),
+      ),
+    ),
+  );
+}
+
+async function loadParameters(panel: ControlPanel): Promise<void> {
+  const res = await client.listParameters({});
+  panel.build(res.parameters);
+}
+
+async function main(): Promise<void> {
+  const board = new ChartBoard($("charts"));
+  const panel = new ControlPanel($("controls"));
+  let latest: WatchtowerSnapshot | undefined;
+  let frame = 0;
+  const render = () => {
+    frame = 0;
+    if (!latest) return;
+    renderStatus(latest);
+    renderFeed(latest);
+    panel.update(latest.parameters, latest.tick);
+  };
+
+  for (;;) {
+    setConnection("connecting");
+    try {
+      if (!panel.built) await loadParameters(panel);
+      // A reconnect replays the history, so start the charts afresh.
+      board.clear();
+      const stream = client.subscribeTelemetry({ intervalMs: INTERVAL_MS, history: HISTORY });
+      for await (const msg of stream) {
+        const snap = msg.snapshot;
+        if (!snap) continue;
+        setConnection("live");
+        board.push(snap);
+        latest = snap;
+        if (!frame) frame = requestAnimationFrame(render);
+      }
+      setConnection("disconnected", "the server ended the stream");
+    } catch (e) {
+      const err = ConnectError.from(e);
+      setConnection("disconnected", `${codeNames(err.code)[0]}: ${err.rawMessage}`);
+    }
+    await sleep(RETRY_MS);
+  }
+}
+
+void main();

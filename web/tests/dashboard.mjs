@@ -1,0 +1,183 @@
+#!/usr/bin/env node
+// Browser test of the Watchtower dashboard against a running server.
+//
+//   node web/tests/dashboard.mjs http://127.0.0.1:PORT SCREENSHOT_DIR
+//
+// Drives Debian's Chromium (/usr/bin/chromium) with playwright-core: the tick
+// rises, a slider move is applied with a receipt naming the tick, the next
+// snapshot carries the new value, an out-of-range value shows the server's
+// INVALID_ARGUMENT error, and screenshots are saved at 1280x800 and 390x844.
+// Exits non-zero with a message on the first failure.
+import { existsSync } from "node:fs";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const CHROMIUM = "/usr/bin/chromium";
+const KEY = "fiscal.income_tax_rate";
+const OUT_OF_RANGE = "5";
+const WAIT_MS = 15_000;
+
+const [url, shotDir] = process.argv.slice(2);
+if (!url || !shotDir) {
+  console.error("usage: node dashboard.mjs DASHBOARD_URL SCREENSHOT_DIR");
+  process.exit(2);
+}
+if (!existsSync(CHROMIUM)) {
+  console.error(`FAIL: ${CHROMIUM} is missing; install it with: apt-get update && apt-get install -y chromium`);
+  process.exit(1);
+}
+
+const checks = [];
+function ok(what) {
+  checks.push(what);
+  console.log(`ok ${checks.length} - ${what}`);
+}
+class Failure extends Error {}
+function fail(what) {
+  throw new Failure(what);
+}
+const oneLine = (s) => s.replace(/\s+/g, " ").trim();
+const byTestId = (page, id) => page.locator(`[data-testid="${id}"]`);
+
+async function waitFor(what, fn, timeout = WAIT_MS) {
+  const deadline = Date.now() + timeout;
+  let last;
+  for (;;) {
+    last = await fn();
+    if (last.done) return last.value;
+    if (Date.now() > deadline) fail(`${what} (waited ${timeout} ms; last seen: ${JSON.stringify(last.seen)})`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const profile = await mkdtemp(join(tmpdir(), "watchtower-chromium-"));
+let context;
+let status = 0;
+try {
+  await mkdir(shotDir, { recursive: true });
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    viewport: { width: 1280, height: 800 },
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(String(e)));
+  page.on("console", (m) => m.type() === "error" && pageErrors.push(m.text()));
+  page.on("response", (r) => r.status() >= 400 && pageErrors.push(`HTTP ${r.status()} for ${r.request().method()} ${r.url()}`));
+
+  // 1. The page loads, connects, and the tick rises.
+  await page.goto(url, { waitUntil: "load" });
+  const conn = byTestId(page, "conn");
+  await waitFor("the status bar says connected", async () => {
+    const state = await conn.getAttribute("data-state");
+    return { done: state === "live", seen: state };
+  });
+  const tick = byTestId(page, "tick");
+  const first = await waitFor("a tick is shown", async () => {
+    const n = Number(await tick.textContent());
+    return { done: Number.isFinite(n) && n > 0, value: n, seen: await tick.textContent() };
+  });
+  const later = await waitFor(`the tick rises past ${first}`, async () => {
+    const n = Number(await tick.textContent());
+    return { done: n > first, value: n, seen: n };
+  });
+  ok(`dashboard at ${url} is connected and the tick rises (${first} -> ${later})`);
+  const charts = await page.locator('[data-testid^="chart-"] canvas').count();
+  if (charts < 8) fail(`expected 8 charts with a canvas, found ${charts}`);
+  ok(`${charts} live charts are drawn`);
+
+  // 2. Move the slider by one step: the command is applied, with its tick.
+  const control = byTestId(page, `control-${KEY}`);
+  await control.waitFor({ timeout: WAIT_MS });
+  const slider = byTestId(page, `slider-${KEY}`);
+  const receipt = byTestId(page, `receipt-${KEY}`);
+  const current = byTestId(page, `current-${KEY}`);
+  const before = Number(await slider.inputValue());
+  await slider.focus();
+  await page.keyboard.press(before >= 0.9 ? "ArrowLeft" : "ArrowRight");
+  const moved = Number(await slider.inputValue());
+  if (moved === before) fail(`the slider did not move from ${before}`);
+  const appliedTick = await waitFor("the success receipt", async () => {
+    const state = await receipt.getAttribute("data-state");
+    const text = await receipt.innerText();
+    const m = /applied at tick (\d+)/i.exec(text);
+    if (state === "error") fail(`the slider command was rejected: ${text}`);
+    const ok = state === "ok" && !!m && m[1] === (await receipt.getAttribute("data-tick"));
+    return { done: ok, value: m && Number(m[1]), seen: text };
+  });
+  const receiptText = await receipt.innerText();
+  if (!receiptText.includes(`→ ${moved}`)) fail(`the receipt does not show the new value ${moved}: ${receiptText}`);
+  ok(`slider ${KEY} ${before} -> ${moved}: receipt "${oneLine(receiptText)}"`);
+
+  // 3. The next snapshot carries the new value.
+  const seenAt = await waitFor(`the control shows ${moved} from telemetry`, async () => {
+    const text = (await current.textContent())?.trim();
+    const at = Number(await current.getAttribute("data-tick"));
+    return { done: Number(text) === moved && at >= appliedTick, value: at, seen: { text, at } };
+  });
+  ok(`the snapshot of tick ${seenAt} shows ${KEY} = ${moved} (applied at tick ${appliedTick})`);
+  const feedRow = byTestId(page, "feed").locator(`[data-testid="feed-row"][data-key="${KEY}"]`).first();
+  await waitFor("the command feed lists the command", async () => {
+    const n = await feedRow.count();
+    const text = n ? await feedRow.innerText() : "";
+    return { done: n > 0 && text.includes("OK") && text.includes(`tick ${appliedTick}`), seen: text };
+  });
+  ok(`the command feed shows: ${oneLine(await feedRow.innerText())}`);
+
+  // 4. An out-of-range value typed into the number input reaches the server and its error is shown.
+  await byTestId(page, `input-${KEY}`).fill(OUT_OF_RANGE);
+  await byTestId(page, `apply-${KEY}`).click();
+  const errorText = await waitFor("the error receipt", async () => {
+    const state = await receipt.getAttribute("data-state");
+    const text = await receipt.innerText();
+    return { done: state === "error", value: text, seen: text };
+  });
+  for (const want of ["INVALID_ARGUMENT", "[0, 0.9]"]) {
+    if (!errorText.includes(want)) fail(`the error receipt lacks "${want}": ${errorText}`);
+  }
+  if ((await receipt.getAttribute("data-code")) !== "invalid_argument") fail("data-code is not invalid_argument");
+  ok(`${KEY} = ${OUT_OF_RANGE} is refused: "${oneLine(errorText)}"`);
+  await waitFor(`the value stays ${moved}`, async () => {
+    const text = (await current.textContent())?.trim();
+    return { done: Number(text) === moved, seen: text };
+  });
+  ok(`${KEY} stays ${moved} after the rejection`);
+
+  // 5. Screenshots at desktop and phone sizes.
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: join(shotDir, "dashboard-1280x800.png") });
+  await page.screenshot({ path: join(shotDir, "dashboard-1280x800-full.png"), fullPage: true });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.evaluate(() => window.scrollTo(0, 0));
+  await page.waitForTimeout(500);
+  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  if (overflow > 0) fail(`at 390 px the page is ${overflow} px wider than the screen`);
+  await page.screenshot({ path: join(shotDir, "dashboard-390x844.png") });
+  await page.screenshot({ path: join(shotDir, "dashboard-390x844-full.png"), fullPage: true });
+  ok(`screenshots at 1280x800 and 390x844 (no horizontal overflow) saved in ${resolve(shotDir)}`);
+
+  if (pageErrors.length) fail(`the page logged errors:\n  ${pageErrors.join("\n  ")}`);
+  ok("no errors in the page's console");
+  console.log(`PASS: ${checks.length} checks`);
+} catch (e) {
+  status = 1;
+  console.error(`FAIL: ${e instanceof Failure ? e.message : e?.stack ?? e}`);
+  console.error(`(${checks.length} checks passed before the failure)`);
+} finally {
+  await context?.close().catch(() => {});
+  await rm(profile, { recursive: true, force: true });
+}
+process.exit(status);
