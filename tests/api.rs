@@ -142,6 +142,13 @@ async fn apply_command_reports_old_and_new_values_and_the_tick() {
     assert_eq!(response.old_value, Some(before));
     assert_eq!(response.new_value, number(0.31));
     assert!(response.applied_tick >= 1);
+    // The reply comes from Phase 0; the tick's own snapshot (Phase 8) is the
+    // first to show the value, and ListParameters reads the latest snapshot.
+    let telemetry = app.server.telemetry();
+    eventually("the tick's snapshot", || {
+        telemetry.latest().is_some_and(|s| s.tick >= response.applied_tick)
+    })
+    .await;
     assert_eq!(
         current_value(&mut app.client, KEY).await,
         number(0.31).unwrap()
