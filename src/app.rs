@@ -16,7 +16,10 @@ use crate::{
     bridge::{CommandSender, TelemetryReader, command_queue, telemetry_exchange},
     config::{Config, ConfigError},
     engine::{EngineError, EngineReport, Pacing, SimulationEngine, StepGate},
-    server::{self, ServerParts, WatchtowerApi, encoded::watchtower_service_server::WatchtowerServiceServer},
+    server::{
+        self, ServerParts, WatchtowerApi,
+        encoded::watchtower_service_server::WatchtowerServiceServer,
+    },
 };
 
 /// How long `stop` lets in-flight calls finish before closing the queue.

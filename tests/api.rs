@@ -146,7 +146,9 @@ async fn apply_command_reports_old_and_new_values_and_the_tick() {
     // first to show the value, and ListParameters reads the latest snapshot.
     let telemetry = app.server.telemetry();
     eventually("the tick's snapshot", || {
-        telemetry.latest().is_some_and(|s| s.tick >= response.applied_tick)
+        telemetry
+            .latest()
+            .is_some_and(|s| s.tick >= response.applied_tick)
     })
     .await;
     assert_eq!(
@@ -707,7 +709,10 @@ async fn each_snapshot_is_encoded_once_however_many_subscribe() {
     for _ in 0..5 {
         let mut client = connect(app.addr).await;
         let stream = client
-            .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10, history: 0 })
+            .subscribe_telemetry(SubscribeTelemetryRequest {
+                interval_ms: 10,
+                history: 0,
+            })
             .await
             .unwrap()
             .into_inner();
@@ -741,7 +746,10 @@ async fn a_late_subscriber_gets_history_first() {
     // One tick at a time, so the hub sees (and keeps) every snapshot.
     let mut early = app
         .client
-        .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10, history: 0 })
+        .subscribe_telemetry(SubscribeTelemetryRequest {
+            interval_ms: 10,
+            history: 0,
+        })
         .await
         .unwrap()
         .into_inner();
@@ -749,25 +757,57 @@ async fn a_late_subscriber_gets_history_first() {
         if tick > 0 {
             app.step(1);
         }
-        let seen = early.message().await.unwrap().unwrap().snapshot.unwrap().tick;
+        let seen = early
+            .message()
+            .await
+            .unwrap()
+            .unwrap()
+            .snapshot
+            .unwrap()
+            .tick;
         assert_eq!(seen, tick);
     }
     let mut stream = app
         .client
-        .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10, history: 5 })
+        .subscribe_telemetry(SubscribeTelemetryRequest {
+            interval_ms: 10,
+            history: 5,
+        })
         .await
         .unwrap()
         .into_inner();
     let mut ticks = Vec::new();
     for _ in 0..5 {
-        ticks.push(stream.message().await.unwrap().unwrap().snapshot.unwrap().tick);
+        ticks.push(
+            stream
+                .message()
+                .await
+                .unwrap()
+                .unwrap()
+                .snapshot
+                .unwrap()
+                .tick,
+        );
     }
     assert_eq!(ticks, [4, 5, 6, 7, 8]);
     app.step(1);
-    assert_eq!(stream.message().await.unwrap().unwrap().snapshot.unwrap().tick, 9);
+    assert_eq!(
+        stream
+            .message()
+            .await
+            .unwrap()
+            .unwrap()
+            .snapshot
+            .unwrap()
+            .tick,
+        9
+    );
     let status = app
         .client
-        .subscribe_telemetry(SubscribeTelemetryRequest { interval_ms: 10, history: 601 })
+        .subscribe_telemetry(SubscribeTelemetryRequest {
+            interval_ms: 10,
+            history: 601,
+        })
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);

@@ -178,7 +178,10 @@ impl TelemetryHub {
     /// The last `n` frames, oldest first.
     pub fn history(&self, n: usize) -> Vec<Arc<Frame>> {
         let ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
-        ring.iter().skip(ring.len().saturating_sub(n)).cloned().collect()
+        ring.iter()
+            .skip(ring.len().saturating_sub(n))
+            .cloned()
+            .collect()
     }
 
     /// The most frames a subscriber may ask for.
@@ -208,7 +211,8 @@ mod tests {
             ..Default::default()
         });
         let frame = Frame::new(Arc::clone(&snapshot));
-        let decoded = SubscribeTelemetryResponse::decode(frame.grpc.encode_to_vec().as_slice()).unwrap();
+        let decoded =
+            SubscribeTelemetryResponse::decode(frame.grpc.encode_to_vec().as_slice()).unwrap();
         assert_eq!(decoded.snapshot.as_ref(), Some(snapshot.as_ref()));
         assert!(frame.json().starts_with("{\"snapshot\":{"));
         assert!(frame.json().contains("\"tick\":\"42\""), "{}", frame.json());

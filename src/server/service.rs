@@ -199,10 +199,12 @@ impl WatchtowerService for WatchtowerApi {
         }
         .into_stream();
         let stats = Arc::clone(&self.hub.stats_arc());
-        let stream = futures_util::stream::iter(past).chain(live).map(move |frame| {
-            stats.delivered.fetch_add(1, Ordering::Relaxed);
-            Ok(frame.grpc.clone())
-        });
+        let stream = futures_util::stream::iter(past)
+            .chain(live)
+            .map(move |frame| {
+                stats.delivered.fetch_add(1, Ordering::Relaxed);
+                Ok(frame.grpc.clone())
+            });
         Ok(Response::new(Box::pin(stream)))
     }
 
