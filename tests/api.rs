@@ -642,6 +642,12 @@ async fn calls_get_unavailable_once_the_engine_is_gone() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
+    let status = app
+        .client
+        .list_parameters(ListParametersRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
     // The telemetry stream ends instead of hanging.
     tokio::time::timeout(PATIENCE, async {
         while let Ok(Some(_)) = stream.message().await {}

@@ -51,6 +51,9 @@ pub enum ApiError {
     /// The engine stopped before answering.
     #[error(transparent)]
     EngineGone(#[from] ReplyDropped),
+    /// The engine has stopped; its last values are no longer current.
+    #[error("the engine is not running")]
+    EngineStopped,
     /// The engine has published nothing yet.
     #[error("the engine has not published a snapshot yet")]
     NoTelemetry,
@@ -89,6 +92,7 @@ impl From<ApiError> for Status {
             }
             ApiError::Submit(SubmitError::Closed)
             | ApiError::EngineGone(_)
+            | ApiError::EngineStopped
             | ApiError::NoTelemetry => Status::unavailable(message),
             ApiError::Rejected(response) => rejection_status(&response, message),
         }

@@ -213,6 +213,9 @@ impl WatchtowerService for WatchtowerApi {
         &self,
         _request: Request<ListParametersRequest>,
     ) -> Result<Response<ListParametersResponse>, Status> {
+        if self.telemetry.is_closed() {
+            return Err(ApiError::EngineStopped.into());
+        }
         let snapshot = self.telemetry.latest().ok_or(ApiError::NoTelemetry)?;
         let parameters = self
             .catalogue
