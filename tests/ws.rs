@@ -1,0 +1,323 @@
+//! The legacy JSON WebSocket path (the Streamlit clients), through a real
+//! tokio-tungstenite client: `/ws` on the main listener and `/` on the legacy
+//! listener. Frames are parsed into `WebSocketServerMessage` with the same
+//! pbjson serde impls the server uses.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream, connect_async,
+    tungstenite::{Bytes, Message},
+};
+use watchtower::{
+    Config,
+    engine::Pacing,
+    pb::{
+        GodResponse, RejectionReason, WatchtowerSnapshot, WebSocketError, WebSocketServerMessage,
+        parameter_value::Kind, web_socket_server_message::Message as ServerMessage,
+    },
+};
+
+const KEY: &str = "fiscal.vat_rate";
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// An app ticking at `tps` with the legacy listener on port 0, and the URLs
+/// of both WebSocket endpoints.
+async fn app_with_both_paths(tps: f64) -> (TestApp, [String; 2]) {
+    let config = Config {
+        legacy_ws_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..test_config()
+    };
+    let app = spawn_app_with(config, Pacing::from_tps(tps)).await;
+    let legacy = app
+        .server
+        .legacy_ws_addr()
+        .expect("the legacy listener is on");
+    let urls = [format!("ws://{}/ws", app.addr), format!("ws://{legacy}/")];
+    (app, urls)
+}
+
+async fn open(url: &str) -> Ws {
+    tokio::time::timeout(PATIENCE, connect_async(url))
+        .await
+        .expect("the handshake finishes in time")
+        .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+        .0
+}
+
+async fn send(ws: &mut Ws, text: impl Into<String>) {
+    ws.send(Message::text(text.into()))
+        .await
+        .expect("send a frame");
+}
+
+fn command_json(id: &str, value: f64) -> String {
+    serde_json::json!({"command": {"id": id, "key": KEY, "value": {"number": value}}}).to_string()
+}
+
+/// The next server message, skipping control frames.
+async fn next_message(ws: &mut Ws) -> ServerMessage {
+    loop {
+        let frame = tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("a frame arrives in time")
+            .expect("the connection is open")
+            .expect("a valid frame");
+        match frame {
+            Message::Text(text) => {
+                let message: WebSocketServerMessage = serde_json::from_str(&text)
+                    .unwrap_or_else(|e| panic!("not a server message ({e}): {text}"));
+                return message.message.expect("exactly one kind is set");
+            }
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+/// The next `response` or `error`, skipping snapshots.
+async fn next_reply(ws: &mut Ws) -> ServerMessage {
+    loop {
+        match next_message(ws).await {
+            ServerMessage::Snapshot(_) => {}
+            reply => return reply,
+        }
+    }
+}
+
+async fn next_response(ws: &mut Ws) -> GodResponse {
+    match next_reply(ws).await {
+        ServerMessage::Response(response) => response,
+        other => panic!("expected a response, got {other:?}"),
+    }
+}
+
+async fn next_error(ws: &mut Ws) -> WebSocketError {
+    match next_reply(ws).await {
+        ServerMessage::Error(error) => error,
+        other => panic!("expected an error, got {other:?}"),
+    }
+}
+
+/// The first snapshot frame whose tick is at least `tick`.
+async fn snapshot_from(ws: &mut Ws, tick: u64) -> WatchtowerSnapshot {
+    loop {
+        match next_message(ws).await {
+            ServerMessage::Snapshot(snapshot) if snapshot.tick >= tick => return snapshot,
+            ServerMessage::Snapshot(_) => {}
+            other => panic!("expected a snapshot, got {other:?}"),
+        }
+    }
+}
+
+fn vat(snapshot: &WatchtowerSnapshot) -> f64 {
+    match snapshot.parameters[KEY].kind {
+        Some(Kind::Number(x)) => x,
+        ref other => panic!("{KEY} is a number, got {other:?}"),
+    }
+}
+
+/// Applies `value` and checks that a later snapshot shows it.
+async fn apply(ws: &mut Ws, id: &str, value: f64) -> GodResponse {
+    send(ws, command_json(id, value)).await;
+    let response = next_response(ws).await;
+    assert!(response.success, "{response:?}");
+    assert_eq!(response.command_id, id);
+    assert_eq!(response.key, KEY);
+    assert_eq!(response.new_value, number(value));
+    let snapshot = snapshot_from(ws, response.applied_tick).await;
+    assert_eq!(vat(&snapshot), value, "the snapshot shows the new value");
+    response
+}
+
+#[tokio::test]
+async fn command_round_trip_on_both_paths() {
+    let (_app, urls) = app_with_both_paths(50.0).await;
+    let mut old = 0.10;
+    for (url, value) in urls.iter().zip([0.12, 0.13]) {
+        let mut ws = open(url).await;
+        let response = apply(&mut ws, "c1", value).await;
+        assert!(response.applied_tick > 0, "{url}");
+        assert_eq!(response.old_value, number(old), "{url}");
+        assert!(response.error.is_empty(), "{url}");
+        old = value;
+    }
+}
+
+#[tokio::test]
+async fn rejected_command_gets_a_failed_response_and_changes_nothing() {
+    let (_app, urls) = app_with_both_paths(50.0).await;
+    for url in &urls {
+        let mut ws = open(url).await;
+        send(&mut ws, command_json("too-high", 2.5)).await;
+        let response = next_response(&mut ws).await;
+        assert!(!response.success, "{url}: {response:?}");
+        assert_eq!(response.command_id, "too-high");
+        assert_eq!(response.rejection(), RejectionReason::OutOfRange);
+        assert_eq!(response.field, "command.value");
+        assert!(
+            response.error.contains("2.5") && response.allowed.contains("0.5"),
+            "{url}: names the value and the range: {response:?}"
+        );
+        assert_eq!(response.new_value, response.old_value);
+        let snapshot = snapshot_from(&mut ws, response.applied_tick).await;
+        assert_eq!(vat(&snapshot), 0.10, "{url}: nothing was applied");
+        apply(&mut ws, "after-rejection", 0.11).await;
+        apply(&mut ws, "reset", 0.10).await;
+    }
+}
+
+/// Snapshot frames received within one second.
+async fn snapshots_in_one_second(ws: &mut Ws) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+    let mut count = 0;
+    while let Ok(frame) = tokio::time::timeout_at(deadline, ws.next()).await {
+        if let Message::Text(text) = frame.expect("open").expect("valid")
+            && text.starts_with("{\"snapshot\"")
+        {
+            count += 1;
+        }
+    }
+    count
+}
+
+#[tokio::test]
+async fn telemetry_arrives_at_its_interval_and_subscribe_changes_it() {
+    // The engine ticks faster than either interval, so the interval paces.
+    let (_app, urls) = app_with_both_paths(100.0).await;
+    let mut ws = open(&urls[0]).await;
+    snapshot_from(&mut ws, 0).await;
+    let default = snapshots_in_one_second(&mut ws).await;
+    assert!(
+        (3..=15).contains(&default),
+        "about 10 snapshots per second at 100 ms, got {default}"
+    );
+    send(&mut ws, r#"{"subscribe":{"interval_ms":25}}"#).await;
+    snapshot_from(&mut ws, 0).await;
+    let fast = snapshots_in_one_second(&mut ws).await;
+    assert!(
+        fast > default && (12..=60).contains(&fast),
+        "about 40 snapshots per second at 25 ms, got {fast} (default gave {default})"
+    );
+
+    send(&mut ws, r#"{"subscribe":{"interval_ms":5}}"#).await;
+    let error = next_error(&mut ws).await;
+    assert_eq!(error.code, "INVALID_ARGUMENT");
+    assert_eq!(error.field, "subscribe.interval_ms");
+    assert!(error.message.contains("10 to 60000"), "{error:?}");
+}
+
+#[tokio::test]
+async fn bad_frames_get_errors_apply_nothing_and_leave_the_connection_usable() {
+    let (_app, urls) = app_with_both_paths(50.0).await;
+    let oversized = serde_json::json!({
+        "command": {"id": "big", "key": KEY, "value": {"number": 0.4}, "reason": "x".repeat(70 * 1024)}
+    })
+    .to_string();
+    let cases: [(&str, Message, &str, &str); 5] = [
+        (
+            "malformed JSON",
+            Message::text(r#"{"command":{"id":"m","key":"fiscal.vat_rate","value":{"number":0.4}"#),
+            "INVALID_JSON",
+            "EOF",
+        ),
+        (
+            "a number sent as a string",
+            Message::text(
+                r#"{"command":{"id":"t","key":"fiscal.vat_rate","value":{"number":"abc"}}}"#,
+            ),
+            "INVALID_MESSAGE",
+            "invalid float literal",
+        ),
+        (
+            "neither command nor subscribe",
+            Message::text("{}"),
+            "INVALID_MESSAGE",
+            "`command` or `subscribe`",
+        ),
+        (
+            "a binary frame",
+            Message::Binary(Bytes::from(command_json("b", 0.4).into_bytes())),
+            "INVALID_MESSAGE",
+            "binary",
+        ),
+        (
+            "a frame over 64 KiB",
+            Message::text(oversized),
+            "FRAME_TOO_LARGE",
+            "65536",
+        ),
+    ];
+    for url in &urls {
+        let mut ws = open(url).await;
+        let mut value = 0.10;
+        for (i, (what, frame, code, names)) in cases.iter().enumerate() {
+            let seen = snapshot_from(&mut ws, 0).await.tick;
+            ws.send(frame.clone()).await.expect("send");
+            let error = next_error(&mut ws).await;
+            assert_eq!(error.code, *code, "{url}, {what}: {error:?}");
+            assert!(
+                error.message.contains(names),
+                "{url}, {what}: the message should name {names:?}: {error:?}"
+            );
+            // Two ticks later nothing has changed.
+            let snapshot = snapshot_from(&mut ws, seen + 2).await;
+            assert_eq!(vat(&snapshot), value, "{url}, {what}: nothing was applied");
+            // And the connection still works.
+            value = 0.11 + 0.01 * i as f64;
+            apply(&mut ws, &format!("after-{i}"), value).await;
+        }
+        apply(&mut ws, "reset", 0.10).await;
+    }
+}
+
+#[tokio::test]
+async fn a_full_queue_is_queue_full() {
+    let config = Config {
+        queue_capacity: 1,
+        legacy_ws_listen: Some("127.0.0.1:0".parse().unwrap()),
+        ..test_config()
+    };
+    let app = spawn_stepped_app(config).await;
+    let url = format!("ws://{}/", app.server.legacy_ws_addr().unwrap());
+    let mut ws = open(&url).await;
+    send(&mut ws, command_json("first", 0.2)).await;
+    app.wait_queue_depth(1).await;
+    send(&mut ws, command_json("second", 0.3)).await;
+    let error = next_error(&mut ws).await;
+    assert_eq!(error.code, "QUEUE_FULL", "{error:?}");
+    assert_eq!(error.command_id, "second");
+    app.step(1);
+    let response = next_response(&mut ws).await;
+    assert_eq!(response.command_id, "first");
+    assert!(response.success);
+}
+
+#[tokio::test]
+async fn a_frame_over_one_mebibyte_closes_the_connection() {
+    let (_app, urls) = app_with_both_paths(50.0).await;
+    let mut ws = open(&urls[0]).await;
+    snapshot_from(&mut ws, 0).await;
+    let huge = format!(
+        r#"{{"command":{{"reason":"{}"}}}}"#,
+        "x".repeat(1024 * 1024 + 16)
+    );
+    // The server may close before the whole frame is written.
+    let _ = ws.send(Message::text(huge)).await;
+    let closed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_) | Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server closes the connection");
+}
