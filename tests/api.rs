@@ -35,15 +35,12 @@ async fn test_engine_command_consumption_atomicity() {
     let app = spawn_stepped_app(test_config()).await;
     let mut calls = Vec::new();
     for i in 0..10 {
-        let mut client = app.client.clone();
         let request = command(
             &format!("atomic-{i}"),
             KEY,
             number(0.2 + f64::from(i) / 100.0),
         );
-        calls.push(tokio::spawn(
-            async move { client.apply_command(request).await },
-        ));
+        calls.push(spawn_apply(&app.client, request));
     }
     app.wait_queue_depth(10).await;
     app.step(1);
@@ -86,12 +83,7 @@ async fn test_telemetry_snapshot_integrity() {
     let mut app = spawn_stepped_app(test_config()).await;
     app.step(2);
     let _ = app.snapshot_at(2).await;
-    let mut client = app.client.clone();
-    let call = tokio::spawn(async move {
-        client
-            .apply_command(command("integrity", KEY, number(0.33)))
-            .await
-    });
+    let call = spawn_apply(&app.client, command("integrity", KEY, number(0.33)));
     app.wait_queue_depth(1).await;
     app.step(1);
     let response = call.await.unwrap().unwrap().into_inner().response.unwrap();
@@ -275,12 +267,7 @@ async fn bad_commands_get_invalid_argument_with_details_and_change_nothing() {
 #[tokio::test]
 async fn every_rejection_is_audited_once() {
     let app = spawn_stepped_app(test_config()).await;
-    let mut client = app.client.clone();
-    let call = tokio::spawn(async move {
-        client
-            .apply_command(command("rejected-1", KEY, number(9.0)))
-            .await
-    });
+    let call = spawn_apply(&app.client, command("rejected-1", KEY, number(9.0)));
     app.wait_queue_depth(1).await;
     app.step(1);
     assert_eq!(
@@ -307,11 +294,8 @@ async fn a_full_queue_is_refused_at_once_and_nothing_accepted_is_lost() {
     let app = spawn_stepped_app(config).await;
     let mut accepted = Vec::new();
     for (i, value) in [0.21, 0.22, 0.23].into_iter().enumerate() {
-        let mut client = app.client.clone();
         let request = command(&format!("queued-{i}"), KEY, number(value));
-        accepted.push(tokio::spawn(
-            async move { client.apply_command(request).await },
-        ));
+        accepted.push(spawn_apply(&app.client, request));
     }
     app.wait_queue_depth(3).await;
 
@@ -373,12 +357,10 @@ async fn a_caller_that_leaves_while_queued_is_still_applied_once() {
         "{status:?}"
     );
     // One caller that cancels (its task is aborted mid-call).
-    let mut client = app.client.clone();
-    let cancelled = tokio::spawn(async move {
-        client
-            .apply_command(command("cancelled", "fiscal.vat_rate", number(0.15)))
-            .await
-    });
+    let cancelled = spawn_apply(
+        &app.client,
+        command("cancelled", "fiscal.vat_rate", number(0.15)),
+    );
     app.wait_queue_depth(2).await;
     cancelled.abort();
     let _ = cancelled.await;
@@ -403,15 +385,7 @@ async fn a_caller_that_leaves_while_queued_is_still_applied_once() {
 #[tokio::test]
 async fn telemetry_at_50ms_yields_rising_ticks() {
     let mut app = spawn_app(100.0).await;
-    let mut stream = app
-        .client
-        .subscribe_telemetry(SubscribeTelemetryRequest {
-            interval_ms: 50,
-            history: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = subscribe(&mut app.client.clone(), 50).await;
     let mut ticks = Vec::new();
     while ticks.len() < 6 {
         let snapshot = stream.message().await.unwrap().unwrap().snapshot.unwrap();
@@ -463,25 +437,11 @@ async fn subscribers_that_never_read_slow_no_one() {
     let mut stalled = Vec::new();
     for _ in 0..8 {
         let mut client = connect(app.addr).await;
-        let stream = client
-            .subscribe_telemetry(SubscribeTelemetryRequest {
-                interval_ms: 10,
-                history: 0,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let stream = subscribe(&mut client, 10).await;
         stalled.push((client, stream));
     }
     let mut reader = connect(app.addr).await;
-    let mut stream = reader
-        .subscribe_telemetry(SubscribeTelemetryRequest {
-            interval_ms: 10,
-            history: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = subscribe(&mut reader, 10).await;
     let first = stream
         .message()
         .await
@@ -518,14 +478,7 @@ async fn subscribers_that_never_read_slow_no_one() {
 async fn a_client_that_disconnects_releases_its_stream() {
     let app = spawn_app(50.0).await;
     let mut client = connect(app.addr).await;
-    let mut stream = client
-        .subscribe_telemetry(SubscribeTelemetryRequest {
-            interval_ms: 10,
-            history: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = subscribe(&mut client, 10).await;
     stream.message().await.unwrap().unwrap();
     assert_eq!(app.server.active_subscribers(), 1);
     drop(stream);
@@ -615,22 +568,9 @@ async fn reflection_lists_and_describes_the_service() {
 #[tokio::test]
 async fn calls_get_unavailable_once_the_engine_is_gone() {
     let mut app = spawn_stepped_app(test_config()).await;
-    let mut stream = app
-        .client
-        .subscribe_telemetry(SubscribeTelemetryRequest {
-            interval_ms: 10,
-            history: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = subscribe(&mut app.client.clone(), 10).await;
     stream.message().await.unwrap().unwrap();
-    let mut client = app.client.clone();
-    let queued = tokio::spawn(async move {
-        client
-            .apply_command(command("late", KEY, number(0.3)))
-            .await
-    });
+    let queued = spawn_apply(&app.client, command("late", KEY, number(0.3)));
     app.wait_queue_depth(1).await;
     // Closing the gate stops the engine thread, as a halt would.
     app.gate.as_ref().unwrap().close();
@@ -660,23 +600,9 @@ async fn calls_get_unavailable_once_the_engine_is_gone() {
 async fn graceful_stop_ends_streams_answers_pending_commands_and_joins_the_engine() {
     let app = spawn_stepped_app(test_config()).await;
     app.step(1);
-    let mut stream = app
-        .client
-        .clone()
-        .subscribe_telemetry(SubscribeTelemetryRequest {
-            interval_ms: 10,
-            history: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = subscribe(&mut app.client.clone(), 10).await;
     stream.message().await.unwrap().unwrap();
-    let mut client = app.client.clone();
-    let pending = tokio::spawn(async move {
-        client
-            .apply_command(command("pending", KEY, number(0.3)))
-            .await
-    });
+    let pending = spawn_apply(&app.client, command("pending", KEY, number(0.3)));
     app.wait_queue_depth(1).await;
 
     let started = std::time::Instant::now();
@@ -714,14 +640,7 @@ async fn each_snapshot_is_encoded_once_however_many_subscribe() {
     let mut streams = Vec::new();
     for _ in 0..5 {
         let mut client = connect(app.addr).await;
-        let stream = client
-            .subscribe_telemetry(SubscribeTelemetryRequest {
-                interval_ms: 10,
-                history: 0,
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let stream = subscribe(&mut client, 10).await;
         streams.push((client, stream));
     }
     for tick in 0..=3 {
@@ -750,15 +669,7 @@ async fn each_snapshot_is_encoded_once_however_many_subscribe() {
 async fn a_late_subscriber_gets_history_first() {
     let mut app = spawn_stepped_app(test_config()).await;
     // One tick at a time, so the hub sees (and keeps) every snapshot.
-    let mut early = app
-        .client
-        .subscribe_telemetry(SubscribeTelemetryRequest {
-            interval_ms: 10,
-            history: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut early = subscribe(&mut app.client.clone(), 10).await;
     for tick in 0..=8 {
         if tick > 0 {
             app.step(1);

@@ -110,15 +110,7 @@ impl TestApp {
     /// The snapshot the engine published for exactly `tick`, read over gRPC.
     /// In a stepped app nothing newer can appear until the test steps again.
     pub async fn snapshot_at(&self, tick: u64) -> pb::WatchtowerSnapshot {
-        let mut client = self.client.clone();
-        let mut stream = client
-            .subscribe_telemetry(SubscribeTelemetryRequest {
-                interval_ms: 10,
-                history: 0,
-            })
-            .await
-            .expect("subscribe")
-            .into_inner();
+        let mut stream = subscribe(&mut self.client.clone(), 10).await;
         tokio::time::timeout(PATIENCE, async {
             loop {
                 let snapshot = stream
@@ -137,6 +129,31 @@ impl TestApp {
         .await
         .expect("the snapshot arrives")
     }
+}
+
+/// Opens a telemetry stream at `interval_ms`, with no history.
+pub async fn subscribe(
+    client: &mut Client,
+    interval_ms: u32,
+) -> tonic::Streaming<pb::SubscribeTelemetryResponse> {
+    client
+        .subscribe_telemetry(SubscribeTelemetryRequest {
+            interval_ms,
+            history: 0,
+        })
+        .await
+        .expect("subscribe")
+        .into_inner()
+}
+
+/// Sends `request` on its own task, so the test can step the engine while
+/// the call waits for its Phase 0.
+pub fn spawn_apply(
+    client: &Client,
+    request: pb::ApplyCommandRequest,
+) -> tokio::task::JoinHandle<Result<tonic::Response<pb::ApplyCommandResponse>, tonic::Status>> {
+    let mut client = client.clone();
+    tokio::spawn(async move { client.apply_command(request).await })
 }
 
 /// Polls `done` until it holds; panics after `PATIENCE`.
