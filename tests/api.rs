@@ -384,7 +384,7 @@ async fn a_caller_that_leaves_while_queued_is_still_applied_once() {
 
 #[tokio::test]
 async fn telemetry_at_50ms_yields_rising_ticks() {
-    let mut app = spawn_app(100.0).await;
+    let app = spawn_app(100.0).await;
     let mut stream = subscribe(&mut app.client.clone(), 50).await;
     let mut ticks = Vec::new();
     while ticks.len() < 6 {
