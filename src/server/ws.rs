@@ -126,15 +126,9 @@ fn handle_text(
             ),
         ));
     }
-    let message: WebSocketClientMessage = match serde_json::from_str(text) {
+    let message = match parse(text) {
         Ok(message) => message,
-        Err(err) => {
-            let code = match err.classify() {
-                Category::Data => "INVALID_MESSAGE",
-                Category::Syntax | Category::Eof | Category::Io => "INVALID_JSON",
-            };
-            return Some(error(code, err.to_string()));
-        }
+        Err(error) => return Some(error),
     };
     match message.message {
         None => Some(error(
@@ -187,6 +181,42 @@ fn handle_text(
             }
         }
     }
+}
+
+/// Parses one client frame; a refusal names the problem and, where there is
+/// one, the field path (`command.value.number`).
+fn parse(text: &str) -> Result<WebSocketClientMessage, WebSocketServerMessage> {
+    let mut json = serde_json::Deserializer::from_str(text);
+    let parsed = serde_path_to_error::deserialize(&mut json)
+        .map_err(|err| {
+            let field = err.path().to_string();
+            let err = err.into_inner();
+            (if field == "." { String::new() } else { field }, err)
+        })
+        .and_then(|message| {
+            json.end()
+                .map(|()| message)
+                .map_err(|err| (String::new(), err))
+        });
+    parsed.map_err(|(field, err)| {
+        let code = match err.classify() {
+            Category::Data => "INVALID_MESSAGE",
+            Category::Syntax | Category::Eof | Category::Io => "INVALID_JSON",
+        };
+        let message = if field.is_empty() {
+            err.to_string()
+        } else {
+            format!("{field}: {err}")
+        };
+        WebSocketServerMessage {
+            message: Some(ServerMessage::Error(WebSocketError {
+                code: code.to_owned(),
+                message,
+                field,
+                ..Default::default()
+            })),
+        }
+    })
 }
 
 fn error(code: &str, message: String) -> WebSocketServerMessage {
