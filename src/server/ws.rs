@@ -128,7 +128,11 @@ fn handle_text(
     }
     let message = match parse(text) {
         Ok(message) => message,
-        Err(error) => return Some(error),
+        Err(error) => {
+            return Some(WebSocketServerMessage {
+                message: Some(ServerMessage::Error(error)),
+            });
+        }
     };
     match message.message {
         None => Some(error(
@@ -185,7 +189,7 @@ fn handle_text(
 
 /// Parses one client frame; a refusal names the problem and, where there is
 /// one, the field path (`command.value.number`).
-fn parse(text: &str) -> Result<WebSocketClientMessage, WebSocketServerMessage> {
+fn parse(text: &str) -> Result<WebSocketClientMessage, WebSocketError> {
     let mut json = serde_json::Deserializer::from_str(text);
     let parsed = serde_path_to_error::deserialize(&mut json)
         .map_err(|err| {
@@ -208,13 +212,11 @@ fn parse(text: &str) -> Result<WebSocketClientMessage, WebSocketServerMessage> {
         } else {
             format!("{field}: {err}")
         };
-        WebSocketServerMessage {
-            message: Some(ServerMessage::Error(WebSocketError {
-                code: code.to_owned(),
-                message,
-                field,
-                ..Default::default()
-            })),
+        WebSocketError {
+            code: code.to_owned(),
+            message,
+            field,
+            ..Default::default()
         }
     })
 }
