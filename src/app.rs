@@ -39,6 +39,14 @@ pub enum StartError {
     /// A socket or thread could not be set up.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// The engine thread and the gRPC server, running together (spec §9's
@@ -81,8 +89,21 @@ impl SimulationServer {
         config: &Config,
         pacing: Pacing,
     ) -> Result<Self, StartError> {
+        // Everything that can fail comes before the engine thread starts, so
+        // a failed start leaves nothing running.
         let registry = config.registry()?;
         let catalogue = registry.catalogue();
+        let local_addr = listener.local_addr()?;
+        let listener = listener.into_std()?;
+        let legacy = match config.legacy_ws_listen {
+            Some(addr) => {
+                let legacy = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                Some((legacy.local_addr()?, legacy.into_std()?))
+            }
+            None => None,
+        };
         let (commands, receiver) = command_queue(config.queue_capacity);
         let (publisher, telemetry) = telemetry_exchange();
         let mut engine = SimulationEngine::new(registry, config.seed)?;
@@ -117,30 +138,24 @@ impl SimulationServer {
             cors_origins: config.cors_origins.clone(),
             shutdown: shutdown.clone(),
         };
-        let local_addr = listener.local_addr()?;
         let mut servers = vec![tokio::spawn(supervise(
             "gRPC",
-            listener.into_std()?,
+            listener,
             server::router(&parts),
             shutdown.clone(),
         ))];
         info!(%local_addr, "gRPC server listening");
-        let legacy_ws_addr = match config.legacy_ws_listen {
-            Some(addr) => {
-                let listener = TcpListener::bind(addr).await?;
-                let addr = listener.local_addr()?;
-                let routes = server::ws::routes(api.clone(), &["/", "/ws"]);
-                servers.push(tokio::spawn(supervise(
-                    "legacy WebSocket",
-                    listener.into_std()?,
-                    routes,
-                    shutdown.clone(),
-                )));
-                info!(%addr, "legacy WebSocket listening");
-                Some(addr)
-            }
-            None => None,
-        };
+        let legacy_ws_addr = legacy.map(|(addr, listener)| {
+            let routes = server::ws::routes(api.clone(), &["/", "/ws"]);
+            servers.push(tokio::spawn(supervise(
+                "legacy WebSocket",
+                listener,
+                routes,
+                shutdown.clone(),
+            )));
+            info!(%addr, "legacy WebSocket listening");
+            addr
+        });
         let server = tokio::spawn(async move {
             for server in servers {
                 let _ = server.await;

@@ -213,3 +213,20 @@ fn a_bad_params_file_stops_start_up_naming_key_value_and_range() {
     app.addr();
     app.wait_for(&["engine started"]);
 }
+
+#[test]
+fn a_legacy_port_in_use_stops_start_up_cleanly() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let output = Command::new(env!("CARGO_BIN_EXE_watchtower"))
+        .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", &port])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("in use"), "{stderr}");
+    assert!(stderr.contains(&port), "the address is named: {stderr}");
+    // Nothing started: no engine ran a tick before the failure.
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.contains("engine started"), "{stdout}");
+}

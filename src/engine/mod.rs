@@ -18,7 +18,6 @@ pub mod scheduler;
 
 use std::{
     sync::{Arc, Condvar, Mutex, PoisonError},
-    thread,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -340,16 +339,6 @@ impl SimulationEngine {
             "engine stopped"
         );
         Ok(report)
-    }
-
-    /// Moves the engine onto its own named thread and runs it there.
-    pub fn spawn(
-        self,
-        pacing: Pacing,
-    ) -> std::io::Result<thread::JoinHandle<Result<EngineReport, EngineError>>> {
-        thread::Builder::new()
-            .name("watchtower-engine".into())
-            .spawn(move || self.run(pacing))
     }
 }
 
