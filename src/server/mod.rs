@@ -31,6 +31,7 @@ use tonic_health::{
     server::{HealthReporter, HealthService},
 };
 use tonic_web::GrpcWebLayer;
+use tower_http::catch_panic::CatchPanicLayer;
 
 pub use hub::TelemetryHub;
 pub use service::WatchtowerApi;
@@ -96,6 +97,9 @@ pub fn router(parts: &ServerParts) -> Router {
     grpc.merge(ws::routes(parts.api.clone(), &["/ws"]))
         .merge(web::dashboard())
         .layer(web::cors(&parts.cors_origins))
+        // A bug in one handler answers that one call with an error; it never
+        // takes the connection, the server or the engine down with it.
+        .layer(CatchPanicLayer::new())
 }
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then stops
