@@ -25,10 +25,7 @@ use prost::{
 };
 use tokio::sync::watch;
 
-use crate::{
-    bridge::TelemetryReader,
-    pb::{SubscribeTelemetryResponse, WatchtowerSnapshot},
-};
+use crate::{bridge::TelemetryReader, pb::WatchtowerSnapshot};
 
 /// A `SubscribeTelemetryResponse` already encoded; the server-side rendering
 /// of the service sends these, so tonic copies bytes instead of re-encoding
@@ -75,11 +72,12 @@ pub struct Frame {
 
 impl Frame {
     fn new(snapshot: Arc<WatchtowerSnapshot>) -> Self {
-        let response = SubscribeTelemetryResponse {
-            snapshot: Some(snapshot.as_ref().clone()),
-        };
+        // `SubscribeTelemetryResponse { snapshot = 1 }` on the wire is just
+        // field 1 holding the snapshot, so encode it in place, no copy.
+        let mut grpc = Vec::with_capacity(snapshot.encoded_len() + 8);
+        prost::encoding::message::encode(1, snapshot.as_ref(), &mut grpc);
         Self {
-            grpc: EncodedTelemetry(response.encode_to_vec().into()),
+            grpc: EncodedTelemetry(grpc.into()),
             snapshot,
             json: OnceLock::new(),
         }
@@ -203,6 +201,7 @@ impl TelemetryHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pb::SubscribeTelemetryResponse;
 
     #[test]
     fn the_preencoded_frame_is_the_message_encoding() {
