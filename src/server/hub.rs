@@ -18,6 +18,7 @@ use std::{
     },
 };
 
+use axum::extract::ws::Utf8Bytes;
 use prost::{
     Message,
     bytes::{Buf, BufMut, Bytes},
@@ -66,8 +67,8 @@ pub struct Frame {
     /// Its `SubscribeTelemetryResponse` encoding.
     pub grpc: EncodedTelemetry,
     /// Its `{"snapshot": …}` JSON for the WebSocket path, made by the first
-    /// WebSocket that needs it.
-    json: OnceLock<String>,
+    /// WebSocket that needs it; clones share the bytes.
+    json: OnceLock<Utf8Bytes>,
 }
 
 impl Frame {
@@ -89,12 +90,14 @@ impl Frame {
     }
 
     /// The WebSocket message for this snapshot, encoded at most once.
-    pub fn json(&self) -> &str {
-        self.json.get_or_init(|| {
-            let snapshot = serde_json::to_string(self.snapshot.as_ref())
-                .expect("generated serde impls always serialize");
-            format!("{{\"snapshot\":{snapshot}}}")
-        })
+    pub fn json(&self) -> Utf8Bytes {
+        self.json
+            .get_or_init(|| {
+                let snapshot = serde_json::to_string(self.snapshot.as_ref())
+                    .expect("generated serde impls always serialize");
+                Utf8Bytes::from(format!("{{\"snapshot\":{snapshot}}}"))
+            })
+            .clone()
     }
 }
 
