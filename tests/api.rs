@@ -588,6 +588,15 @@ async fn calls_get_unavailable_once_the_engine_is_gone() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
+    let status = app
+        .client
+        .subscribe_telemetry(SubscribeTelemetryRequest {
+            interval_ms: 10,
+            history: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
     // The telemetry stream ends instead of hanging.
     tokio::time::timeout(PATIENCE, async {
         while let Ok(Some(_)) = stream.message().await {}

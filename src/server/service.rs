@@ -179,6 +179,9 @@ impl WatchtowerService for WatchtowerApi {
     ) -> Result<Response<Self::SubscribeTelemetryStream>, Status> {
         let request = request.into_inner();
         let interval = telemetry_interval(request.interval_ms)?;
+        if self.telemetry.is_closed() {
+            return Err(ApiError::EngineStopped.into());
+        }
         let wanted = usize::try_from(request.history).unwrap_or(usize::MAX);
         if wanted > self.hub.history_cap() {
             return Err(ApiError::InvalidHistory {
