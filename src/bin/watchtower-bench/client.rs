@@ -1,0 +1,644 @@
+//! Connections and load: the subscriber fleet, the TPS probe and the command
+//! drivers. Everything here talks to the server through the generated
+//! `watchtower.v1` client only.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context;
+use hdrhistogram::Histogram;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::{
+    Code,
+    transport::{Channel, Endpoint},
+};
+use watchtower::pb::{
+    ApplyCommandRequest, GetServerStatsRequest, GetServerStatsResponse, GodCommand, ParameterValue,
+    SubscribeTelemetryRequest, parameter_value::Kind,
+    watchtower_service_client::WatchtowerServiceClient,
+};
+
+/// A client on one HTTP/2 connection.
+pub type Client = WatchtowerServiceClient<Channel>;
+
+/// Streams per HTTP/2 connection; hyper's server allows 200 concurrent
+/// streams per connection by default, so stay well below it.
+pub const DEFAULT_STREAMS_PER_CONNECTION: usize = 100;
+
+/// Histogram shards, so thousands of subscriber tasks rarely share a lock.
+const SHARDS: usize = 64;
+
+fn endpoint(addr: &str) -> anyhow::Result<Endpoint> {
+    let uri = if addr.contains("://") {
+        addr.to_owned()
+    } else {
+        format!("http://{addr}")
+    };
+    Ok(Endpoint::from_shared(uri)
+        .context("server address")?
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(10)))
+}
+
+/// A new connection with large flow-control windows, for readers that keep up.
+pub async fn connect(addr: &str) -> anyhow::Result<Client> {
+    let channel = endpoint(addr)?
+        .initial_stream_window_size(1 << 20)
+        .initial_connection_window_size(16 << 20)
+        .connect()
+        .await
+        .with_context(|| format!("connect to {addr}"))?;
+    Ok(WatchtowerServiceClient::new(channel))
+}
+
+/// A new connection with h2's default 64 KiB windows, for slow readers: the
+/// windows fill quickly once the reader stops reading.
+pub async fn connect_small_window(addr: &str) -> anyhow::Result<Client> {
+    let channel = endpoint(addr)?
+        .connect()
+        .await
+        .with_context(|| format!("connect to {addr}"))?;
+    Ok(WatchtowerServiceClient::new(channel))
+}
+
+/// Wall-clock now in microseconds since the Unix epoch (the clock the
+/// server stamps `captured_at_unix_ms` with, on the same machine).
+pub fn now_unix_us() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// A latency histogram in microseconds, 1 µs to 10 minutes, 3 digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Percentiles of a histogram in milliseconds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Percentiles {
+    /// Median, ms.
+    pub p50: f64,
+    /// 99th percentile, ms.
+    pub p99: f64,
+    /// 99.9th percentile, ms.
+    pub p999: f64,
+    /// Largest sample, ms.
+    pub max: f64,
+}
+
+impl Percentiles {
+    pub fn of(h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            p50: ms(h.value_at_quantile(0.50)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+/// `GetServerStats`, or `None` if the server does not implement it.
+pub async fn server_stats(client: &mut Client) -> anyhow::Result<Option<GetServerStatsResponse>> {
+    match client.get_server_stats(GetServerStatsRequest {}).await {
+        Ok(r) => Ok(Some(r.into_inner())),
+        Err(s) if s.code() == Code::Unimplemented => Ok(None),
+        Err(s) => Err(anyhow::anyhow!("GetServerStats: {s}")),
+    }
+}
+
+/// What a fleet of subscribers saw, shared by its tasks.
+#[derive(Debug)]
+pub struct FleetShared {
+    /// Subscribers that received at least one snapshot.
+    pub live: AtomicUsize,
+    /// Subscribe calls or streams that failed.
+    pub failed: AtomicUsize,
+    /// Streams the server ended.
+    pub ended: AtomicUsize,
+    /// Snapshots received since the last reset.
+    pub deliveries: AtomicU64,
+    /// Snapshots received per subscriber, since start.
+    pub per_subscriber: Vec<AtomicU64>,
+    /// Staleness (receipt time minus `captured_at_unix_ms`), µs.
+    staleness: Vec<Mutex<Histogram<u64>>>,
+    /// The first error seen, for the report.
+    pub first_error: Mutex<Option<String>>,
+}
+
+impl FleetShared {
+    fn new(n: usize) -> Self {
+        Self {
+            live: AtomicUsize::new(0),
+            failed: AtomicUsize::new(0),
+            ended: AtomicUsize::new(0),
+            deliveries: AtomicU64::new(0),
+            per_subscriber: (0..n).map(|_| AtomicU64::new(0)).collect(),
+            staleness: (0..SHARDS).map(|_| Mutex::new(histogram())).collect(),
+            first_error: Mutex::new(None),
+        }
+    }
+
+    fn error(&self, e: impl std::fmt::Display) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let mut first = self
+            .first_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if first.is_none() {
+            *first = Some(e.to_string());
+        }
+    }
+}
+
+/// Subscribers that each read their own stream as fast as it comes.
+pub struct Fleet {
+    /// Counters and staleness, shared with the subscriber tasks.
+    pub shared: Arc<FleetShared>,
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    /// Streams opened, but never read (slow readers); dropped on stop.
+    held: Vec<tonic::Streaming<watchtower::pb::SubscribeTelemetryResponse>>,
+}
+
+impl Fleet {
+    /// Opens `n` subscribers at `interval_ms`, `per_connection` streams on
+    /// each HTTP/2 connection.
+    pub async fn start(
+        addr: &str,
+        n: usize,
+        per_connection: usize,
+        interval_ms: u32,
+    ) -> anyhow::Result<Self> {
+        let per_connection = per_connection.max(1);
+        let mut clients = Vec::new();
+        for _ in 0..n.div_ceil(per_connection) {
+            clients.push(connect(addr).await?);
+        }
+        let shared = Arc::new(FleetShared::new(n));
+        let cancel = CancellationToken::new();
+        let tasks = (0..n)
+            .map(|i| {
+                let mut client = clients[i / per_connection].clone();
+                let shared = Arc::clone(&shared);
+                let cancel = cancel.clone();
+                tokio::spawn(async move {
+                    let request = SubscribeTelemetryRequest {
+                        interval_ms,
+                        history: 0,
+                    };
+                    let opened = tokio::select! {
+                        () = cancel.cancelled() => return,
+                        r = client.subscribe_telemetry(request) => r,
+                    };
+                    let mut stream = match opened {
+                        Ok(r) => r.into_inner(),
+                        Err(e) => return shared.error(e),
+                    };
+                    let shard = &shared.staleness[i % SHARDS];
+                    loop {
+                        let message = tokio::select! {
+                            () = cancel.cancelled() => return,
+                            m = stream.message() => m,
+                        };
+                        match message {
+                            Ok(Some(m)) => {
+                                let now = now_unix_us();
+                                if shared.per_subscriber[i].fetch_add(1, Ordering::Relaxed) == 0 {
+                                    shared.live.fetch_add(1, Ordering::Relaxed);
+                                }
+                                shared.deliveries.fetch_add(1, Ordering::Relaxed);
+                                if let Some(s) = m.snapshot {
+                                    let stale = (now - s.captured_at_unix_ms * 1000).max(1);
+                                    shard
+                                        .lock()
+                                        .unwrap_or_else(PoisonError::into_inner)
+                                        .saturating_record(stale.unsigned_abs());
+                                }
+                            }
+                            Ok(None) => {
+                                shared.ended.fetch_add(1, Ordering::Relaxed);
+                                return;
+                            }
+                            Err(e) => return shared.error(e),
+                        }
+                    }
+                })
+            })
+            .collect();
+        Ok(Self {
+            shared,
+            cancel,
+            tasks,
+            held: Vec::new(),
+        })
+    }
+
+    /// Opens `n` streams, each on its own small-window connection, and never
+    /// reads them: their flow-control windows fill and stay full.
+    pub async fn start_slow(addr: &str, n: usize, interval_ms: u32) -> anyhow::Result<Self> {
+        let shared = Arc::new(FleetShared::new(n));
+        let mut held = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut client = connect_small_window(addr).await?;
+            match client
+                .subscribe_telemetry(SubscribeTelemetryRequest {
+                    interval_ms,
+                    history: 0,
+                })
+                .await
+            {
+                Ok(r) => {
+                    held.push(r.into_inner());
+                    shared.live.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => shared.error(e),
+            }
+        }
+        Ok(Self {
+            shared,
+            cancel: CancellationToken::new(),
+            tasks: Vec::new(),
+            held,
+        })
+    }
+
+    /// Waits until every subscriber has had a snapshot, or `patience` ends;
+    /// returns how many are live.
+    pub async fn wait_live(&self, n: usize, patience: Duration) -> usize {
+        let deadline = Instant::now() + patience;
+        loop {
+            let live = self.shared.live.load(Ordering::Relaxed);
+            let failed = self.shared.failed.load(Ordering::Relaxed);
+            if live + failed >= n || Instant::now() >= deadline {
+                return live;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts a new measurement window.
+    pub fn reset(&self) {
+        self.shared.deliveries.store(0, Ordering::Relaxed);
+        for shard in &self.shared.staleness {
+            shard.lock().unwrap_or_else(PoisonError::into_inner).reset();
+        }
+    }
+
+    /// Deliveries and staleness since the last reset.
+    pub fn window(&self) -> (u64, Histogram<u64>) {
+        let mut merged = histogram();
+        for shard in &self.shared.staleness {
+            let h = shard.lock().unwrap_or_else(PoisonError::into_inner);
+            merged.add(&*h).expect("same bounds");
+        }
+        (self.shared.deliveries.load(Ordering::Relaxed), merged)
+    }
+
+    /// Cancels every subscriber and closes its streams.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        drop(self.held);
+    }
+}
+
+/// One sample of the engine, as seen in a snapshot.
+#[derive(Debug, Clone, Copy)]
+pub struct TickSample {
+    /// When the probe received it.
+    pub received: Instant,
+    /// The snapshot's tick.
+    pub tick: u64,
+    /// The snapshot's `captured_at_unix_ms`.
+    pub captured_ms: i64,
+}
+
+/// One subscriber that records every snapshot's tick, to measure engine TPS
+/// from tick deltas over the server's own capture times.
+pub struct Probe {
+    samples: Arc<Mutex<Vec<TickSample>>>,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// Engine TPS over one window.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TpsWindow {
+    /// Ticks per second from tick deltas over capture-time deltas.
+    pub tps: f64,
+}
+
+impl Probe {
+    /// Subscribes at `interval_ms` on its own connection.
+    pub async fn start(addr: &str, interval_ms: u32) -> anyhow::Result<Self> {
+        let mut client = connect(addr).await?;
+        let mut stream = client
+            .subscribe_telemetry(SubscribeTelemetryRequest {
+                interval_ms,
+                history: 0,
+            })
+            .await
+            .context("probe subscribe")?
+            .into_inner();
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let cancel = CancellationToken::new();
+        let task = {
+            let samples = Arc::clone(&samples);
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                loop {
+                    let message = tokio::select! {
+                        () = cancel.cancelled() => return,
+                        m = stream.message() => m,
+                    };
+                    let Ok(Some(m)) = message else { return };
+                    if let Some(s) = m.snapshot {
+                        samples
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(TickSample {
+                                received: Instant::now(),
+                                tick: s.tick,
+                                captured_ms: s.captured_at_unix_ms,
+                            });
+                    }
+                }
+            })
+        };
+        Ok(Self {
+            samples,
+            cancel,
+            task,
+        })
+    }
+
+    /// All samples so far.
+    pub fn samples(&self) -> Vec<TickSample> {
+        self.samples
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Engine TPS between two instants.
+    pub fn tps(&self, from: Instant, to: Instant) -> TpsWindow {
+        let samples = self.samples();
+        let inside: Vec<_> = samples
+            .iter()
+            .filter(|s| s.received >= from && s.received <= to)
+            .collect();
+        let (Some(first), Some(last)) = (inside.first(), inside.last()) else {
+            return TpsWindow::default();
+        };
+        let ms = (last.captured_ms - first.captured_ms) as f64;
+        let tps = if ms > 0.0 {
+            (last.tick - first.tick) as f64 * 1000.0 / ms
+        } else {
+            0.0
+        };
+        TpsWindow { tps }
+    }
+
+    /// Stops the probe.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// The parameter the command drivers change, and its two values; the
+/// drivers alternate them so every command is a real change.
+pub const COMMAND_KEY: &str = "fiscal.vat_rate";
+const COMMAND_VALUES: [f64; 2] = [0.10, 0.11];
+
+/// One `ApplyCommand` request, the `n`th of a run.
+pub fn command(n: u64) -> ApplyCommandRequest {
+    ApplyCommandRequest {
+        command: Some(GodCommand {
+            id: String::new(),
+            key: COMMAND_KEY.to_owned(),
+            value: Some(ParameterValue {
+                kind: Some(Kind::Number(COMMAND_VALUES[(n % 2) as usize])),
+            }),
+            reason: "watchtower-bench".to_owned(),
+        }),
+    }
+}
+
+/// Outcomes of commands, shared by the driver's tasks.
+#[derive(Debug)]
+pub struct CommandShared {
+    latency: Mutex<Histogram<u64>>,
+    /// Commands applied.
+    pub ok: AtomicU64,
+    /// Commands refused with RESOURCE_EXHAUSTED (queue full).
+    pub exhausted: AtomicU64,
+    /// Other failures, by status code.
+    pub errors: Mutex<BTreeMap<String, u64>>,
+    sequence: AtomicU64,
+}
+
+impl CommandShared {
+    fn new() -> Self {
+        Self {
+            latency: Mutex::new(histogram()),
+            ok: AtomicU64::new(0),
+            exhausted: AtomicU64::new(0),
+            errors: Mutex::default(),
+            sequence: AtomicU64::new(0),
+        }
+    }
+
+    /// Sends one command; records its latency from `due` if it succeeded.
+    /// Returns the status code.
+    async fn send(&self, client: &mut Client, due: Instant) -> Code {
+        let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+        let code = match client.apply_command(command(n)).await {
+            Ok(r) if r.get_ref().response.as_ref().is_some_and(|r| r.success) => Code::Ok,
+            Ok(_) => Code::Unknown,
+            Err(s) => s.code(),
+        };
+        match code {
+            Code::Ok => {
+                let us = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.latency
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .saturating_record(us.max(1));
+                self.ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Code::ResourceExhausted => {
+                self.exhausted.fetch_add(1, Ordering::Relaxed);
+            }
+            other => {
+                *self
+                    .errors
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .entry(format!("{other:?}"))
+                    .or_default() += 1;
+            }
+        }
+        code
+    }
+
+    /// Counts and latencies since the last reset.
+    pub fn window(&self) -> CommandWindow {
+        CommandWindow {
+            ok: self.ok.load(Ordering::Relaxed),
+            exhausted: self.exhausted.load(Ordering::Relaxed),
+            errors: self
+                .errors
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+            latency: Percentiles::of(&self.latency.lock().unwrap_or_else(PoisonError::into_inner)),
+        }
+    }
+
+    /// Starts a new measurement window.
+    pub fn reset(&self) {
+        self.ok.store(0, Ordering::Relaxed);
+        self.exhausted.store(0, Ordering::Relaxed);
+        self.errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        self.latency
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .reset();
+    }
+}
+
+/// Command outcomes over one window.
+#[derive(Debug, Clone, Default)]
+pub struct CommandWindow {
+    /// Applied.
+    pub ok: u64,
+    /// RESOURCE_EXHAUSTED.
+    pub exhausted: u64,
+    /// Other failures by code.
+    pub errors: BTreeMap<String, u64>,
+    /// Latency of applied commands.
+    pub latency: Percentiles,
+}
+
+impl CommandWindow {
+    /// Failures other than RESOURCE_EXHAUSTED.
+    pub fn other_errors(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// How a command driver paces itself.
+#[derive(Debug, Clone, Copy)]
+pub enum Pace {
+    /// Open loop: one command every 1/rate seconds, whatever the answers;
+    /// latency counts from the scheduled send time, so a stall is not hidden
+    /// (no coordinated omission).
+    Rate(f64),
+    /// Closed loop: this many callers, each sending its next command when
+    /// the last is answered. A RESOURCE_EXHAUSTED caller waits 1 ms.
+    Concurrency(usize),
+}
+
+/// A running command driver.
+pub struct CommandLoad {
+    /// Outcomes, shared with the driver.
+    pub shared: Arc<CommandShared>,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+impl CommandLoad {
+    /// Starts sending commands over `connections` connections.
+    pub async fn start(addr: &str, pace: Pace, connections: usize) -> anyhow::Result<Self> {
+        let mut clients = Vec::new();
+        for _ in 0..connections.max(1) {
+            clients.push(connect(addr).await?);
+        }
+        let shared = Arc::new(CommandShared::new());
+        let cancel = CancellationToken::new();
+        let task = {
+            let shared = Arc::clone(&shared);
+            let cancel = cancel.clone();
+            match pace {
+                Pace::Rate(rate) => tokio::spawn(open_loop(clients, rate, shared, cancel)),
+                Pace::Concurrency(n) => tokio::spawn(closed_loop(clients, n, shared, cancel)),
+            }
+        };
+        Ok(Self {
+            shared,
+            cancel,
+            task,
+        })
+    }
+
+    /// Stops sending and waits (up to 5 s) for commands in flight.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+    }
+}
+
+async fn open_loop(
+    clients: Vec<Client>,
+    rate: f64,
+    shared: Arc<CommandShared>,
+    cancel: CancellationToken,
+) {
+    let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let start = Instant::now();
+    let mut in_flight = tokio::task::JoinSet::new();
+    for n in 0u64.. {
+        let due = start + period.mul_f64(n as f64);
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = tokio::time::sleep_until(due.into()) => {}
+        }
+        let mut client = clients[(n as usize) % clients.len()].clone();
+        let shared = Arc::clone(&shared);
+        in_flight.spawn(async move {
+            shared.send(&mut client, due).await;
+        });
+        while in_flight.try_join_next().is_some() {}
+    }
+    while in_flight.join_next().await.is_some() {}
+}
+
+async fn closed_loop(
+    clients: Vec<Client>,
+    callers: usize,
+    shared: Arc<CommandShared>,
+    cancel: CancellationToken,
+) {
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..callers {
+        let mut client = clients[i % clients.len()].clone();
+        let shared = Arc::clone(&shared);
+        let cancel = cancel.clone();
+        tasks.spawn(async move {
+            while !cancel.is_cancelled() {
+                if shared.send(&mut client, Instant::now()).await == Code::ResourceExhausted {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
