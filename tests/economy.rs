@@ -419,3 +419,37 @@ proptest! {
         }
     }
 }
+
+/// Steady inflation over thousands of ticks multiplies nominal values; a
+/// currency reform divides them by 1000 before integer money could overflow,
+/// with every identity still exact and real behaviour carrying on.
+#[test]
+fn long_runs_redenominate_instead_of_overflowing() {
+    let mut e = engine(Some(500), 3);
+    let mut reform_ticks = Vec::new();
+    let mut before = 0;
+    for _ in 0..24_000 {
+        let unemployment_before = e.world().economy.indicators().macro_.unemployment_rate;
+        step_checked(&mut e);
+        let economy = &e.world().economy;
+        if economy.redenominations() > before {
+            before = economy.redenominations();
+            reform_ticks.push(e.world().tick);
+            let m = &economy.indicators().macro_;
+            assert!(
+                m.inflation.abs() < 0.05,
+                "tick {}: the reform shows as inflation {}",
+                e.world().tick,
+                m.inflation
+            );
+            assert!(
+                (m.unemployment_rate - unemployment_before).abs() < 0.1,
+                "tick {}: unemployment jumped from {unemployment_before} to {}",
+                e.world().tick,
+                m.unemployment_rate
+            );
+        }
+    }
+    assert!(!reform_ticks.is_empty(), "no reform in 24,000 ticks");
+    println!("reforms at ticks {reform_ticks:?}");
+}

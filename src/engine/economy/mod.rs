@@ -40,6 +40,12 @@ pub use telemetry::Indicators;
 
 /// Goods one worker produces per tick.
 pub const PRODUCTIVITY: f64 = 1.0;
+/// A currency reform divides every nominal quantity by this.
+pub const REDENOMINATION_FACTOR: Money = 1000;
+/// Any book beyond this (in minor units, about 2^43) triggers a reform,
+/// far below the overflow guard of `i64::MAX / 64`.
+pub const REDENOMINATE_AT: Money = i64::MAX >> 20;
+
 /// Marker in [`Households::employer`] for a household without a job.
 pub const UNEMPLOYED: u32 = u32::MAX;
 
@@ -154,6 +160,8 @@ pub struct Economy {
     scratch: telemetry::Scratch,
     indicators: Indicators,
     tick: u64,
+    /// Currency reforms so far.
+    redenominations: u64,
 }
 
 impl Economy {
@@ -188,6 +196,7 @@ impl Economy {
             state: MacroState::default(),
             tick_totals: TickTotals::default(),
             bankruptcies_total: 0,
+            redenominations: 0,
             hiring: Vec::with_capacity(n_f as usize),
             unemployed: Vec::with_capacity(n_h as usize),
             net_wage: vec![0; n_f as usize],
@@ -215,7 +224,12 @@ impl Economy {
     ) -> Result<(), EconomyError> {
         self.tick = tick;
         match phase {
-            Phase::Expectations => self.expectations(registry),
+            Phase::Expectations => {
+                if self.needs_redenomination() {
+                    self.redenominate();
+                }
+                self.expectations(registry);
+            }
             Phase::LaborMarket => self.labor_market(registry),
             Phase::Production => self.production(registry),
             Phase::GoodsMarket => self.goods_market(registry),
@@ -284,9 +298,71 @@ impl Economy {
         &self.firms
     }
 
+    /// Currency reforms so far (see [`REDENOMINATION_FACTOR`]).
+    pub fn redenominations(&self) -> u64 {
+        self.redenominations
+    }
+
     /// The policy rate in force, per year.
     pub fn policy_rate(&self) -> f64 {
         self.state.policy_rate
+    }
+
+    /// True once nominal stocks have grown far enough (through steady
+    /// inflation over thousands of ticks) that a currency reform is due,
+    /// long before integer money could overflow.
+    fn needs_redenomination(&self) -> bool {
+        let l = self.settlement.ledger();
+        [
+            self.settlement.totals().money(),
+            l.bank.loans,
+            l.government.bonds,
+            l.bank.reserves,
+            l.bank.equity,
+        ]
+        .iter()
+        .any(|v| v.unsigned_abs() > REDENOMINATE_AT as u64)
+    }
+
+    /// A currency reform: every nominal quantity, stocks, prices, wages and
+    /// expectations alike, is divided by [`REDENOMINATION_FACTOR`]; real
+    /// quantities and ratios are untouched, so behaviour carries on as before.
+    fn redenominate(&mut self) {
+        const F: Money = REDENOMINATION_FACTOR;
+        let scale = |x: Money| (x + F / 2).div_euclid(F);
+        let f = F as f64;
+        self.settlement.redenominate(F);
+        for firm in &mut self.firms {
+            firm.wage = scale(firm.wage);
+            firm.price /= f;
+            firm.household_revenue = scale(firm.household_revenue);
+            firm.government_revenue = scale(firm.government_revenue);
+            firm.wage_bill = scale(firm.wage_bill);
+            firm.tax_withheld = scale(firm.tax_withheld);
+            firm.interest_paid = scale(firm.interest_paid);
+            firm.profit = scale(firm.profit);
+            firm.planned = scale(firm.planned);
+        }
+        for v in self
+            .households
+            .expected_income
+            .iter_mut()
+            .chain(self.households.income.iter_mut())
+        {
+            *v = scale(*v);
+        }
+        self.state.price_level /= f;
+        for p in &mut self.state.price_history {
+            *p /= f;
+        }
+        self.state.average_wage = scale(self.state.average_wage);
+        self.redenominations += 1;
+        tracing::info!(
+            tick = self.tick,
+            factor = F,
+            total = self.redenominations,
+            "currency redenominated"
+        );
     }
 
     /// Phase 7: post the journal and check the identities.

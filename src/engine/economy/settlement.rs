@@ -682,6 +682,39 @@ impl SettlementSystem {
         self.journal.push(order);
     }
 
+    /// A currency reform between ticks: every money stock is divided by
+    /// `factor` (rounded to the nearest minor unit) and each sector's books are
+    /// rebuilt from the per-agent accounts, with the two banks' equity as the
+    /// residual that absorbs the rounding, so every identity still holds
+    /// exactly. Only called with an empty journal.
+    pub fn redenominate(&mut self, factor: Money) {
+        debug_assert!(self.journal.is_empty(), "redenominate between ticks only");
+        let scale = |x: Money| (x + factor / 2).div_euclid(factor);
+        let l = &mut self.ledger;
+        for v in l
+            .household_deposits
+            .iter_mut()
+            .chain(l.firm_deposits.iter_mut())
+            .chain(l.firm_loans.iter_mut())
+        {
+            *v = scale(*v);
+        }
+        let totals = l.totals();
+        let (bank, cb, gov) = (&mut l.bank, &mut l.central_bank, &mut l.government);
+        gov.bonds = scale(gov.bonds);
+        gov.treasury = scale(gov.treasury);
+        bank.bonds = scale(bank.bonds);
+        bank.reserves = scale(bank.reserves);
+        bank.deposits = totals.money();
+        bank.loans = totals.firm_loans;
+        bank.equity = bank.reserves + bank.loans + bank.bonds - bank.deposits;
+        cb.bonds = gov.bonds - bank.bonds;
+        cb.reserves = bank.reserves;
+        cb.treasury = gov.treasury;
+        cb.equity = cb.bonds - cb.reserves - cb.treasury;
+        self.totals = totals;
+    }
+
     /// Posts every recorded order, then checks all identities. On failure
     /// the message names the identity or the order and accounts at fault.
     pub fn settle(&mut self) -> Result<(), String> {
