@@ -388,7 +388,7 @@ async fn telemetry_at_50ms_yields_rising_ticks() {
     let mut stream = subscribe(&mut app.client.clone(), 50).await;
     let mut ticks = Vec::new();
     while ticks.len() < 6 {
-        let snapshot = stream.message().await.unwrap().unwrap().snapshot.unwrap();
+        let snapshot = next_snapshot(&mut stream).await;
         assert!(!snapshot.parameters.is_empty());
         assert!(snapshot.captured_at_unix_ms > 0);
         ticks.push(snapshot.tick);
@@ -442,25 +442,11 @@ async fn subscribers_that_never_read_slow_no_one() {
     }
     let mut reader = connect(app.addr).await;
     let mut stream = subscribe(&mut reader, 10).await;
-    let first = stream
-        .message()
-        .await
-        .unwrap()
-        .unwrap()
-        .snapshot
-        .unwrap()
-        .tick;
+    let first = next_snapshot(&mut stream).await.tick;
     // Long enough for the stalled streams' windows (64 KiB) to fill.
     let mut last = first;
     for _ in 0..150 {
-        let tick = stream
-            .message()
-            .await
-            .unwrap()
-            .unwrap()
-            .snapshot
-            .unwrap()
-            .tick;
+        let tick = next_snapshot(&mut stream).await.tick;
         assert!(tick > last, "fresh snapshots keep coming");
         last = tick;
     }
@@ -657,7 +643,7 @@ async fn each_snapshot_is_encoded_once_however_many_subscribe() {
             app.step(1);
         }
         for (_, stream) in &mut streams {
-            let snapshot = stream.message().await.unwrap().unwrap().snapshot.unwrap();
+            let snapshot = next_snapshot(stream).await;
             assert_eq!(snapshot.tick, tick);
         }
     }
@@ -683,14 +669,7 @@ async fn a_late_subscriber_gets_history_first() {
         if tick > 0 {
             app.step(1);
         }
-        let seen = early
-            .message()
-            .await
-            .unwrap()
-            .unwrap()
-            .snapshot
-            .unwrap()
-            .tick;
+        let seen = next_snapshot(&mut early).await.tick;
         assert_eq!(seen, tick);
     }
     let mut stream = app
@@ -704,30 +683,11 @@ async fn a_late_subscriber_gets_history_first() {
         .into_inner();
     let mut ticks = Vec::new();
     for _ in 0..5 {
-        ticks.push(
-            stream
-                .message()
-                .await
-                .unwrap()
-                .unwrap()
-                .snapshot
-                .unwrap()
-                .tick,
-        );
+        ticks.push(next_snapshot(&mut stream).await.tick);
     }
     assert_eq!(ticks, [4, 5, 6, 7, 8]);
     app.step(1);
-    assert_eq!(
-        stream
-            .message()
-            .await
-            .unwrap()
-            .unwrap()
-            .snapshot
-            .unwrap()
-            .tick,
-        9
-    );
+    assert_eq!(next_snapshot(&mut stream).await.tick, 9);
     let status = app
         .client
         .subscribe_telemetry(SubscribeTelemetryRequest {

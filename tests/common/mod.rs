@@ -146,6 +146,19 @@ pub async fn subscribe(
         .into_inner()
 }
 
+/// The next snapshot on `stream`; panics if the stream fails or ends.
+pub async fn next_snapshot(
+    stream: &mut tonic::Streaming<pb::SubscribeTelemetryResponse>,
+) -> pb::WatchtowerSnapshot {
+    stream
+        .message()
+        .await
+        .expect("the stream is healthy")
+        .expect("the stream is open")
+        .snapshot
+        .expect("every message carries a snapshot")
+}
+
 /// Sends `request` on its own task, so the test can step the engine while
 /// the call waits for its Phase 0.
 pub fn spawn_apply(

@@ -329,7 +329,7 @@ impl Economy {
     /// quantities and ratios are untouched, so behaviour carries on as before.
     fn redenominate(&mut self) {
         const F: Money = REDENOMINATION_FACTOR;
-        let scale = |x: Money| (x + F / 2).div_euclid(F);
+        let scale = |x: Money| settlement::redenominated(x, F);
         let f = F as f64;
         self.settlement.redenominate(F);
         for firm in &mut self.firms {

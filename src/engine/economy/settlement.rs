@@ -260,6 +260,12 @@ pub enum Order {
     },
 }
 
+/// `x` in a currency `factor` times larger, rounded to the nearest minor
+/// unit (halves up), for currency reforms.
+pub fn redenominated(x: Money, factor: Money) -> Money {
+    (x + factor / 2).div_euclid(factor)
+}
+
 /// The commercial bank's books.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BankBooks {
@@ -689,7 +695,7 @@ impl SettlementSystem {
     /// exactly. Only called with an empty journal.
     pub fn redenominate(&mut self, factor: Money) {
         debug_assert!(self.journal.is_empty(), "redenominate between ticks only");
-        let scale = |x: Money| (x + factor / 2).div_euclid(factor);
+        let scale = |x: Money| redenominated(x, factor);
         let l = &mut self.ledger;
         for v in l
             .household_deposits
