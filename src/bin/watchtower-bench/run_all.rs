@@ -139,6 +139,22 @@ impl Server {
         }
     }
 
+    /// Starts a server for scenario `name` and lists its command line in
+    /// the report.
+    async fn recorded(
+        args: &RunAllArgs,
+        f: &mut Findings,
+        tps: &str,
+        port: u16,
+        rust_log: &str,
+        name: &str,
+    ) -> anyhow::Result<Self> {
+        let server =
+            Self::start(&args.server_bin, tps, port, rust_log, &args.log_dir, name).await?;
+        f.servers.push((name.to_owned(), server.command.clone()));
+        Ok(server)
+    }
+
     fn target(&self) -> Target {
         Target {
             addr: self.addr.clone(),
@@ -146,8 +162,8 @@ impl Server {
         }
     }
 
-    /// Notes in the report if the server died during the scenario (the
-    /// engine halts on its own after about 15,800 ticks), then stops it.
+    /// Notes in the report if the server died during the scenario (for
+    /// example, the engine halted), then stops it.
     async fn finish(mut self, f: &mut Findings, what: &str) {
         if let Ok(Some(status)) = self.child.try_wait() {
             let halted = fs::read_to_string(&self.log_path)
@@ -317,9 +333,9 @@ pub async fn run(args: RunAllArgs) -> anyhow::Result<()> {
         port
     };
 
-    // The default economy at `--tps 0` (about 1,000 ticks/s here) halts
-    // after about 15,800 ticks (its money values near the integer limit),
-    // so every scenario gets a fresh server and fits in about 13 s of it.
+    // Every scenario gets a fresh server, so none inherits another's state.
+    // (Before the economy's currency reform, a server at `--tps 0` halted
+    // after about 15,800 ticks; the short unthrottled windows date from then.)
 
     // 1. Engine isolation: unthrottled with short windows (the server's
     // life is ~15 s), then paced at 300 ticks/s (a ~50 s life) with the
@@ -327,16 +343,7 @@ pub async fn run(args: RunAllArgs) -> anyhow::Result<()> {
     for (tps, window) in [("0", secs(1.5, 1.0)), ("300", secs(5.0, 1.0))] {
         for (rate, subscribers) in [(100.0, 0), (1000.0, if q { 100 } else { 1000 })] {
             let name = format!("isolation-{rate}-tps{tps}");
-            let server = Server::start(
-                &args.server_bin,
-                tps,
-                next_port(),
-                "info",
-                &args.log_dir,
-                &name,
-            )
-            .await?;
-            f.servers.push((name.clone(), server.command.clone()));
+            let server = Server::recorded(&args, &mut f, tps, next_port(), "info", &name).await?;
             let a = IsolationArgs {
                 target: server.target(),
                 rate,
@@ -379,16 +386,7 @@ pub async fn run(args: RunAllArgs) -> anyhow::Result<()> {
                     |r| r.to_string()
                 )
             );
-            let server = Server::start(
-                &args.server_bin,
-                "0",
-                next_port(),
-                log,
-                &args.log_dir,
-                &name,
-            )
-            .await?;
-            f.servers.push((name.clone(), server.command.clone()));
+            let server = Server::recorded(&args, &mut f, "0", next_port(), log, &name).await?;
             let a = ApplyArgs {
                 target: server.target(),
                 rate,
@@ -423,16 +421,7 @@ pub async fn run(args: RunAllArgs) -> anyhow::Result<()> {
     for tps in ["0", "10"] {
         for &n in &counts {
             let name = format!("fanout-{n}-tps{tps}");
-            let server = Server::start(
-                &args.server_bin,
-                tps,
-                next_port(),
-                "info",
-                &args.log_dir,
-                &name,
-            )
-            .await?;
-            f.servers.push((name.clone(), server.command.clone()));
+            let server = Server::recorded(&args, &mut f, tps, next_port(), "info", &name).await?;
             let a = FanoutArgs {
                 target: server.target(),
                 subscribers: n,
@@ -463,17 +452,7 @@ pub async fn run(args: RunAllArgs) -> anyhow::Result<()> {
     }
 
     // 4. Slow readers.
-    let server = Server::start(
-        &args.server_bin,
-        "0",
-        next_port(),
-        "info",
-        &args.log_dir,
-        "slow-readers",
-    )
-    .await?;
-    f.servers
-        .push(("slow-readers".into(), server.command.clone()));
+    let server = Server::recorded(&args, &mut f, "0", next_port(), "info", "slow-readers").await?;
     let a = SlowArgs {
         target: server.target(),
         healthy: if q { 100 } else { 1000 },
