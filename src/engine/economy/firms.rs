@@ -65,6 +65,26 @@ pub struct Firm {
 }
 
 impl Firm {
+    /// Sells for at most `budget` (minor units) at `price` (minor units per
+    /// unit, what the buyer pays) from stock; returns the amount spent and
+    /// the units sold, or `None` if nothing can be sold. The buyer books the
+    /// revenue to the right account.
+    #[inline]
+    pub fn sell(&mut self, budget: Money, price: f64) -> Option<(Money, f64)> {
+        if self.inventory <= 0.0 || price <= 0.0 {
+            return None;
+        }
+        let spend = budget.min((self.inventory * price) as Money);
+        if spend <= 0 {
+            return None;
+        }
+        let units = (spend as f64 / price).min(self.inventory);
+        self.inventory -= units;
+        self.sales_units += units;
+        self.planned += spend;
+        Some((spend, units))
+    }
+
     /// Ceiling of the workforce the firm wants for `desired_output`.
     pub fn desired_workers(&self) -> u32 {
         (self.desired_output / PRODUCTIVITY)

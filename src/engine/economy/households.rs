@@ -195,19 +195,10 @@ impl Economy {
                     continue;
                 }
                 let firm = &mut self.firms[f];
-                let price = gp[f];
-                if firm.inventory <= 0.0 || price <= 0.0 {
+                let Some((spend, units)) = firm.sell(budget, gp[f]) else {
                     continue;
-                }
-                let spend = budget.min((firm.inventory * price) as Money);
-                if spend <= 0 {
-                    continue;
-                }
-                let units = (spend as f64 / price).min(firm.inventory);
-                firm.inventory -= units;
-                firm.sales_units += units;
+                };
                 firm.household_revenue += spend;
-                firm.planned += spend;
                 units_total += units;
                 net_value += units * firm.price;
                 budget -= spend;
@@ -243,19 +234,10 @@ impl Economy {
                     remaining
                 };
                 let firm = &mut self.firms[f];
-                let price = firm.price * MONEY_SCALE;
-                if firm.inventory <= 0.0 || price <= 0.0 {
+                let Some((spend, units)) = firm.sell(share, firm.price * MONEY_SCALE) else {
                     continue;
-                }
-                let spend = share.min((firm.inventory * price) as Money);
-                if spend <= 0 {
-                    continue;
-                }
-                let units = (spend as f64 / price).min(firm.inventory);
-                firm.inventory -= units;
-                firm.sales_units += units;
+                };
                 firm.government_revenue += spend;
-                firm.planned += spend;
                 units_total += units;
                 net_value += units * firm.price;
                 remaining -= spend;
