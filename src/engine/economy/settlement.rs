@@ -499,83 +499,76 @@ impl Ledger {
         let cb = &self.central_bank;
         let gov = &self.government;
         let mut failures = Vec::new();
-        let mut require = |ok: bool, what: String| {
+        // The message is built only when the identity fails: a passing
+        // check allocates nothing, every tick.
+        let mut require = |ok: bool, what: &dyn Fn() -> String| {
             if !ok {
-                failures.push(what);
+                failures.push(what());
             }
         };
         // Rows of the balance-sheet matrix: each instrument sums to zero.
         let deposits_row = totals.household_deposits + totals.firm_deposits - bank.deposits;
-        require(
-            deposits_row == 0,
+        require(deposits_row == 0, &|| {
             format!(
                 "deposits row: households {} + firms {} != bank deposit liabilities {}",
                 totals.household_deposits, totals.firm_deposits, bank.deposits
-            ),
-        );
-        require(
-            totals.firm_loans == bank.loans,
+            )
+        });
+        require(totals.firm_loans == bank.loans, &|| {
             format!(
                 "loans row: firm loans {} != bank loan book {}",
                 totals.firm_loans, bank.loans
-            ),
-        );
-        require(
-            gov.bonds == bank.bonds + cb.bonds,
+            )
+        });
+        require(gov.bonds == bank.bonds + cb.bonds, &|| {
             format!(
                 "bonds row: government bonds {} != bank {} + central bank {}",
                 gov.bonds, bank.bonds, cb.bonds
-            ),
-        );
-        require(
-            bank.reserves == cb.reserves,
+            )
+        });
+        require(bank.reserves == cb.reserves, &|| {
             format!(
                 "reserves row: bank reserves {} != central bank reserve liabilities {}",
                 bank.reserves, cb.reserves
-            ),
-        );
-        require(
-            gov.treasury == cb.treasury,
+            )
+        });
+        require(gov.treasury == cb.treasury, &|| {
             format!(
                 "treasury row: government {} != central bank treasury liability {}",
                 gov.treasury, cb.treasury
-            ),
-        );
+            )
+        });
         // Columns: each institution's book equity equals assets − liabilities.
         let bank_net = bank.reserves + bank.loans + bank.bonds - bank.deposits;
-        require(
-            bank_net == bank.equity,
+        require(bank_net == bank.equity, &|| {
             format!(
                 "bank column: reserves + loans + bonds − deposits = {bank_net} != equity {}",
                 bank.equity
-            ),
-        );
+            )
+        });
         let cb_net = cb.bonds - cb.reserves - cb.treasury;
-        require(
-            cb_net == cb.equity,
+        require(cb_net == cb.equity, &|| {
             format!(
                 "central bank column: bonds − reserves − treasury = {cb_net} != equity {}",
                 cb.equity
-            ),
-        );
+            )
+        });
         // Net-worth row: financial net worth sums to zero across sectors.
         let net_worth = totals.household_deposits
             + (totals.firm_deposits - totals.firm_loans)
             + bank.equity
             + cb.equity
             + (gov.treasury - gov.bonds);
-        require(
-            net_worth == 0,
-            format!("net worth row sums to {net_worth}, not 0"),
-        );
+        require(net_worth == 0, &|| {
+            format!("net worth row sums to {net_worth}, not 0")
+        });
         // Money is created and destroyed only by the classified flows.
         let change = totals.money() - money_before;
-        require(
-            change == declared_change,
+        require(change == declared_change, &|| {
             format!(
                 "broad money changed by {change} but the classified flows account for {declared_change}"
-            ),
-        );
+            )
+        });
         if let Some(h) = self.household_deposits.iter().position(|&d| d < 0) {
             failures.push(format!(
                 "household {h} is overdrawn: {}",
