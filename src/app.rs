@@ -5,7 +5,7 @@
 //! This is the only module that knows both the engine and the server; each of
 //! them knows only its half of the bridge.
 
-use std::{future::Future, net::SocketAddr, thread, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, thread, time::Duration};
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -17,8 +17,11 @@ use crate::{
     config::{Config, ConfigError},
     engine::{EngineError, EngineReport, Pacing, SimulationEngine, StepGate},
     server::{
-        self, ServerParts, WatchtowerApi,
+        self, ApiOptions, ServerParts, Transport, WatchtowerApi,
+        auth::{Authenticator, TokenConfigError},
         encoded::watchtower_service_server::WatchtowerServiceServer,
+        origin::OriginPolicy,
+        transport::{TlsError, tls_acceptor},
     },
 };
 
@@ -46,6 +49,25 @@ pub enum StartError {
         addr: SocketAddr,
         /// Why.
         source: std::io::Error,
+    },
+    /// The tokens could not be used.
+    #[error(transparent)]
+    Tokens(#[from] TokenConfigError),
+    /// TLS could not be set up.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// An origin or host setting is not valid.
+    #[error("{0}")]
+    Origins(String),
+    /// Anyone who reaches a non-loopback address could steer.
+    #[error(
+        "refusing to listen on {addr} without an operator token: anyone who reaches it could \
+         steer the economy. Set --operator-token (WATCHTOWER_OPERATOR_TOKEN) or --tokens-file, \
+         or pass --allow-anonymous-operators"
+    )]
+    AnonymousOperators {
+        /// The non-loopback address.
+        addr: SocketAddr,
     },
 }
 
@@ -94,6 +116,9 @@ impl SimulationServer {
         let registry = config.registry()?;
         let catalogue = registry.catalogue();
         let local_addr = listener.local_addr()?;
+        let authenticator = Arc::new(Authenticator::from_config(&config.security)?);
+        refuse_anonymous_operators(config, &authenticator, local_addr)?;
+        let transport = Arc::new(transport(config)?);
         let listener = listener.into_std()?;
         let legacy = match config.legacy_ws_listen {
             Some(addr) => {
@@ -130,29 +155,41 @@ impl SimulationServer {
             telemetry.clone(),
             catalogue,
             shutdown.clone(),
-            config.history_cap,
+            &ApiOptions {
+                history_cap: config.history_cap,
+                history_bytes: config.history_bytes,
+                command_rate: config.security.command_rate,
+                max_subscribers: config.transport.max_subscribers,
+                authenticator: Arc::clone(&authenticator),
+            },
         );
         let parts = ServerParts {
             api: api.clone(),
             health,
-            cors_origins: config.cors_origins.clone(),
-            shutdown: shutdown.clone(),
+            origins: Arc::new(origin_policy(
+                config,
+                local_addr,
+                legacy.as_ref().map(|l| l.0),
+            )?),
+            authenticator,
         };
-        let mut servers = vec![tokio::spawn(supervise(
-            "gRPC",
-            listener,
-            server::router(&parts),
-            shutdown.clone(),
-        ))];
-        info!(%local_addr, "gRPC server listening");
+        let serve = |name, listener, router| {
+            tokio::spawn(supervise(
+                name,
+                listener,
+                router,
+                Arc::clone(&transport),
+                shutdown.clone(),
+            ))
+        };
+        let mut servers = vec![serve("gRPC", listener, server::router(&parts))];
+        info!(%local_addr, tls = transport.is_tls(), "gRPC server listening");
         let legacy_ws_addr = legacy.map(|(addr, listener)| {
-            let routes = server::ws::routes(api.clone(), &["/", "/ws"]);
-            servers.push(tokio::spawn(supervise(
+            servers.push(serve(
                 "legacy WebSocket",
                 listener,
-                routes,
-                shutdown.clone(),
-            )));
+                server::legacy_router(&parts),
+            ));
             info!(%addr, "legacy WebSocket listening");
             addr
         });
@@ -255,6 +292,7 @@ async fn supervise(
     name: &'static str,
     listener: std::net::TcpListener,
     router: axum::Router,
+    transport: Arc<Transport>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -262,7 +300,15 @@ async fn supervise(
             l.set_nonblocking(true)?;
             TcpListener::from_std(l)
         }) {
-            Ok(listener) => server::serve(listener, router.clone(), shutdown.clone()).await,
+            Ok(listener) => {
+                let serving = server::serve(
+                    listener,
+                    router.clone(),
+                    Arc::clone(&transport),
+                    shutdown.clone(),
+                );
+                serving.await
+            }
             Err(err) => Err(err),
         };
         if shutdown.is_cancelled() {
@@ -277,6 +323,59 @@ async fn supervise(
             () = tokio::time::sleep(RESTART_BACKOFF) => {}
         }
     }
+}
+
+/// Refuses to serve a non-loopback address where callers without a token
+/// would be operators, unless `--allow-anonymous-operators` says so.
+fn refuse_anonymous_operators(
+    config: &Config,
+    authenticator: &Authenticator,
+    listen: SocketAddr,
+) -> Result<(), StartError> {
+    if config.security.allow_anonymous_operators || !authenticator.anonymous_operators() {
+        return Ok(());
+    }
+    match [Some(listen), config.legacy_ws_listen]
+        .into_iter()
+        .flatten()
+        .find(|addr| !addr.ip().is_loopback())
+    {
+        Some(addr) => Err(StartError::AnonymousOperators { addr }),
+        None => Ok(()),
+    }
+}
+
+/// The connection settings, with TLS if `--tls-cert` is set.
+fn transport(config: &Config) -> Result<Transport, StartError> {
+    let security = &config.security;
+    let tls = match (&security.tls_cert, &security.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(tls_acceptor(cert, key, security.tls_client_ca.as_deref())?)
+        }
+        _ => None,
+    };
+    Ok(Transport::new(config.transport.clone(), tls))
+}
+
+/// The browser rules: `--cors-origin`, and as hosts `--allowed-hosts` plus
+/// the listen addresses (unless they are the unspecified address).
+fn origin_policy(
+    config: &Config,
+    listen: SocketAddr,
+    legacy: Option<SocketAddr>,
+) -> Result<OriginPolicy, StartError> {
+    let mut hosts = config.security.allowed_hosts.clone();
+    hosts.extend(
+        [Some(listen), legacy]
+            .into_iter()
+            .flatten()
+            .filter(|addr| !addr.ip().is_unspecified())
+            .map(|addr| match addr {
+                SocketAddr::V4(v4) => v4.ip().to_string(),
+                SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+            }),
+    );
+    OriginPolicy::new(&config.cors_origins, &hosts).map_err(StartError::Origins)
 }
 
 /// SERVING once the engine has completed a tick; NOT_SERVING once it stops.

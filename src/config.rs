@@ -1,7 +1,7 @@
 //! Command-line and environment settings, with defaults that run the whole
 //! product on the embedded `economy_params.yaml`.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 
@@ -31,10 +31,10 @@ pub struct Config {
     #[arg(long, env = "WATCHTOWER_SEED", default_value_t = 42)]
     pub seed: u64,
 
-    /// Origins allowed to call the API from a browser (gRPC-Web, CORS).
-    /// Repeat the flag or separate with commas; `*` allows any origin. The
-    /// same origin and `http://localhost:*` / `http://127.0.0.1:*` are
-    /// always allowed.
+    /// Origins allowed to call the API from a browser (gRPC-Web, WebSocket,
+    /// CORS), as `scheme://host[:port]`. Repeat the flag or separate with
+    /// commas; `*` allows any origin. Loopback origins on any port, and the
+    /// page's own origin on an allowed host, are always allowed.
     #[arg(
         long = "cors-origin",
         env = "WATCHTOWER_CORS_ORIGIN",
@@ -58,6 +58,163 @@ pub struct Config {
     #[arg(long, env = "WATCHTOWER_QUEUE_CAPACITY", default_value_t = DEFAULT_QUEUE_CAPACITY,
           value_parser = parse_capacity)]
     pub queue_capacity: usize,
+
+    /// Most bytes of encoded snapshots the history ring keeps (it also keeps
+    /// at most `--history-cap` entries).
+    #[arg(long, env = "WATCHTOWER_HISTORY_BYTES", default_value_t = 64 << 20)]
+    pub history_bytes: usize,
+
+    /// Tokens, origins, TLS and the command rate.
+    #[command(flatten)]
+    pub security: SecurityConfig,
+
+    /// Connection limits.
+    #[command(flatten)]
+    pub transport: TransportConfig,
+}
+
+/// Who may do what, and from where (docs/security.md).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecurityConfig {
+    /// Token that makes its bearer an operator (principal `operator`). Prefer
+    /// the environment variable or `--tokens-file`: a flag's value is visible
+    /// to every local user in the process list.
+    #[arg(long, env = "WATCHTOWER_OPERATOR_TOKEN", hide_env_values = true)]
+    pub operator_token: Option<Secret>,
+
+    /// Token that makes its bearer an observer (principal `observer`). With
+    /// it set, callers without a token are refused.
+    #[arg(long, env = "WATCHTOWER_OBSERVER_TOKEN", hide_env_values = true)]
+    pub observer_token: Option<Secret>,
+
+    /// YAML file of named principals: `principals: [{name, role, token |
+    /// token_sha256}]`.
+    #[arg(long, env = "WATCHTOWER_TOKENS_FILE")]
+    pub tokens_file: Option<PathBuf>,
+
+    /// Let callers without a token steer on a non-loopback address. Without
+    /// it, such a server refuses to start until an operator token is set.
+    #[arg(long, env = "WATCHTOWER_ALLOW_ANONYMOUS_OPERATORS")]
+    pub allow_anonymous_operators: bool,
+
+    /// Host names browsers may use to reach the server (the `Host` header of
+    /// gRPC-Web, WebSocket and dashboard requests), besides the loopback names
+    /// and the listen addresses. Closes DNS rebinding.
+    #[arg(
+        long = "allowed-hosts",
+        env = "WATCHTOWER_ALLOWED_HOSTS",
+        value_delimiter = ','
+    )]
+    pub allowed_hosts: Vec<String>,
+
+    /// PEM certificate chain: serve the main listener and the legacy WebSocket
+    /// port over TLS. Needs `--tls-key`.
+    #[arg(long, env = "WATCHTOWER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of `--tls-cert`.
+    #[arg(long, env = "WATCHTOWER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificates: with TLS on, require client certificates signed
+    /// by one of them.
+    #[arg(long, env = "WATCHTOWER_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// Commands per second each principal may send (a token bucket with a
+    /// burst of one second's worth); 0 = no limit.
+    #[arg(long, env = "WATCHTOWER_COMMAND_RATE", default_value_t = 0.0, value_parser = parse_rate)]
+    pub command_rate: f64,
+}
+
+/// Connection limits of both listeners (docs/security.md has the table).
+#[derive(Debug, Clone, clap::Args)]
+pub struct TransportConfig {
+    /// Seconds a connection may stay open with no request or stream before
+    /// it is closed.
+    #[arg(long, env = "WATCHTOWER_IDLE_TIMEOUT", default_value = "60", value_parser = parse_seconds)]
+    pub idle_timeout: Duration,
+
+    /// Seconds a client has to send a request's headers (HTTP/1.1) or to
+    /// finish the TLS handshake (slowloris).
+    #[arg(long, env = "WATCHTOWER_HEADER_TIMEOUT", default_value = "5", value_parser = parse_seconds)]
+    pub header_timeout: Duration,
+
+    /// Seconds between HTTP/2 keepalive pings, which find peers that vanished
+    /// without closing the connection (also used for TCP keepalive).
+    #[arg(long, env = "WATCHTOWER_KEEPALIVE_INTERVAL", default_value = "20", value_parser = parse_seconds)]
+    pub keepalive_interval: Duration,
+
+    /// Seconds to wait for a keepalive ping's answer before closing.
+    #[arg(long, env = "WATCHTOWER_KEEPALIVE_TIMEOUT", default_value = "20", value_parser = parse_seconds)]
+    pub keepalive_timeout: Duration,
+
+    /// Most open connections, both listeners together; more are refused at
+    /// once (and never more than the process's descriptor limit allows).
+    #[arg(long, env = "WATCHTOWER_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = parse_capacity)]
+    pub max_connections: usize,
+
+    /// Most concurrent telemetry subscribers (gRPC streams plus WebSocket
+    /// sessions); a new one beyond it gets RESOURCE_EXHAUSTED.
+    #[arg(long, env = "WATCHTOWER_MAX_SUBSCRIBERS", default_value_t = 25_000,
+          value_parser = parse_capacity)]
+    pub max_subscribers: usize,
+
+    /// Most concurrent streams on one HTTP/2 connection.
+    #[arg(long, env = "WATCHTOWER_MAX_STREAMS_PER_CONNECTION", default_value_t = 256,
+          value_parser = parse_streams)]
+    pub max_streams_per_connection: u32,
+}
+
+/// A credential: never printed, never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that compares it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            Err("a token may not be empty".to_owned())
+        } else {
+            Ok(Self(text.to_owned()))
+        }
+    }
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate.is_finite() && (0.0..=1_000_000.0).contains(&rate) => Ok(rate),
+        _ => Err(format!("{text} is not in [0, 1000000]")),
+    }
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 86_400.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(format!("{text} is not a number of seconds in (0, 86400]")),
+    }
+}
+
+fn parse_streams(text: &str) -> Result<u32, String> {
+    match text.parse::<u32>() {
+        Ok(n @ 1..=100_000) => Ok(n),
+        _ => Err(format!("{text} is not in [1, 100000]")),
+    }
 }
 
 impl Default for Config {

@@ -9,7 +9,7 @@ use tonic::Code;
 use tonic_types::StatusExt;
 use watchtower::{
     Config,
-    pb::{ListParametersRequest, ParameterValue, SubscribeTelemetryRequest},
+    pb::{self, ListParametersRequest, ParameterValue, SubscribeTelemetryRequest},
 };
 
 const KEY: &str = "fiscal.income_tax_rate";
@@ -293,11 +293,12 @@ async fn a_full_queue_is_refused_at_once_and_nothing_accepted_is_lost() {
     };
     let app = spawn_stepped_app(config).await;
     let mut accepted = Vec::new();
+    // One connection may hold only its share of the queue, so three fill it.
     for (i, value) in [0.21, 0.22, 0.23].into_iter().enumerate() {
         let request = command(&format!("queued-{i}"), KEY, number(value));
-        accepted.push(spawn_apply(&app.client, request));
+        accepted.push(spawn_apply(&connect(app.addr).await, request));
+        app.wait_queue_depth(i + 1).await;
     }
-    app.wait_queue_depth(3).await;
 
     // The engine is not ticking, so only an immediate refusal can answer.
     let status = tokio::time::timeout(
@@ -344,14 +345,14 @@ async fn a_full_queue_is_refused_at_once_and_nothing_accepted_is_lost() {
 }
 
 #[tokio::test]
-async fn a_caller_that_leaves_while_queued_is_still_applied_once() {
+async fn a_caller_that_leaves_while_queued_is_not_applied_but_audited() {
     let app = spawn_stepped_app(test_config()).await;
     // One caller whose deadline passes while its command waits in the queue.
     let mut request = tonic::Request::new(command("deadline", KEY, number(0.4)));
     request.set_timeout(Duration::from_millis(50));
     let status = app.client.clone().apply_command(request).await.unwrap_err();
-    // tonic's server reports an expired grpc-timeout as CANCELLED; the
-    // client's own timer may win the race and say DEADLINE_EXCEEDED.
+    // tonic's client enforces the deadline too and may answer first with
+    // CANCELLED; tests/security.rs checks the server's own DEADLINE_EXCEEDED.
     assert!(
         matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled),
         "{status:?}"
@@ -364,18 +365,35 @@ async fn a_caller_that_leaves_while_queued_is_still_applied_once() {
     app.wait_queue_depth(2).await;
     cancelled.abort();
     let _ = cancelled.await;
+    // The server sees the reset stream and drops the call's reply channel.
+    tokio::time::sleep(Duration::from_millis(200)).await;
 
     app.step(1);
     let snapshot = app.snapshot_at(1).await;
-    assert_eq!(snapshot.parameters[KEY], number(0.4).unwrap());
+    assert_eq!(
+        snapshot.parameters[KEY],
+        number(0.2).unwrap(),
+        "not applied"
+    );
     assert_eq!(
         snapshot.parameters["fiscal.vat_rate"],
-        number(0.15).unwrap()
+        number(0.1).unwrap(),
+        "not applied"
     );
     let audit = snapshot.audit.unwrap();
-    assert_eq!(audit.total, 2);
-    let ids: Vec<_> = audit.recent.iter().map(|r| r.command_id.as_str()).collect();
-    assert_eq!(ids, ["deadline", "cancelled"]);
+    assert_eq!(audit.total, 2, "both are audited");
+    let outcomes: Vec<_> = audit
+        .recent
+        .iter()
+        .map(|r| (r.command_id.as_str(), r.success, r.rejection()))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("deadline", false, pb::RejectionReason::Expired),
+            ("cancelled", false, pb::RejectionReason::Cancelled),
+        ]
+    );
 
     // The engine neither crashed nor blocked: it keeps ticking and applying.
     app.step(1);

@@ -6,6 +6,11 @@
 //! command carries its own reply channel, so the caller gets the real
 //! `GodResponse` once the engine has applied or rejected it.
 //!
+//! No one connection or named principal may hold more than a share of the
+//! queue ([`QUEUE_SHARE_DIVISOR`]), so one client that floods cannot keep an
+//! operator's command out. Each command also carries its caller's deadline;
+//! the engine does not apply a command whose caller has given up.
+//!
 //! The queue is a `Mutex<VecDeque>` plus a `Condvar` rather than a channel
 //! because the engine must be able to sleep between ticks and still wake at
 //! once when the queue closes, without consuming a command early; no std or
@@ -13,9 +18,10 @@
 //! the whole queue out, so neither side ever waits on the other for long.
 
 use std::{
-    collections::VecDeque,
+    collections::{HashMap, VecDeque},
+    hash::Hash,
     sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::oneshot;
@@ -27,6 +33,8 @@ pub fn command_queue(capacity: usize) -> (CommandSender, CommandReceiver) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             queue: VecDeque::with_capacity(capacity),
+            held_by_connection: HashMap::new(),
+            held_by_principal: HashMap::new(),
             senders: 1,
             closed: false,
         }),
@@ -49,8 +57,18 @@ struct Shared {
     capacity: usize,
 }
 
+/// One holder may hold at most `capacity / QUEUE_SHARE_DIVISOR` queued
+/// commands (at least one), so a second client always finds room.
+pub const QUEUE_SHARE_DIVISOR: usize = 2;
+
 struct State {
     queue: VecDeque<QueuedCommand>,
+    /// Queued commands per connection; entries go when they reach zero, so
+    /// the maps never hold more entries than the queue does.
+    held_by_connection: HashMap<u64, usize>,
+    /// Queued commands per named principal (anonymous callers are told apart
+    /// by connection only).
+    held_by_principal: HashMap<Arc<str>, usize>,
     /// Live `CommandSender`s; the queue closes when the last one goes.
     senders: usize,
     closed: bool,
@@ -70,17 +88,52 @@ impl Shared {
     }
 }
 
+/// Who sent a command, over which connection, and until when they wait.
+#[derive(Debug, Clone)]
+pub struct CommandOrigin {
+    /// The principal's name, recorded in the audit log.
+    pub principal: Arc<str>,
+    /// True for a principal named by a token: it has a share of its own.
+    pub named: bool,
+    /// The connection the command came on.
+    pub connection: u64,
+    /// When the caller stops waiting; past it the command is not applied.
+    pub deadline: Option<Instant>,
+}
+
+/// Why Phase 0 will not apply a queued command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abandoned {
+    /// The caller's deadline passed.
+    Expired,
+    /// The caller went away (cancelled, or its connection closed).
+    Cancelled,
+}
+
 /// A command waiting for Phase 0, with the channel its verdict goes back on.
 #[derive(Debug)]
 pub struct QueuedCommand {
     /// The command as the client sent it (with its id filled in).
     pub command: GodCommand,
+    /// Who sent it.
+    pub origin: CommandOrigin,
     /// Where the engine sends the `GodResponse`. Dropped unanswered, it tells
     /// the caller the engine went away.
     reply: oneshot::Sender<GodResponse>,
 }
 
 impl QueuedCommand {
+    /// Whether the caller has given up on this command by `now`.
+    pub fn abandoned(&self, now: Instant) -> Option<Abandoned> {
+        if self.origin.deadline.is_some_and(|deadline| now >= deadline) {
+            Some(Abandoned::Expired)
+        } else if self.reply.is_closed() {
+            Some(Abandoned::Cancelled)
+        } else {
+            None
+        }
+    }
+
     /// Sends the engine's verdict back to the caller.
     ///
     /// Returns false if the caller is gone (cancelled, or its deadline
@@ -117,6 +170,16 @@ pub enum SubmitError {
     /// The engine has stopped draining the queue.
     #[error("the engine is not running")]
     Closed,
+    /// The sender already holds its share of the queue.
+    #[error(
+        "this {holder} already holds {share} queued commands, its share of the queue; wait for their answers"
+    )]
+    OverShare {
+        /// "connection" or "principal".
+        holder: &'static str,
+        /// The share.
+        share: usize,
+    },
 }
 
 /// The engine dropped a command without answering: it stopped first.
@@ -137,8 +200,13 @@ impl PendingReply {
 
 impl CommandSender {
     /// Queues `command` for the next Phase 0 without waiting.
-    pub fn try_submit(&self, command: GodCommand) -> Result<PendingReply, SubmitError> {
+    pub fn try_submit(
+        &self,
+        command: GodCommand,
+        origin: CommandOrigin,
+    ) -> Result<PendingReply, SubmitError> {
         let (reply, rx) = oneshot::channel();
+        let share = self.share();
         let mut state = self.shared.lock();
         if state.closed {
             return Err(SubmitError::Closed);
@@ -148,8 +216,34 @@ impl CommandSender {
                 capacity: self.shared.capacity,
             });
         }
-        state.queue.push_back(QueuedCommand { command, reply });
+        let over = |holder| SubmitError::OverShare { holder, share };
+        if held(&state.held_by_connection, &origin.connection) >= share {
+            return Err(over("connection"));
+        }
+        if origin.named && held(&state.held_by_principal, &origin.principal) >= share {
+            return Err(over("principal"));
+        }
+        *state
+            .held_by_connection
+            .entry(origin.connection)
+            .or_default() += 1;
+        if origin.named {
+            *state
+                .held_by_principal
+                .entry(Arc::clone(&origin.principal))
+                .or_default() += 1;
+        }
+        state.queue.push_back(QueuedCommand {
+            command,
+            origin,
+            reply,
+        });
         Ok(PendingReply(rx))
+    }
+
+    /// The most commands one holder may have queued.
+    pub fn share(&self) -> usize {
+        (self.shared.capacity / QUEUE_SHARE_DIVISOR).max(1)
     }
 
     /// Commands waiting for the next Phase 0.
@@ -209,7 +303,19 @@ impl CommandReceiver {
     /// next tick.
     pub fn drain_into(&self, out: &mut Vec<QueuedCommand>) {
         let mut state = self.shared.lock();
-        out.extend(state.queue.drain(..));
+        let State {
+            queue,
+            held_by_connection,
+            held_by_principal,
+            ..
+        } = &mut *state;
+        for queued in queue.drain(..) {
+            release(held_by_connection, &queued.origin.connection);
+            if queued.origin.named {
+                release(held_by_principal, &queued.origin.principal);
+            }
+            out.push(queued);
+        }
     }
 
     /// Commands waiting for the next Phase 0.
@@ -245,6 +351,19 @@ impl CommandReceiver {
     }
 }
 
+fn held<K: Hash + Eq>(counts: &HashMap<K, usize>, key: &K) -> usize {
+    counts.get(key).copied().unwrap_or(0)
+}
+
+fn release<K: Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(n) = counts.get_mut(key) {
+        *n -= 1;
+        if *n == 0 {
+            counts.remove(key);
+        }
+    }
+}
+
 impl Drop for CommandReceiver {
     fn drop(&mut self) {
         // Close first so nothing new arrives, then drop what is left: each
@@ -270,20 +389,86 @@ mod tests {
         }
     }
 
+    fn from(connection: u64, principal: Option<&str>) -> CommandOrigin {
+        CommandOrigin {
+            principal: principal.unwrap_or("anonymous").into(),
+            named: principal.is_some(),
+            connection,
+            deadline: None,
+        }
+    }
+
+    fn submit(tx: &CommandSender, id: &str) -> Result<PendingReply, SubmitError> {
+        tx.try_submit(command(id), from(u64::from(id.as_bytes()[0]), None))
+    }
+
+    #[test]
+    fn no_connection_holds_more_than_its_share() {
+        let (tx, rx) = command_queue(4);
+        let _a = tx.try_submit(command("a"), from(1, None)).unwrap();
+        let _b = tx.try_submit(command("b"), from(1, None)).unwrap();
+        assert_eq!(
+            tx.try_submit(command("c"), from(1, None)).unwrap_err(),
+            SubmitError::OverShare {
+                holder: "connection",
+                share: 2
+            }
+        );
+        assert!(tx.try_submit(command("d"), from(2, None)).is_ok());
+        let mut out = Vec::new();
+        rx.drain_into(&mut out);
+        assert!(tx.try_submit(command("e"), from(1, None)).is_ok());
+    }
+
+    #[test]
+    fn no_named_principal_holds_more_than_its_share_over_many_connections() {
+        let (tx, _rx) = command_queue(4);
+        let _a = tx.try_submit(command("a"), from(1, Some("ops"))).unwrap();
+        let _b = tx.try_submit(command("b"), from(2, Some("ops"))).unwrap();
+        assert_eq!(
+            tx.try_submit(command("c"), from(3, Some("ops")))
+                .unwrap_err(),
+            SubmitError::OverShare {
+                holder: "principal",
+                share: 2
+            }
+        );
+        assert!(tx.try_submit(command("d"), from(3, Some("other"))).is_ok());
+        assert!(tx.try_submit(command("e"), from(4, None)).is_ok());
+    }
+
+    #[test]
+    fn a_command_past_its_deadline_or_without_a_caller_is_abandoned() {
+        let (tx, rx) = command_queue(4);
+        let mut expired = from(1, None);
+        expired.deadline = Some(Instant::now());
+        let _kept = tx.try_submit(command("a"), expired).unwrap();
+        drop(tx.try_submit(command("b"), from(2, None)).unwrap());
+        let _live = tx.try_submit(command("c"), from(3, None)).unwrap();
+        let mut out = Vec::new();
+        rx.drain_into(&mut out);
+        let now = Instant::now();
+        let verdicts: Vec<_> = out.iter().map(|q| q.abandoned(now)).collect();
+        assert_eq!(
+            verdicts,
+            [Some(Abandoned::Expired), Some(Abandoned::Cancelled), None]
+        );
+    }
+
     #[test]
     fn refuses_past_capacity_and_keeps_what_it_accepted() {
         let (tx, rx) = command_queue(2);
-        let _a = tx.try_submit(command("a")).unwrap();
-        let _b = tx.try_submit(command("b")).unwrap();
+        let _a = submit(&tx, "a").unwrap();
+        let _b = submit(&tx, "b").unwrap();
         assert_eq!(
-            tx.try_submit(command("c")).unwrap_err(),
+            submit(&tx, "c").unwrap_err(),
             SubmitError::Full { capacity: 2 }
         );
         let mut out = Vec::new();
         rx.drain_into(&mut out);
         let ids: Vec<_> = out.iter().map(|q| q.command.id.as_str()).collect();
         assert_eq!(ids, ["a", "b"]);
-        assert!(tx.try_submit(command("d")).is_ok());
+        assert!(submit(&tx, "d").is_ok());
     }
 
     #[test]
@@ -299,12 +484,9 @@ mod tests {
     #[test]
     fn dropping_the_receiver_fails_pending_replies() {
         let (tx, rx) = command_queue(4);
-        let pending = tx.try_submit(command("a")).unwrap();
+        let pending = submit(&tx, "a").unwrap();
         drop(rx);
-        assert_eq!(
-            tx.try_submit(command("b")).unwrap_err(),
-            SubmitError::Closed
-        );
+        assert_eq!(submit(&tx, "b").unwrap_err(), SubmitError::Closed);
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
@@ -314,7 +496,7 @@ mod tests {
     #[test]
     fn a_reply_to_a_departed_caller_is_not_an_error() {
         let (tx, rx) = command_queue(4);
-        drop(tx.try_submit(command("a")).unwrap());
+        drop(submit(&tx, "a").unwrap());
         let mut out = Vec::new();
         rx.drain_into(&mut out);
         assert!(!out.pop().unwrap().reply(GodResponse::default()));

@@ -15,8 +15,8 @@ mod command_queue;
 mod telemetry_exchange;
 
 pub use command_queue::{
-    CommandReceiver, CommandSender, PendingReply, QueuedCommand, ReplyDropped, SubmitError,
-    command_queue,
+    Abandoned, CommandOrigin, CommandReceiver, CommandSender, PendingReply, QUEUE_SHARE_DIVISOR,
+    QueuedCommand, ReplyDropped, SubmitError, command_queue,
 };
 pub use telemetry_exchange::{
     ExchangeClosed, TelemetryPublisher, TelemetryReader, telemetry_exchange,

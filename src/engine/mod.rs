@@ -29,7 +29,7 @@ pub use registry::{GlobalRegistry, ParamId, ParamSpec, ParamsError, Rejection, V
 pub use scheduler::{Phase, TickScheduler};
 
 use crate::{
-    bridge::{CommandReceiver, QueuedCommand, TelemetryPublisher},
+    bridge::{Abandoned, CommandReceiver, QueuedCommand, TelemetryPublisher},
     pb,
 };
 
@@ -343,18 +343,30 @@ impl SimulationEngine {
 }
 
 /// Phase 0 for one command: apply or reject it through the registry, audit
-/// it, then answer the caller (who may have gone; that is fine).
+/// it, then answer the caller. A command whose caller gave up first (its
+/// deadline passed, or it cancelled) is not applied, only audited.
 fn intercept(world: &mut World, queued: QueuedCommand) {
     let command = &queued.command;
-    let value = command.value.as_ref().and_then(registry::value_from_pb);
-    let tick = world.tick;
     let mut response = pb::GodResponse {
         command_id: command.id.clone(),
-        applied_tick: tick,
+        applied_tick: world.tick,
         key: command.key.clone(),
         reason: command.reason.clone(),
+        principal: queued.origin.principal.to_string(),
         ..Default::default()
     };
+    match queued.abandoned(Instant::now()) {
+        Some(abandoned) => record_abandoned(world, &mut response, abandoned),
+        None => apply(world, command, &mut response),
+    }
+    world.audit.record(response.clone());
+    queued.reply(response);
+}
+
+/// Sets the parameter, or records why the registry refused it.
+fn apply(world: &mut World, command: &pb::GodCommand, response: &mut pb::GodResponse) {
+    let value = command.value.as_ref().and_then(registry::value_from_pb);
+    let tick = world.tick;
     match world.registry.set(&command.key, value) {
         Ok((old, new)) => {
             info!(
@@ -363,6 +375,7 @@ fn intercept(world: &mut World, queued: QueuedCommand) {
                 new = %new,
                 tick,
                 command_id = %command.id,
+                principal = %response.principal,
                 "Registry updated"
             );
             response.success = true;
@@ -374,6 +387,7 @@ fn intercept(world: &mut World, queued: QueuedCommand) {
                 key = %command.key,
                 tick,
                 command_id = %command.id,
+                principal = %response.principal,
                 error = %rejection,
                 "command rejected"
             );
@@ -386,8 +400,32 @@ fn intercept(world: &mut World, queued: QueuedCommand) {
             response.new_value = current;
         }
     }
-    world.audit.record(response.clone());
-    queued.reply(response);
+}
+
+/// Records a command that was not applied because its caller gave up.
+fn record_abandoned(world: &World, response: &mut pb::GodResponse, abandoned: Abandoned) {
+    let (reason, error) = match abandoned {
+        Abandoned::Expired => (
+            pb::RejectionReason::Expired,
+            "the caller's deadline passed before Phase 0 reached the command; not applied",
+        ),
+        Abandoned::Cancelled => (
+            pb::RejectionReason::Cancelled,
+            "the caller cancelled before Phase 0 reached the command; not applied",
+        ),
+    };
+    warn!(
+        key = %response.key,
+        tick = world.tick,
+        command_id = %response.command_id,
+        principal = %response.principal,
+        "command {abandoned:?}: not applied"
+    );
+    let current = world.registry.value_by_key(&response.key).map(Into::into);
+    response.error = error.to_owned();
+    response.rejection = reason.into();
+    response.old_value = current;
+    response.new_value = current;
 }
 
 /// Phase 8: an immutable view of the settled world, built from running totals

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use super::auth::AuthError;
 use crate::{
     bridge::{ReplyDropped, SubmitError},
     pb,
@@ -60,11 +61,129 @@ pub enum ApiError {
     /// The engine rejected the command in Phase 0.
     #[error("{}", .0.error)]
     Rejected(Box<pb::GodResponse>),
+    /// No valid token where one is needed.
+    #[error("{0}")]
+    Unauthenticated(AuthError),
+    /// The caller's role does not allow the call.
+    #[error("{principal} is an {role}; this needs an {needed}")]
+    PermissionDenied {
+        /// Who called.
+        principal: String,
+        /// What it is.
+        role: &'static str,
+        /// What the call needs.
+        needed: &'static str,
+    },
+    /// A string in the request is longer than its limit.
+    #[error("{field} is {len} bytes (starting {prefix:?}); at most {max} bytes are allowed")]
+    TooLong {
+        /// The request field.
+        field: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+        /// The first few bytes, so the caller can tell which value it was.
+        prefix: String,
+    },
+    /// The principal sent commands faster than `--command-rate`.
+    #[error("{principal} is over its command rate; retry in {retry_after:?}")]
+    RateLimited {
+        /// Who.
+        principal: String,
+        /// When a command would be accepted again.
+        retry_after: std::time::Duration,
+    },
+    /// `--max-subscribers` telemetry subscribers are already open.
+    #[error("the server already has {max} telemetry subscribers, its limit")]
+    TooManySubscribers {
+        /// The limit.
+        max: usize,
+    },
+    /// The caller's deadline passed before the engine answered.
+    #[error(
+        "the deadline passed before the engine answered; the command is not applied if Phase 0 had not reached it (retry with the same command id to learn its outcome)"
+    )]
+    DeadlineExceeded,
+    /// A unary request carried more than one message.
+    #[error("a unary request must carry exactly one message; this one carried more")]
+    MultipleMessages,
+    /// A request message is larger than the server decodes.
+    #[error("the request is over {max} bytes")]
+    RequestTooLarge {
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl ApiError {
+    /// The code a WebSocket `error` message carries for this error: the gRPC
+    /// status's name, except a full queue, which the legacy protocol has
+    /// always called `QUEUE_FULL`.
+    pub fn websocket_code(&self) -> &'static str {
+        if matches!(self, ApiError::Submit(SubmitError::Full { .. })) {
+            return "QUEUE_FULL";
+        }
+        match self.code() {
+            Code::InvalidArgument => "INVALID_ARGUMENT",
+            Code::FailedPrecondition => "FAILED_PRECONDITION",
+            Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+            Code::Unauthenticated => "UNAUTHENTICATED",
+            Code::PermissionDenied => "PERMISSION_DENIED",
+            Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            Code::Cancelled => "CANCELLED",
+            _ => "UNAVAILABLE",
+        }
+    }
+
+    /// The request field at fault, if one is.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ApiError::MissingField { field }
+            | ApiError::InvalidField { field, .. }
+            | ApiError::TooLong { field, .. } => Some(field),
+            ApiError::Rejected(response) => Some(&response.field),
+            _ => None,
+        }
+    }
+
+    fn code(&self) -> Code {
+        match self {
+            ApiError::MissingField { .. }
+            | ApiError::InvalidField { .. }
+            | ApiError::InvalidHistory { .. }
+            | ApiError::TooLong { .. }
+            | ApiError::MultipleMessages => Code::InvalidArgument,
+            ApiError::Submit(SubmitError::Full { .. } | SubmitError::OverShare { .. })
+            | ApiError::RateLimited { .. }
+            | ApiError::TooManySubscribers { .. }
+            | ApiError::RequestTooLarge { .. } => Code::ResourceExhausted,
+            ApiError::Submit(SubmitError::Closed)
+            | ApiError::EngineGone(_)
+            | ApiError::EngineStopped
+            | ApiError::NoTelemetry => Code::Unavailable,
+            ApiError::Rejected(response) => rejection_code(response.rejection()),
+            ApiError::Unauthenticated(_) => Code::Unauthenticated,
+            ApiError::PermissionDenied { .. } => Code::PermissionDenied,
+            ApiError::DeadlineExceeded => Code::DeadlineExceeded,
+        }
+    }
+}
+
+/// The status of a command Phase 0 did not apply.
+fn rejection_code(reason: pb::RejectionReason) -> Code {
+    match reason {
+        pb::RejectionReason::Immutable => Code::FailedPrecondition,
+        pb::RejectionReason::Expired => Code::DeadlineExceeded,
+        pb::RejectionReason::Cancelled => Code::Cancelled,
+        _ => Code::InvalidArgument,
+    }
 }
 
 impl From<ApiError> for Status {
     fn from(err: ApiError) -> Status {
         let message = err.to_string();
+        let code = err.code();
         match err {
             ApiError::MissingField { field } => Status::with_error_details(
                 Code::InvalidArgument,
@@ -90,21 +209,75 @@ impl From<ApiError> for Status {
                 details.set_retry_info(Some(std::time::Duration::from_millis(100)));
                 Status::with_error_details(Code::ResourceExhausted, message, details)
             }
+            ApiError::Submit(SubmitError::OverShare { holder, share }) => {
+                let info = [("holder", holder.to_owned()), ("share", share.to_string())];
+                retry_status(code, message, "QUEUE_SHARE", &info, RETRY_SOON)
+            }
+            ApiError::RateLimited { retry_after, .. } => {
+                retry_status(code, message, "COMMAND_RATE", &[], retry_after)
+            }
+            ApiError::TooManySubscribers { max } => {
+                let info = [("max_subscribers", max.to_string())];
+                retry_status(code, message, "MAX_SUBSCRIBERS", &info, RETRY_LATER)
+            }
+            ApiError::TooLong { field, max, .. } => Status::with_error_details(
+                code,
+                message,
+                ErrorDetails::with_bad_request_violation(field, format!("at most {max} bytes")),
+            ),
+            ApiError::Unauthenticated(reason) => {
+                let reason = match reason {
+                    AuthError::Missing => "TOKEN_REQUIRED",
+                    AuthError::Invalid => "TOKEN_INVALID",
+                    AuthError::Malformed => "AUTHORIZATION_MALFORMED",
+                };
+                let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, HashMap::new());
+                Status::with_error_details(code, message, details)
+            }
+            ApiError::PermissionDenied { .. } => {
+                let details = ErrorDetails::with_error_info(
+                    "OPERATOR_REQUIRED",
+                    ERROR_DOMAIN,
+                    HashMap::new(),
+                );
+                Status::with_error_details(code, message, details)
+            }
+            ApiError::Rejected(response) => rejection_status(&response, message),
             ApiError::Submit(SubmitError::Closed)
             | ApiError::EngineGone(_)
             | ApiError::EngineStopped
-            | ApiError::NoTelemetry => Status::unavailable(message),
-            ApiError::Rejected(response) => rejection_status(&response, message),
+            | ApiError::NoTelemetry
+            | ApiError::DeadlineExceeded
+            | ApiError::MultipleMessages
+            | ApiError::RequestTooLarge { .. } => Status::new(code, message),
         }
     }
 }
 
+/// How soon a caller over its queue share may retry: about one tick.
+const RETRY_SOON: std::time::Duration = std::time::Duration::from_millis(100);
+/// How soon a refused subscriber may retry.
+const RETRY_LATER: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn retry_status(
+    code: Code,
+    message: String,
+    reason: &str,
+    info: &[(&str, String)],
+    retry_after: std::time::Duration,
+) -> Status {
+    let metadata: HashMap<String, String> = info
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let mut details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
+    details.set_retry_info(Some(retry_after));
+    Status::with_error_details(code, message, details)
+}
+
 fn rejection_status(response: &pb::GodResponse, message: String) -> Status {
     let reason = response.rejection();
-    let code = match reason {
-        pb::RejectionReason::Immutable => Code::FailedPrecondition,
-        _ => Code::InvalidArgument,
-    };
+    let code = rejection_code(reason);
     let description = if response.error.contains(&response.allowed) {
         response.error.clone()
     } else {

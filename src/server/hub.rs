@@ -3,8 +3,8 @@
 //! A single task wakes on each newly published snapshot and turns it into a
 //! [`Frame`]: the snapshot (shared with the exchange, not copied) plus its
 //! gRPC encoding, made exactly once however many subscribers there are. It
-//! keeps the last frames in a bounded ring for late joiners
-//! (`SubscribeTelemetryRequest.history`) and hands the newest to subscribers
+//! keeps the last frames in a ring for late joiners
+//! (`SubscribeTelemetryRequest.history`), bounded both in frames and in bytes, and hands the newest to subscribers
 //! through a `watch`, so each subscriber holds at most one frame and never
 //! wakes the engine. At very high tick rates the hub follows the snapshots it
 //! is woken for, so consecutive frames may skip ticks; at the default
@@ -84,6 +84,12 @@ impl Frame {
         }
     }
 
+    /// What the frame costs in memory, estimated: the decoded snapshot, its
+    /// gRPC encoding and its JSON are each about the encoded size.
+    pub fn weight(&self) -> usize {
+        3 * self.grpc.0.len()
+    }
+
     /// The tick of the snapshot.
     pub fn tick(&self) -> u64 {
         self.snapshot.tick
@@ -110,26 +116,37 @@ pub struct HubStats {
     pub delivered: AtomicU64,
 }
 
+/// The history ring and what it weighs.
+#[derive(Debug, Default)]
+struct Ring {
+    frames: VecDeque<Arc<Frame>>,
+    bytes: usize,
+}
+
 /// Follows the exchange; shared by every subscriber.
 #[derive(Debug, Clone)]
 pub struct TelemetryHub {
     /// The newest frame; subscribers wait on it.
     latest: watch::Receiver<Option<Arc<Frame>>>,
-    /// The last `cap` frames, oldest first. Locked only to push one frame or
-    /// clone a few `Arc`s out.
-    ring: Arc<Mutex<VecDeque<Arc<Frame>>>>,
+    /// The last frames, oldest first. Locked only to push one frame or clone
+    /// a few `Arc`s out.
+    ring: Arc<Mutex<Ring>>,
     cap: usize,
+    /// Most bytes (by [`Frame::weight`]) the ring keeps.
+    byte_cap: usize,
     stats: Arc<HubStats>,
 }
 
 impl TelemetryHub {
-    /// Starts following `reader`, keeping up to `history_cap` frames.
-    pub fn start(mut reader: TelemetryReader, history_cap: usize) -> Self {
+    /// Starts following `reader`, keeping up to `history_cap` frames and
+    /// `history_bytes` bytes of them.
+    pub fn start(mut reader: TelemetryReader, history_cap: usize, history_bytes: usize) -> Self {
         let (tx, latest) = watch::channel(None);
         let hub = Self {
             latest,
-            ring: Arc::new(Mutex::new(VecDeque::with_capacity(history_cap))),
+            ring: Arc::default(),
             cap: history_cap,
+            byte_cap: history_bytes,
             stats: Arc::default(),
         };
         let this = hub.clone();
@@ -160,10 +177,14 @@ impl TelemetryHub {
             return;
         }
         let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
-        if ring.len() == self.cap {
-            ring.pop_front();
+        ring.bytes += frame.weight();
+        ring.frames.push_back(frame);
+        while ring.frames.len() > self.cap || ring.bytes > self.byte_cap {
+            let Some(old) = ring.frames.pop_front() else {
+                break;
+            };
+            ring.bytes -= old.weight();
         }
-        ring.push_back(frame);
     }
 
     /// A receiver of the newest frame, for one subscriber.
@@ -179,10 +200,18 @@ impl TelemetryHub {
     /// The last `n` frames, oldest first.
     pub fn history(&self, n: usize) -> Vec<Arc<Frame>> {
         let ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
-        ring.iter()
-            .skip(ring.len().saturating_sub(n))
+        let frames = &ring.frames;
+        frames
+            .iter()
+            .skip(frames.len().saturating_sub(n))
             .cloned()
             .collect()
+    }
+
+    /// Frames and bytes the history ring holds now.
+    pub fn history_size(&self) -> (usize, usize) {
+        let ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
+        (ring.frames.len(), ring.bytes)
     }
 
     /// The most frames a subscriber may ask for.

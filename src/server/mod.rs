@@ -4,9 +4,13 @@
 //! - [`service`]: `WatchtowerService` (commands, telemetry, parameters);
 //! - [`error`]: every error the API returns, mapped to `tonic::Status` with
 //!   rich details in one place;
+//! - [`auth`]: tokens, principals and roles, enforced by one middleware;
+//! - [`origin`]: the origin and `Host` rules for every browser path;
+//! - [`limits`]: every bound a client can hit on the API;
+//! - [`transport`]: the accept loop, TLS and connection limits;
 //! - [`hub`]: follows the exchange, encodes each snapshot once, keeps the
 //!   history ring for late subscribers;
-//! - [`web`]: gRPC-Web CORS and the embedded dashboard;
+//! - [`web`]: the embedded dashboard;
 //! - [`ws`]: the legacy JSON WebSocket path;
 //! - [`shutdown`]: the Ctrl-C / SIGTERM signal.
 //!
@@ -15,16 +19,23 @@
 //! knows only the bridge halves and the protobuf data that crosses it, never
 //! the engine (the spec's dependency inversion). Nothing here may block.
 
+pub mod auth;
 pub mod error;
 pub mod hub;
+pub mod limits;
+pub mod origin;
 pub mod service;
 pub mod shutdown;
+pub mod transport;
 pub mod web;
 pub mod ws;
 
-use axum::{Router, serve::ListenerExt};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    middleware::{from_fn, from_fn_with_state},
+};
 use tonic::service::Routes;
 use tonic_health::{
     pb::health_server::HealthServer,
@@ -34,7 +45,8 @@ use tonic_web::GrpcWebLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use hub::TelemetryHub;
-pub use service::WatchtowerApi;
+pub use service::{ApiOptions, WatchtowerApi};
+pub use transport::{Transport, serve};
 
 /// The server-side rendering of `WatchtowerService`, in which telemetry
 /// responses are pre-encoded frames (see [`hub::EncodedTelemetry`]). Clients
@@ -56,10 +68,10 @@ pub struct ServerParts {
     pub api: WatchtowerApi,
     /// `grpc.health.v1` statuses; they outlive a server restart.
     pub health: HealthReporter,
-    /// Extra origins allowed for browser calls.
-    pub cors_origins: Vec<String>,
-    /// Cancelled once, when the whole process shuts down.
-    pub shutdown: CancellationToken,
+    /// The origin and host rules for browser calls.
+    pub origins: Arc<origin::OriginPolicy>,
+    /// Tokens to principals, for the auth guard.
+    pub authenticator: Arc<auth::Authenticator>,
 }
 
 impl std::fmt::Debug for ServerParts {
@@ -80,41 +92,57 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
 }
 
 /// The main listener's routes: gRPC and gRPC-Web services, `/ws`, and the
-/// dashboard.
+/// dashboard, behind the origin guard, CORS and the auth guard.
 pub fn router(parts: &ServerParts) -> Router {
+    let api = WatchtowerServiceServer::new(parts.api.clone())
+        .max_decoding_message_size(limits::MAX_REQUEST_BYTES);
     let grpc = Routes::builder()
         .add_service(HealthServer::new(HealthService::from_health_reporter(
             parts.health.clone(),
         )))
         .add_service(reflection().build_v1().expect(DESCRIPTORS_VALID))
         .add_service(reflection().build_v1alpha().expect(DESCRIPTORS_VALID))
-        .add_service(WatchtowerServiceServer::new(parts.api.clone()))
+        .add_service(api)
         .clone()
         .routes()
         .prepare()
         .into_axum_router()
+        .layer(from_fn(limits::one_message))
+        // Inside the gRPC-Web layer, so its refusals reach browsers as
+        // gRPC-Web statuses.
+        .layer(from_fn_with_state(parts.auth_state(&[]), auth::guard))
         .layer(GrpcWebLayer::new());
-    grpc.merge(ws::routes(parts.api.clone(), &["/ws"]))
-        .merge(web::dashboard())
-        .layer(web::cors(&parts.cors_origins))
+    let ws = ws::routes(parts.api.clone(), &["/ws"])
+        .layer(from_fn_with_state(parts.auth_state(&[]), auth::guard));
+    browser_safe(grpc.merge(ws).merge(web::dashboard()), parts)
+}
+
+/// The legacy listener's routes: the WebSocket at `/` and `/ws`.
+pub fn legacy_router(parts: &ServerParts) -> Router {
+    let ws = ws::routes(parts.api.clone(), &["/", "/ws"])
+        .layer(from_fn_with_state(parts.auth_state(&["/"]), auth::guard));
+    browser_safe(ws, parts)
+}
+
+/// The layers every listener has: CORS, the origin guard, and containment of
+/// handler panics.
+fn browser_safe(router: Router, parts: &ServerParts) -> Router {
+    router
+        .layer(parts.origins.cors())
+        .layer(from_fn_with_state(
+            Arc::clone(&parts.origins),
+            origin::guard,
+        ))
         // A bug in one handler answers that one call with an error; it never
         // takes the connection, the server or the engine down with it.
         .layer(CatchPanicLayer::new())
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled, then stops
-/// accepting and waits for open connections (telemetry streams and
-/// WebSockets end themselves on the same token).
-pub async fn serve(
-    listener: TcpListener,
-    router: Router,
-    shutdown: CancellationToken,
-) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        // Telemetry frames are small and latency matters more than packing.
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+impl ServerParts {
+    fn auth_state(&self, websocket_paths: &'static [&'static str]) -> auth::AuthState {
+        auth::AuthState {
+            authenticator: Arc::clone(&self.authenticator),
+            websocket_paths,
+        }
+    }
 }

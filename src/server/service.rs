@@ -1,7 +1,8 @@
 //! `WatchtowerService`: the gRPC face of the bridge.
 //!
-//! `ApplyCommand` queues the command without waiting and then awaits the
-//! engine's own verdict; `SubscribeTelemetry` streams the latest frame from
+//! `ApplyCommand` checks the caller and the command, queues it without
+//! waiting and then awaits the engine's own verdict until the caller's
+//! deadline; `SubscribeTelemetry` streams the latest frame from
 //! the [`TelemetryHub`] at the caller's interval; `ListParameters` joins the
 //! fixed catalogue with the values in the latest snapshot. Runs on tokio
 //! worker threads; never blocks.
@@ -12,7 +13,7 @@ use std::{
         Arc,
         atomic::{AtomicUsize, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use futures_util::{Stream, StreamExt};
@@ -21,20 +22,23 @@ use tokio::{
     time::{Interval, MissedTickBehavior},
 };
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, metadata::MetadataMap};
 use tracing::instrument;
 
 use super::{
+    auth::{ANONYMOUS, Authenticator, Principal, Role},
     encoded::watchtower_service_server::WatchtowerService,
     error::ApiError,
     hub::{EncodedTelemetry, Frame, TelemetryHub},
+    limits::{self, CommandRate, SubscriberSlot, SubscriberSlots},
+    transport::ConnectionInfo,
 };
 use crate::{
-    bridge::{CommandSender, TelemetryReader},
+    bridge::{CommandOrigin, CommandSender, PendingReply, TelemetryReader},
     pb::{
         self, ApplyCommandRequest, ApplyCommandResponse, GetServerStatsRequest,
-        GetServerStatsResponse, ListParametersRequest, ListParametersResponse,
-        SubscribeTelemetryRequest,
+        GetServerStatsResponse, GodCommand, ListParametersRequest, ListParametersResponse,
+        SubscribeTelemetryRequest, WhoAmIRequest, WhoAmIResponse,
     },
 };
 
@@ -65,6 +69,60 @@ pub struct WatchtowerApi {
     subscribers: Arc<AtomicUsize>,
     /// Open WebSocket sessions, counted the same way.
     websockets: Arc<AtomicUsize>,
+    /// `--max-subscribers`, for gRPC streams and WebSockets together.
+    slots: SubscriberSlots,
+    /// `--command-rate`, per principal.
+    rate: Arc<CommandRate>,
+    /// Tokens to principals, for transports that authenticate in-band.
+    authenticator: Arc<Authenticator>,
+}
+
+/// The API's own limits and sizes, from the configuration.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Most past snapshots a subscriber may ask for.
+    pub history_cap: usize,
+    /// Most bytes the history ring keeps.
+    pub history_bytes: usize,
+    /// Commands per second per principal; 0 = no limit.
+    pub command_rate: f64,
+    /// Most telemetry subscribers at once.
+    pub max_subscribers: usize,
+    /// Tokens to principals.
+    pub authenticator: Arc<Authenticator>,
+}
+
+/// Who is calling, from where, and until when they wait: what every
+/// transport knows of a command's sender.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The authenticated principal.
+    pub principal: Principal,
+    /// The connection the call came on (0 if unknown).
+    pub connection: u64,
+    /// When the caller stops waiting, if it said.
+    pub deadline: Option<Instant>,
+}
+
+impl Caller {
+    /// The caller of a gRPC request, from what the auth guard and the
+    /// transport left in its extensions. Fails closed: a request the guard
+    /// did not see has no principal and is refused.
+    pub fn of<T>(request: &Request<T>) -> Result<Self, ApiError> {
+        let principal = request
+            .extensions()
+            .get::<Principal>()
+            .cloned()
+            .ok_or(ApiError::Unauthenticated(super::auth::AuthError::Missing))?;
+        Ok(Self {
+            principal,
+            connection: request
+                .extensions()
+                .get::<ConnectionInfo>()
+                .map_or(0, |c| c.id),
+            deadline: grpc_deadline(request.metadata()),
+        })
+    }
 }
 
 impl WatchtowerApi {
@@ -74,22 +132,57 @@ impl WatchtowerApi {
         telemetry: TelemetryReader,
         catalogue: Vec<pb::ParameterSpec>,
         shutdown: CancellationToken,
-        history_cap: usize,
+        options: &ApiOptions,
     ) -> Self {
         Self {
-            hub: TelemetryHub::start(telemetry.clone(), history_cap),
+            hub: TelemetryHub::start(
+                telemetry.clone(),
+                options.history_cap,
+                options.history_bytes,
+            ),
             commands,
             telemetry,
             catalogue: catalogue.into(),
             shutdown,
             subscribers: Arc::default(),
             websockets: Arc::default(),
+            slots: SubscriberSlots::new(options.max_subscribers),
+            rate: Arc::new(CommandRate::new(options.command_rate)),
+            authenticator: Arc::clone(&options.authenticator),
         }
     }
 
-    /// The server's half of the command queue.
-    pub fn commands(&self) -> &CommandSender {
-        &self.commands
+    /// Tokens to principals.
+    pub fn authenticator(&self) -> &Authenticator {
+        &self.authenticator
+    }
+
+    /// The one way a command enters the queue, from any transport: the
+    /// caller must be an operator, the command within its size limits, and
+    /// the caller within its rate and its share of the queue.
+    pub fn submit(
+        &self,
+        mut command: GodCommand,
+        caller: &Caller,
+    ) -> Result<PendingReply, ApiError> {
+        caller.principal.require(Role::Operator)?;
+        limits::check_command(&command)?;
+        self.rate.check(&caller.principal.name)?;
+        if command.id.is_empty() {
+            command.id = uuid::Uuid::new_v4().to_string();
+        }
+        let origin = CommandOrigin {
+            principal: Arc::clone(&caller.principal.name),
+            named: &*caller.principal.name != ANONYMOUS,
+            connection: caller.connection,
+            deadline: caller.deadline,
+        };
+        Ok(self.commands.try_submit(command, origin)?)
+    }
+
+    /// A slot for one more telemetry subscriber, under `--max-subscribers`.
+    pub fn subscriber_slot(&self) -> Result<SubscriberSlot, ApiError> {
+        self.slots.acquire()
     }
 
     /// The fan-out of encoded snapshots.
@@ -144,23 +237,24 @@ pub type TelemetryStream =
 
 #[tonic::async_trait]
 impl WatchtowerService for WatchtowerApi {
-    #[instrument(skip_all, fields(command_id, key))]
+    #[instrument(skip_all)]
     async fn apply_command(
         &self,
         request: Request<ApplyCommandRequest>,
     ) -> Result<Response<ApplyCommandResponse>, Status> {
-        let mut command = request
+        let caller = Caller::of(&request)?;
+        let command = request
             .into_inner()
             .command
             .ok_or(ApiError::MissingField { field: "command" })?;
-        if command.id.is_empty() {
-            command.id = uuid::Uuid::new_v4().to_string();
+        let pending = self.submit(command, &caller)?;
+        let response = match caller.deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), pending.response())
+                .await
+                .map_err(|_| ApiError::DeadlineExceeded)?,
+            None => pending.response().await,
         }
-        let span = tracing::Span::current();
-        span.record("command_id", command.id.as_str());
-        span.record("key", command.key.as_str());
-        let pending = self.commands.try_submit(command).map_err(ApiError::from)?;
-        let response = pending.response().await.map_err(ApiError::from)?;
+        .map_err(ApiError::from)?;
         if response.success {
             Ok(Response::new(ApplyCommandResponse {
                 response: Some(response),
@@ -182,6 +276,7 @@ impl WatchtowerService for WatchtowerApi {
         if self.telemetry.is_closed() {
             return Err(ApiError::EngineStopped.into());
         }
+        let slot = self.subscriber_slot()?;
         let wanted = usize::try_from(request.history).unwrap_or(usize::MAX);
         if wanted > self.hub.history_cap() {
             return Err(ApiError::InvalidHistory {
@@ -199,6 +294,7 @@ impl WatchtowerService for WatchtowerApi {
             last_tick: past.last().map(|f| f.tick()),
             shutdown: self.shutdown.clone(),
             _guard: CountGuard::new(&self.subscribers),
+            _slot: slot,
         }
         .into_stream();
         let stats = Arc::clone(&self.hub.stats_arc());
@@ -242,6 +338,36 @@ impl WatchtowerService for WatchtowerApi {
     ) -> Result<Response<GetServerStatsResponse>, Status> {
         Ok(Response::new(self.stats()))
     }
+
+    #[instrument(skip_all)]
+    async fn who_am_i(
+        &self,
+        request: Request<WhoAmIRequest>,
+    ) -> Result<Response<WhoAmIResponse>, Status> {
+        Ok(Response::new(Caller::of(&request)?.principal.to_pb()))
+    }
+}
+
+/// The caller's deadline from `grpc-timeout` (gRPC and gRPC-Web): up to eight
+/// digits and a unit, `H`, `M`, `S`, `m`, `u` or `n`. A malformed header is
+/// ignored, as gRPC servers do.
+fn grpc_deadline(metadata: &MetadataMap) -> Option<Instant> {
+    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    let timeout = match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    };
+    Instant::now().checked_add(timeout)
 }
 
 /// One subscriber: at most one frame per interval, always the newest, never
@@ -259,6 +385,8 @@ struct Subscriber {
     shutdown: CancellationToken,
     /// Counts this stream as open until it is dropped.
     _guard: CountGuard,
+    /// Holds this stream's place under `--max-subscribers`.
+    _slot: SubscriberSlot,
 }
 
 impl Subscriber {

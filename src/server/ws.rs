@@ -5,13 +5,19 @@
 //! `WebSocketClientMessage` and `WebSocketServerMessage`, with serde impls
 //! generated from the proto by pbjson, so the JSON cannot drift from the API.
 //! Each connection gets the latest snapshot every interval (100 ms unless the
-//! client asks otherwise; the JSON is made once per snapshot and shared) and one `response` per command. A bad frame gets an
-//! `error` message and changes nothing; the connection stays usable.
+//! client asks otherwise; the JSON is made once per snapshot and shared) and
+//! one `response` per command. A bad frame gets an `error` message and
+//! changes nothing; the connection stays usable.
+//!
+//! The caller is who its `authorization` header says, or, for browsers that
+//! cannot set one, who its `{"auth": {"token": …}}` message says; where the
+//! server refuses anonymous callers, nothing but `auth` is served until then.
+//! Commands go through the same [`WatchtowerApi::submit`] as gRPC.
 
 use std::time::Duration;
 
 use axum::{
-    Router,
+    Extension, Router,
     extract::{
         State,
         ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
@@ -23,14 +29,18 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::error::Category;
 use tokio::{sync::mpsc, time::MissedTickBehavior};
 
-use super::{WatchtowerApi, error::ApiError, service::telemetry_interval};
-use crate::{
-    bridge::SubmitError,
-    pb::{
-        WebSocketClientMessage, WebSocketError, WebSocketServerMessage,
-        web_socket_client_message::Message as ClientMessage,
-        web_socket_server_message::Message as ServerMessage,
-    },
+use super::{
+    WatchtowerApi,
+    auth::{AuthError, HeaderIdentity},
+    error::ApiError,
+    limits,
+    service::{Caller, telemetry_interval},
+    transport::ConnectionInfo,
+};
+use crate::pb::{
+    WebSocketClientMessage, WebSocketError, WebSocketServerMessage,
+    web_socket_client_message::Message as ClientMessage,
+    web_socket_server_message::Message as ServerMessage,
 };
 
 /// Largest text frame accepted; larger ones get `FRAME_TOO_LARGE`.
@@ -50,141 +60,224 @@ pub fn routes(api: WatchtowerApi, paths: &[&str]) -> Router {
         .with_state(api)
 }
 
-async fn upgrade(ws: WebSocketUpgrade, State(api): State<WatchtowerApi>) -> Response {
+/// Accepts the upgrade (the origin and auth guards have already refused
+/// foreign origins and wrong tokens) and starts the session.
+async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(api): State<WatchtowerApi>,
+    identity: Option<Extension<HeaderIdentity>>,
+    connection: Option<Extension<ConnectionInfo>>,
+) -> Response {
+    let principal = identity.and_then(|Extension(HeaderIdentity(identity))| identity.ok());
+    let connection = connection.map(|Extension(info)| info);
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| session(socket, api))
+        .on_upgrade(move |socket| async move {
+            let session = Session {
+                caller: principal.map(|principal| Caller {
+                    principal,
+                    connection: connection.as_ref().map_or(0, |c| c.id),
+                    deadline: None,
+                }),
+                connection_id: connection.as_ref().map_or(0, |c| c.id),
+                _connection: connection,
+                ticker: interval(super::service::DEFAULT_INTERVAL),
+                last_tick: None,
+            };
+            session.run(socket, api).await;
+        })
 }
 
-async fn session(socket: WebSocket, api: WatchtowerApi) {
-    let (mut sink, mut frames) = socket.split();
-    // Command replies arrive here from their own tasks, so a slow engine
-    // reply never stalls telemetry or reading.
-    let (outbox, mut replies) = mpsc::channel::<WebSocketServerMessage>(OUTBOX);
-    let _counted = api.websocket_guard();
-    let published = api.hub().subscribe();
-    let shutdown = api.shutdown().clone();
-    let mut ticker = interval(super::service::DEFAULT_INTERVAL);
-    let mut last_tick = None;
-    loop {
-        let out: Message = tokio::select! {
-            () = shutdown.cancelled() => {
+/// One WebSocket connection's state.
+struct Session {
+    /// Who speaks on this connection; `None` until a token is presented
+    /// where the server refuses anonymous callers.
+    caller: Option<Caller>,
+    connection_id: u64,
+    /// Keeps the connection's slot under `--max-connections` while the
+    /// upgraded socket lives.
+    _connection: Option<ConnectionInfo>,
+    /// Paces telemetry to the connection's interval.
+    ticker: tokio::time::Interval,
+    /// The tick last sent, so a snapshot is never sent twice.
+    last_tick: Option<u64>,
+}
+
+impl Session {
+    async fn run(mut self, socket: WebSocket, api: WatchtowerApi) {
+        let (mut sink, mut frames) = socket.split();
+        let slot = match api.subscriber_slot() {
+            Ok(slot) => slot,
+            Err(err) => {
+                let _ = sink
+                    .send(text_message(&api_error(&err, String::new())))
+                    .await;
                 let _ = sink.send(Message::Close(None)).await;
-                break;
-            }
-            frame = frames.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    match handle_text(&api, &text, &outbox, &mut ticker) {
-                        Some(reply) => text_message(&reply),
-                        None => continue,
-                    }
-                }
-                Some(Ok(Message::Binary(_))) => text_message(&error(
-                    "INVALID_MESSAGE",
-                    "binary frames are not supported; send JSON text frames".to_owned(),
-                )),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Ok(Message::Close(_)) | Err(_)) | None => break,
-            },
-            Some(reply) = replies.recv() => text_message(&reply),
-            _ = ticker.tick() => {
-                let newest = published.borrow().clone();
-                match newest {
-                    Some(frame) if last_tick.is_none_or(|last| frame.tick() > last) => {
-                        last_tick = Some(frame.tick());
-                        Message::Text(frame.json())
-                    }
-                    _ => continue,
-                }
+                return;
             }
         };
-        if sink.send(out).await.is_err() {
-            break;
+        // Command replies arrive here from their own tasks, so a slow engine
+        // reply never stalls telemetry or reading.
+        let (outbox, mut replies) = mpsc::channel::<WebSocketServerMessage>(OUTBOX);
+        let _counted = (api.websocket_guard(), slot);
+        let published = api.hub().subscribe();
+        let shutdown = api.shutdown().clone();
+        if let Some(caller) = &self.caller {
+            let hello = server_message(ServerMessage::Session(caller.principal.to_pb()));
+            if sink.send(text_message(&hello)).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let out: Message = tokio::select! {
+                () = shutdown.cancelled() => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    break;
+                }
+                frame = frames.next() => match frame {
+                    Some(Ok(Message::Text(text))) => match self.handle_text(&api, &text, &outbox) {
+                        Reply::None => continue,
+                        Reply::Send(reply) => text_message(&reply),
+                        Reply::SendAndClose(reply) => {
+                            let _ = sink.send(text_message(&reply)).await;
+                            let _ = sink.send(Message::Close(None)).await;
+                            break;
+                        }
+                    },
+                    Some(Ok(Message::Binary(_))) => text_message(&error(
+                        "INVALID_MESSAGE",
+                        "binary frames are not supported; send JSON text frames".to_owned(),
+                    )),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => break,
+                },
+                Some(reply) = replies.recv() => text_message(&reply),
+                _ = self.ticker.tick(), if self.caller.is_some() => {
+                    let newest = published.borrow().clone();
+                    match newest {
+                        Some(frame) if self.last_tick.is_none_or(|last| frame.tick() > last) => {
+                            self.last_tick = Some(frame.tick());
+                            Message::Text(frame.json())
+                        }
+                        _ => continue,
+                    }
+                }
+            };
+            if sink.send(out).await.is_err() {
+                break;
+            }
         }
     }
+
+    /// Handles one text frame.
+    fn handle_text(
+        &mut self,
+        api: &WatchtowerApi,
+        text: &str,
+        outbox: &mpsc::Sender<WebSocketServerMessage>,
+    ) -> Reply {
+        if text.len() > MAX_FRAME_BYTES {
+            return Reply::Send(error(
+                "FRAME_TOO_LARGE",
+                format!(
+                    "frame of {} bytes exceeds the limit of {MAX_FRAME_BYTES} bytes",
+                    text.len()
+                ),
+            ));
+        }
+        let message = match parse(text) {
+            Ok(message) => message,
+            Err(error) => return Reply::Send(server_message(ServerMessage::Error(error))),
+        };
+        match (message.message, &self.caller) {
+            (None, _) => Reply::Send(error(
+                "INVALID_MESSAGE",
+                "a frame must set `command`, `subscribe` or `auth`".to_owned(),
+            )),
+            (Some(ClientMessage::Auth(auth)), _) => self.authenticate(api, &auth.token),
+            (Some(_), None) => Reply::Send(api_error(
+                &ApiError::Unauthenticated(AuthError::Missing),
+                String::new(),
+            )),
+            (Some(ClientMessage::Subscribe(subscribe)), Some(_)) => {
+                match telemetry_interval(subscribe.interval_ms) {
+                    Ok(period) => {
+                        self.ticker = interval(period);
+                        Reply::None
+                    }
+                    Err(err) => Reply::Send(with_field(
+                        api_error(&err, String::new()),
+                        "subscribe.interval_ms",
+                    )),
+                }
+            }
+            (Some(ClientMessage::Command(command)), Some(caller)) => {
+                submit(api, caller, command, outbox)
+            }
+        }
+    }
+
+    /// A token presented in a message: accepted, the connection speaks as
+    /// its principal; refused, the connection is closed.
+    fn authenticate(&mut self, api: &WatchtowerApi, token: &str) -> Reply {
+        match api.authenticator().authenticate(Some(token)) {
+            Ok(principal) => {
+                let session = server_message(ServerMessage::Session(principal.to_pb()));
+                self.caller = Some(Caller {
+                    principal,
+                    connection: self.connection_id,
+                    deadline: None,
+                });
+                Reply::Send(session)
+            }
+            Err(err) => {
+                Reply::SendAndClose(api_error(&ApiError::Unauthenticated(err), String::new()))
+            }
+        }
+    }
+}
+
+/// What a client frame gets back at once.
+enum Reply {
+    None,
+    Send(WebSocketServerMessage),
+    SendAndClose(WebSocketServerMessage),
+}
+
+/// Queues a command; its verdict is sent from its own task when it comes.
+fn submit(
+    api: &WatchtowerApi,
+    caller: &Caller,
+    command: crate::pb::GodCommand,
+    outbox: &mpsc::Sender<WebSocketServerMessage>,
+) -> Reply {
+    let id = command.id.clone();
+    let pending = match api.submit(command, caller) {
+        Ok(pending) => pending,
+        Err(err) => {
+            return Reply::Send(api_error(
+                &err,
+                limits::prefix(&id, limits::MAX_ID_BYTES).to_owned(),
+            ));
+        }
+    };
+    let outbox = outbox.clone();
+    tokio::spawn(async move {
+        let reply = match pending.response().await {
+            Ok(response) => server_message(ServerMessage::Response(response)),
+            Err(err) => api_error(&ApiError::from(err), id),
+        };
+        // A closed connection just drops the reply; the command was still
+        // applied and audited.
+        let _ = outbox.send(reply).await;
+    });
+    Reply::None
 }
 
 fn interval(period: Duration) -> tokio::time::Interval {
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ticker
-}
-
-/// Handles one text frame; returns an immediate reply, if any.
-fn handle_text(
-    api: &WatchtowerApi,
-    text: &str,
-    outbox: &mpsc::Sender<WebSocketServerMessage>,
-    ticker: &mut tokio::time::Interval,
-) -> Option<WebSocketServerMessage> {
-    if text.len() > MAX_FRAME_BYTES {
-        return Some(error(
-            "FRAME_TOO_LARGE",
-            format!(
-                "frame of {} bytes exceeds the limit of {MAX_FRAME_BYTES} bytes",
-                text.len()
-            ),
-        ));
-    }
-    let message = match parse(text) {
-        Ok(message) => message,
-        Err(error) => {
-            return Some(WebSocketServerMessage {
-                message: Some(ServerMessage::Error(error)),
-            });
-        }
-    };
-    match message.message {
-        None => Some(error(
-            "INVALID_MESSAGE",
-            "a frame must set `command` or `subscribe`".to_owned(),
-        )),
-        Some(ClientMessage::Subscribe(subscribe)) => {
-            match telemetry_interval(subscribe.interval_ms) {
-                Ok(period) => {
-                    *ticker = interval(period);
-                    None
-                }
-                Err(err) => Some(WebSocketServerMessage {
-                    message: Some(ServerMessage::Error(WebSocketError {
-                        code: "INVALID_ARGUMENT".to_owned(),
-                        message: err.to_string(),
-                        field: "subscribe.interval_ms".to_owned(),
-                        ..Default::default()
-                    })),
-                }),
-            }
-        }
-        Some(ClientMessage::Command(mut command)) => {
-            if command.id.is_empty() {
-                command.id = uuid::Uuid::new_v4().to_string();
-            }
-            let id = command.id.clone();
-            match api.commands().try_submit(command) {
-                Ok(pending) => {
-                    let outbox = outbox.clone();
-                    tokio::spawn(async move {
-                        let reply = match pending.response().await {
-                            Ok(response) => WebSocketServerMessage {
-                                message: Some(ServerMessage::Response(response)),
-                            },
-                            Err(err) => command_error("UNAVAILABLE", &ApiError::from(err), id),
-                        };
-                        // A closed connection just drops the reply; the
-                        // command was still applied and audited.
-                        let _ = outbox.send(reply).await;
-                    });
-                    None
-                }
-                Err(err @ SubmitError::Full { .. }) => {
-                    Some(command_error("QUEUE_FULL", &err.into(), id))
-                }
-                Err(err @ SubmitError::Closed) => {
-                    Some(command_error("UNAVAILABLE", &err.into(), id))
-                }
-            }
-        }
-    }
 }
 
 /// Parses one client frame; a refusal names the problem and, where there is
@@ -221,25 +314,36 @@ fn parse(text: &str) -> Result<WebSocketClientMessage, WebSocketError> {
     })
 }
 
-fn error(code: &str, message: String) -> WebSocketServerMessage {
+fn server_message(message: ServerMessage) -> WebSocketServerMessage {
     WebSocketServerMessage {
-        message: Some(ServerMessage::Error(WebSocketError {
-            code: code.to_owned(),
-            message,
-            ..Default::default()
-        })),
+        message: Some(message),
     }
 }
 
-fn command_error(code: &str, err: &ApiError, command_id: String) -> WebSocketServerMessage {
-    WebSocketServerMessage {
-        message: Some(ServerMessage::Error(WebSocketError {
-            code: code.to_owned(),
-            message: err.to_string(),
-            command_id,
-            ..Default::default()
-        })),
+fn error(code: &str, message: String) -> WebSocketServerMessage {
+    server_message(ServerMessage::Error(WebSocketError {
+        code: code.to_owned(),
+        message,
+        ..Default::default()
+    }))
+}
+
+/// An API error as the WebSocket's `error` message, with the same code and
+/// field the gRPC status would carry.
+fn api_error(err: &ApiError, command_id: String) -> WebSocketServerMessage {
+    server_message(ServerMessage::Error(WebSocketError {
+        code: err.websocket_code().to_owned(),
+        message: err.to_string(),
+        command_id,
+        field: err.field().unwrap_or_default().to_owned(),
+    }))
+}
+
+fn with_field(mut message: WebSocketServerMessage, field: &str) -> WebSocketServerMessage {
+    if let Some(ServerMessage::Error(error)) = &mut message.message {
+        field.clone_into(&mut error.field);
     }
+    message
 }
 
 fn text_message(message: &WebSocketServerMessage) -> Message {

@@ -10,7 +10,51 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file watchtower/v1/watchtower.proto.
  */
 export const file_watchtower_v1_watchtower: GenFile = /*@__PURE__*/
-  fileDesc("Ch53YXRjaHRvd2VyL3YxL3dhdGNodG93ZXIucHJvdG8SDXdhdGNodG93ZXIudjEiFwoVR2V0U2VydmVyU3RhdHNSZXF1ZXN0IqABChZHZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEhoKEmFjdGl2ZV9zdWJzY3JpYmVycxgBIAEoBBIdChV3ZWJzb2NrZXRfY29ubmVjdGlvbnMYAiABKAQSGQoRc25hcHNob3RzX2VuY29kZWQYAyABKAQSGwoTc25hcHNob3RzX2RlbGl2ZXJlZBgEIAEoBBITCgtsYXRlc3RfdGljaxgFIAEoBCJBChNBcHBseUNvbW1hbmRSZXF1ZXN0EioKB2NvbW1hbmQYASABKAsyGS53YXRjaHRvd2VyLnYxLkdvZENvbW1hbmQiRAoUQXBwbHlDb21tYW5kUmVzcG9uc2USLAoIcmVzcG9uc2UYASABKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlIkEKGVN1YnNjcmliZVRlbGVtZXRyeVJlcXVlc3QSEwoLaW50ZXJ2YWxfbXMYASABKA0SDwoHaGlzdG9yeRgCIAEoDSJRChpTdWJzY3JpYmVUZWxlbWV0cnlSZXNwb25zZRIzCghzbmFwc2hvdBgBIAEoCzIhLndhdGNodG93ZXIudjEuV2F0Y2h0b3dlclNuYXBzaG90IhcKFUxpc3RQYXJhbWV0ZXJzUmVxdWVzdCJKChZMaXN0UGFyYW1ldGVyc1Jlc3BvbnNlEjAKCnBhcmFtZXRlcnMYASADKAsyHC53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclNwZWMiYwoKR29kQ29tbWFuZBIKCgJpZBgBIAEoCRILCgNrZXkYAiABKAkSLAoFdmFsdWUYAyABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEg4KBnJlYXNvbhgEIAEoCSJNCg5QYXJhbWV0ZXJWYWx1ZRIQCgZudW1iZXIYASABKAFIABIRCgdpbnRlZ2VyGAIgASgDSAASDgoEZmxhZxgDIAEoCEgAQgYKBGtpbmQiqwIKC0dvZFJlc3BvbnNlEhIKCmNvbW1hbmRfaWQYASABKAkSDwoHc3VjY2VzcxgCIAEoCBINCgVlcnJvchgDIAEoCRIUCgxhcHBsaWVkX3RpY2sYBCABKAQSMAoJb2xkX3ZhbHVlGAUgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIwCgluZXdfdmFsdWUYBiABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEgsKA2tleRgHIAEoCRIOCgZyZWFzb24YCCABKAkSDQoFZmllbGQYCSABKAkSDwoHYWxsb3dlZBgKIAEoCRIxCglyZWplY3Rpb24YCyABKA4yHi53YXRjaHRvd2VyLnYxLlJlamVjdGlvblJlYXNvbiLQAgoNUGFyYW1ldGVyU3BlYxILCgNrZXkYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSDAoEdW5pdBgDIAEoCRIsCgp2YWx1ZV90eXBlGAQgASgOMhgud2F0Y2h0b3dlci52MS5WYWx1ZVR5cGUSKgoDbWluGAUgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIqCgNtYXgYBiABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEjQKDWRlZmF1bHRfdmFsdWUYByABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEjQKDWN1cnJlbnRfdmFsdWUYCCABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEg8KB211dGFibGUYCSABKAgSDAoEc3RlcBgKIAEoASLNAwoSV2F0Y2h0b3dlclNuYXBzaG90EgwKBHRpY2sYASABKAQSGwoTY2FwdHVyZWRfYXRfdW5peF9tcxgCIAEoAxItCgVtYWNybxgDIAEoCzIeLndhdGNodG93ZXIudjEuTWFjcm9JbmRpY2F0b3JzEi4KBmFnZW50cxgEIAEoCzIeLndhdGNodG93ZXIudjEuQWdlbnRTdGF0aXN0aWNzEjcKCmdvdmVybm1lbnQYBSABKAsyIy53YXRjaHRvd2VyLnYxLkdvdmVybm1lbnRJbmRpY2F0b3JzEi8KBmVuZ2luZRgGIAEoCzIfLndhdGNodG93ZXIudjEuRW5naW5lU3RhdGlzdGljcxJFCgpwYXJhbWV0ZXJzGAcgAygLMjEud2F0Y2h0b3dlci52MS5XYXRjaHRvd2VyU25hcHNob3QuUGFyYW1ldGVyc0VudHJ5EioKBWF1ZGl0GAggASgLMhsud2F0Y2h0b3dlci52MS5BdWRpdFN1bW1hcnkaUAoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRIsCgV2YWx1ZRgCIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWU6AjgBIqMCCg9NYWNyb0luZGljYXRvcnMSEwoLbm9taW5hbF9nZHAYASABKAESEAoIcmVhbF9nZHAYAiABKAESFwoPcmVhbF9nZHBfZ3Jvd3RoGAMgASgBEhMKC3ByaWNlX2xldmVsGAQgASgBEhEKCWluZmxhdGlvbhgFIAEoARIZChF1bmVtcGxveW1lbnRfcmF0ZRgGIAEoARIUCgxhdmVyYWdlX3dhZ2UYByABKAESFAoMbW9uZXlfc3VwcGx5GAggASgBEhIKCmJhbmtfbG9hbnMYCSABKAESHQoVaG91c2Vob2xkX2NvbnN1bXB0aW9uGAogASgBEhMKC25ld19sZW5kaW5nGAsgASgBEhkKEWluZmxhdGlvbl8xMl90aWNrGAwgASgBIqcCCg9BZ2VudFN0YXRpc3RpY3MSEgoKaG91c2Vob2xkcxgBIAEoBBIQCghlbXBsb3llZBgCIAEoBBINCgVmaXJtcxgDIAEoBBIUCgxiYW5rcnVwdGNpZXMYBCABKAQSGgoSYmFua3J1cHRjaWVzX3RvdGFsGAUgASgEEhMKC3dlYWx0aF9naW5pGAYgASgBEhMKC2luY29tZV9naW5pGAcgASgBEhIKCndlYWx0aF9wMTAYCCABKAESEgoKd2VhbHRoX3A1MBgJIAEoARISCgp3ZWFsdGhfcDkwGAogASgBEhIKCndlYWx0aF9wOTkYCyABKAESHgoWdW5lbXBsb3llZF9jb25zdW1wdGlvbhgMIAEoARITCgtpbnZlbnRvcmllcxgNIAEoASK8AQoUR292ZXJubWVudEluZGljYXRvcnMSEwoLdGF4X3JldmVudWUYASABKAESEAoIc3BlbmRpbmcYAiABKAESDwoHZGVmaWNpdBgDIAEoARIMCgRkZWJ0GAQgASgBEhMKC3BvbGljeV9yYXRlGAUgASgBEhEKCXRyYW5zZmVycxgGIAEoARISCgppbmNvbWVfdGF4GAcgASgBEhUKDWNvcnBvcmF0ZV90YXgYCCABKAESCwoDdmF0GAkgASgBIrMBChBFbmdpbmVTdGF0aXN0aWNzEhQKDG1lYXN1cmVkX3RwcxgBIAEoARIdChVsYXN0X3RpY2tfZHVyYXRpb25fdXMYAiABKAESEwoLcXVldWVfZGVwdGgYAyABKAQSGAoQY29tbWFuZHNfYXBwbGllZBgEIAEoBBIZChFjb21tYW5kc19yZWplY3RlZBgFIAEoBBISCgp0YXJnZXRfdHBzGAYgASgBEgwKBHNlZWQYByABKAQiSQoMQXVkaXRTdW1tYXJ5Eg0KBXRvdGFsGAEgASgEEioKBnJlY2VudBgCIAMoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2UiiQEKFldlYlNvY2tldENsaWVudE1lc3NhZ2USLAoHY29tbWFuZBgBIAEoCzIZLndhdGNodG93ZXIudjEuR29kQ29tbWFuZEgAEjYKCXN1YnNjcmliZRgCIAEoCzIhLndhdGNodG93ZXIudjEuV2ViU29ja2V0U3Vic2NyaWJlSABCCQoHbWVzc2FnZSIpChJXZWJTb2NrZXRTdWJzY3JpYmUSEwoLaW50ZXJ2YWxfbXMYASABKA0iugEKFldlYlNvY2tldFNlcnZlck1lc3NhZ2USLgoIcmVzcG9uc2UYASABKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlSAASNQoIc25hcHNob3QYAiABKAsyIS53YXRjaHRvd2VyLnYxLldhdGNodG93ZXJTbmFwc2hvdEgAEi4KBWVycm9yGAMgASgLMh0ud2F0Y2h0b3dlci52MS5XZWJTb2NrZXRFcnJvckgAQgkKB21lc3NhZ2UiUgoOV2ViU29ja2V0RXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhIKCmNvbW1hbmRfaWQYAyABKAkSDQoFZmllbGQYBCABKAkq/gEKD1JlamVjdGlvblJlYXNvbhIgChxSRUpFQ1RJT05fUkVBU09OX1VOU1BFQ0lGSUVEEAASIAocUkVKRUNUSU9OX1JFQVNPTl9VTktOT1dOX0tFWRABEiIKHlJFSkVDVElPTl9SRUFTT05fTUlTU0lOR19WQUxVRRACEh8KG1JFSkVDVElPTl9SRUFTT05fV1JPTkdfVFlQRRADEh8KG1JFSkVDVElPTl9SRUFTT05fTk9UX0ZJTklURRAEEiEKHVJFSkVDVElPTl9SRUFTT05fT1VUX09GX1JBTkdFEAUSHgoaUkVKRUNUSU9OX1JFQVNPTl9JTU1VVEFCTEUQBiprCglWYWx1ZVR5cGUSGgoWVkFMVUVfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVZBTFVFX1RZUEVfTlVNQkVSEAESFgoSVkFMVUVfVFlQRV9JTlRFR0VSEAISEwoPVkFMVUVfVFlQRV9GTEFHEAMylwMKEVdhdGNodG93ZXJTZXJ2aWNlElcKDEFwcGx5Q29tbWFuZBIiLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVxdWVzdBojLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVzcG9uc2USawoSU3Vic2NyaWJlVGVsZW1ldHJ5Eigud2F0Y2h0b3dlci52MS5TdWJzY3JpYmVUZWxlbWV0cnlSZXF1ZXN0Gikud2F0Y2h0b3dlci52MS5TdWJzY3JpYmVUZWxlbWV0cnlSZXNwb25zZTABEl0KDkxpc3RQYXJhbWV0ZXJzEiQud2F0Y2h0b3dlci52MS5MaXN0UGFyYW1ldGVyc1JlcXVlc3QaJS53YXRjaHRvd2VyLnYxLkxpc3RQYXJhbWV0ZXJzUmVzcG9uc2USXQoOR2V0U2VydmVyU3RhdHMSJC53YXRjaHRvd2VyLnYxLkdldFNlcnZlclN0YXRzUmVxdWVzdBolLndhdGNodG93ZXIudjEuR2V0U2VydmVyU3RhdHNSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Ch53YXRjaHRvd2VyL3YxL3dhdGNodG93ZXIucHJvdG8SDXdhdGNodG93ZXIudjEiDwoNV2hvQW1JUmVxdWVzdCJGCg5XaG9BbUlSZXNwb25zZRIRCglwcmluY2lwYWwYASABKAkSIQoEcm9sZRgCIAEoDjITLndhdGNodG93ZXIudjEuUm9sZSIXChVHZXRTZXJ2ZXJTdGF0c1JlcXVlc3QioAEKFkdldFNlcnZlclN0YXRzUmVzcG9uc2USGgoSYWN0aXZlX3N1YnNjcmliZXJzGAEgASgEEh0KFXdlYnNvY2tldF9jb25uZWN0aW9ucxgCIAEoBBIZChFzbmFwc2hvdHNfZW5jb2RlZBgDIAEoBBIbChNzbmFwc2hvdHNfZGVsaXZlcmVkGAQgASgEEhMKC2xhdGVzdF90aWNrGAUgASgEIkEKE0FwcGx5Q29tbWFuZFJlcXVlc3QSKgoHY29tbWFuZBgBIAEoCzIZLndhdGNodG93ZXIudjEuR29kQ29tbWFuZCJEChRBcHBseUNvbW1hbmRSZXNwb25zZRIsCghyZXNwb25zZRgBIAEoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2UiQQoZU3Vic2NyaWJlVGVsZW1ldHJ5UmVxdWVzdBITCgtpbnRlcnZhbF9tcxgBIAEoDRIPCgdoaXN0b3J5GAIgASgNIlEKGlN1YnNjcmliZVRlbGVtZXRyeVJlc3BvbnNlEjMKCHNuYXBzaG90GAEgASgLMiEud2F0Y2h0b3dlci52MS5XYXRjaHRvd2VyU25hcHNob3QiFwoVTGlzdFBhcmFtZXRlcnNSZXF1ZXN0IkoKFkxpc3RQYXJhbWV0ZXJzUmVzcG9uc2USMAoKcGFyYW1ldGVycxgBIAMoCzIcLndhdGNodG93ZXIudjEuUGFyYW1ldGVyU3BlYyJjCgpHb2RDb21tYW5kEgoKAmlkGAEgASgJEgsKA2tleRgCIAEoCRIsCgV2YWx1ZRgDIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSDgoGcmVhc29uGAQgASgJIk0KDlBhcmFtZXRlclZhbHVlEhAKBm51bWJlchgBIAEoAUgAEhEKB2ludGVnZXIYAiABKANIABIOCgRmbGFnGAMgASgISABCBgoEa2luZCK+AgoLR29kUmVzcG9uc2USEgoKY29tbWFuZF9pZBgBIAEoCRIPCgdzdWNjZXNzGAIgASgIEg0KBWVycm9yGAMgASgJEhQKDGFwcGxpZWRfdGljaxgEIAEoBBIwCglvbGRfdmFsdWUYBSABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEjAKCW5ld192YWx1ZRgGIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSCwoDa2V5GAcgASgJEg4KBnJlYXNvbhgIIAEoCRINCgVmaWVsZBgJIAEoCRIPCgdhbGxvd2VkGAogASgJEjEKCXJlamVjdGlvbhgLIAEoDjIeLndhdGNodG93ZXIudjEuUmVqZWN0aW9uUmVhc29uEhEKCXByaW5jaXBhbBgMIAEoCSLQAgoNUGFyYW1ldGVyU3BlYxILCgNrZXkYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSDAoEdW5pdBgDIAEoCRIsCgp2YWx1ZV90eXBlGAQgASgOMhgud2F0Y2h0b3dlci52MS5WYWx1ZVR5cGUSKgoDbWluGAUgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIqCgNtYXgYBiABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEjQKDWRlZmF1bHRfdmFsdWUYByABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEjQKDWN1cnJlbnRfdmFsdWUYCCABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEg8KB211dGFibGUYCSABKAgSDAoEc3RlcBgKIAEoASLNAwoSV2F0Y2h0b3dlclNuYXBzaG90EgwKBHRpY2sYASABKAQSGwoTY2FwdHVyZWRfYXRfdW5peF9tcxgCIAEoAxItCgVtYWNybxgDIAEoCzIeLndhdGNodG93ZXIudjEuTWFjcm9JbmRpY2F0b3JzEi4KBmFnZW50cxgEIAEoCzIeLndhdGNodG93ZXIudjEuQWdlbnRTdGF0aXN0aWNzEjcKCmdvdmVybm1lbnQYBSABKAsyIy53YXRjaHRvd2VyLnYxLkdvdmVybm1lbnRJbmRpY2F0b3JzEi8KBmVuZ2luZRgGIAEoCzIfLndhdGNodG93ZXIudjEuRW5naW5lU3RhdGlzdGljcxJFCgpwYXJhbWV0ZXJzGAcgAygLMjEud2F0Y2h0b3dlci52MS5XYXRjaHRvd2VyU25hcHNob3QuUGFyYW1ldGVyc0VudHJ5EioKBWF1ZGl0GAggASgLMhsud2F0Y2h0b3dlci52MS5BdWRpdFN1bW1hcnkaUAoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRIsCgV2YWx1ZRgCIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWU6AjgBIqMCCg9NYWNyb0luZGljYXRvcnMSEwoLbm9taW5hbF9nZHAYASABKAESEAoIcmVhbF9nZHAYAiABKAESFwoPcmVhbF9nZHBfZ3Jvd3RoGAMgASgBEhMKC3ByaWNlX2xldmVsGAQgASgBEhEKCWluZmxhdGlvbhgFIAEoARIZChF1bmVtcGxveW1lbnRfcmF0ZRgGIAEoARIUCgxhdmVyYWdlX3dhZ2UYByABKAESFAoMbW9uZXlfc3VwcGx5GAggASgBEhIKCmJhbmtfbG9hbnMYCSABKAESHQoVaG91c2Vob2xkX2NvbnN1bXB0aW9uGAogASgBEhMKC25ld19sZW5kaW5nGAsgASgBEhkKEWluZmxhdGlvbl8xMl90aWNrGAwgASgBIqcCCg9BZ2VudFN0YXRpc3RpY3MSEgoKaG91c2Vob2xkcxgBIAEoBBIQCghlbXBsb3llZBgCIAEoBBINCgVmaXJtcxgDIAEoBBIUCgxiYW5rcnVwdGNpZXMYBCABKAQSGgoSYmFua3J1cHRjaWVzX3RvdGFsGAUgASgEEhMKC3dlYWx0aF9naW5pGAYgASgBEhMKC2luY29tZV9naW5pGAcgASgBEhIKCndlYWx0aF9wMTAYCCABKAESEgoKd2VhbHRoX3A1MBgJIAEoARISCgp3ZWFsdGhfcDkwGAogASgBEhIKCndlYWx0aF9wOTkYCyABKAESHgoWdW5lbXBsb3llZF9jb25zdW1wdGlvbhgMIAEoARITCgtpbnZlbnRvcmllcxgNIAEoASK8AQoUR292ZXJubWVudEluZGljYXRvcnMSEwoLdGF4X3JldmVudWUYASABKAESEAoIc3BlbmRpbmcYAiABKAESDwoHZGVmaWNpdBgDIAEoARIMCgRkZWJ0GAQgASgBEhMKC3BvbGljeV9yYXRlGAUgASgBEhEKCXRyYW5zZmVycxgGIAEoARISCgppbmNvbWVfdGF4GAcgASgBEhUKDWNvcnBvcmF0ZV90YXgYCCABKAESCwoDdmF0GAkgASgBIrMBChBFbmdpbmVTdGF0aXN0aWNzEhQKDG1lYXN1cmVkX3RwcxgBIAEoARIdChVsYXN0X3RpY2tfZHVyYXRpb25fdXMYAiABKAESEwoLcXVldWVfZGVwdGgYAyABKAQSGAoQY29tbWFuZHNfYXBwbGllZBgEIAEoBBIZChFjb21tYW5kc19yZWplY3RlZBgFIAEoBBISCgp0YXJnZXRfdHBzGAYgASgBEgwKBHNlZWQYByABKAQiSQoMQXVkaXRTdW1tYXJ5Eg0KBXRvdGFsGAEgASgEEioKBnJlY2VudBgCIAMoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2UitwEKFldlYlNvY2tldENsaWVudE1lc3NhZ2USLAoHY29tbWFuZBgBIAEoCzIZLndhdGNodG93ZXIudjEuR29kQ29tbWFuZEgAEjYKCXN1YnNjcmliZRgCIAEoCzIhLndhdGNodG93ZXIudjEuV2ViU29ja2V0U3Vic2NyaWJlSAASLAoEYXV0aBgDIAEoCzIcLndhdGNodG93ZXIudjEuV2ViU29ja2V0QXV0aEgAQgkKB21lc3NhZ2UiHgoNV2ViU29ja2V0QXV0aBINCgV0b2tlbhgBIAEoCSIpChJXZWJTb2NrZXRTdWJzY3JpYmUSEwoLaW50ZXJ2YWxfbXMYASABKA0i7AEKFldlYlNvY2tldFNlcnZlck1lc3NhZ2USLgoIcmVzcG9uc2UYASABKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlSAASNQoIc25hcHNob3QYAiABKAsyIS53YXRjaHRvd2VyLnYxLldhdGNodG93ZXJTbmFwc2hvdEgAEi4KBWVycm9yGAMgASgLMh0ud2F0Y2h0b3dlci52MS5XZWJTb2NrZXRFcnJvckgAEjAKB3Nlc3Npb24YBCABKAsyHS53YXRjaHRvd2VyLnYxLldob0FtSVJlc3BvbnNlSABCCQoHbWVzc2FnZSJSCg5XZWJTb2NrZXRFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEgoKY29tbWFuZF9pZBgDIAEoCRINCgVmaWVsZBgEIAEoCSpCCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIRCg1ST0xFX09CU0VSVkVSEAESEQoNUk9MRV9PUEVSQVRPUhACKrwCCg9SZWplY3Rpb25SZWFzb24SIAocUkVKRUNUSU9OX1JFQVNPTl9VTlNQRUNJRklFRBAAEiAKHFJFSkVDVElPTl9SRUFTT05fVU5LTk9XTl9LRVkQARIiCh5SRUpFQ1RJT05fUkVBU09OX01JU1NJTkdfVkFMVUUQAhIfChtSRUpFQ1RJT05fUkVBU09OX1dST05HX1RZUEUQAxIfChtSRUpFQ1RJT05fUkVBU09OX05PVF9GSU5JVEUQBBIhCh1SRUpFQ1RJT05fUkVBU09OX09VVF9PRl9SQU5HRRAFEh4KGlJFSkVDVElPTl9SRUFTT05fSU1NVVRBQkxFEAYSHAoYUkVKRUNUSU9OX1JFQVNPTl9FWFBJUkVEEAcSHgoaUkVKRUNUSU9OX1JFQVNPTl9DQU5DRUxMRUQQCCprCglWYWx1ZVR5cGUSGgoWVkFMVUVfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVZBTFVFX1RZUEVfTlVNQkVSEAESFgoSVkFMVUVfVFlQRV9JTlRFR0VSEAISEwoPVkFMVUVfVFlQRV9GTEFHEAMy3gMKEVdhdGNodG93ZXJTZXJ2aWNlElcKDEFwcGx5Q29tbWFuZBIiLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVxdWVzdBojLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVzcG9uc2USawoSU3Vic2NyaWJlVGVsZW1ldHJ5Eigud2F0Y2h0b3dlci52MS5TdWJzY3JpYmVUZWxlbWV0cnlSZXF1ZXN0Gikud2F0Y2h0b3dlci52MS5TdWJzY3JpYmVUZWxlbWV0cnlSZXNwb25zZTABEl0KDkxpc3RQYXJhbWV0ZXJzEiQud2F0Y2h0b3dlci52MS5MaXN0UGFyYW1ldGVyc1JlcXVlc3QaJS53YXRjaHRvd2VyLnYxLkxpc3RQYXJhbWV0ZXJzUmVzcG9uc2USXQoOR2V0U2VydmVyU3RhdHMSJC53YXRjaHRvd2VyLnYxLkdldFNlcnZlclN0YXRzUmVxdWVzdBolLndhdGNodG93ZXIudjEuR2V0U2VydmVyU3RhdHNSZXNwb25zZRJFCgZXaG9BbUkSHC53YXRjaHRvd2VyLnYxLldob0FtSVJlcXVlc3QaHS53YXRjaHRvd2VyLnYxLldob0FtSVJlc3BvbnNlYgZwcm90bzM");
+
+/**
+ * WhoAmIRequest asks who the caller is. It has no fields.
+ *
+ * @generated from message watchtower.v1.WhoAmIRequest
+ */
+export type WhoAmIRequest = Message<"watchtower.v1.WhoAmIRequest"> & {
+};
+
+/**
+ * Describes the message watchtower.v1.WhoAmIRequest.
+ * Use `create(WhoAmIRequestSchema)` to create a new message.
+ */
+export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 0);
+
+/**
+ * WhoAmIResponse names the caller.
+ *
+ * @generated from message watchtower.v1.WhoAmIResponse
+ */
+export type WhoAmIResponse = Message<"watchtower.v1.WhoAmIResponse"> & {
+  /**
+   * The principal's name from the server's token configuration, or
+   * "anonymous" for a caller that sent no token.
+   *
+   * @generated from field: string principal = 1;
+   */
+  principal: string;
+
+  /**
+   * What the caller may do.
+   *
+   * @generated from field: watchtower.v1.Role role = 2;
+   */
+  role: Role;
+};
+
+/**
+ * Describes the message watchtower.v1.WhoAmIResponse.
+ * Use `create(WhoAmIResponseSchema)` to create a new message.
+ */
+export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 1);
 
 /**
  * GetServerStatsRequest asks for the server's counters. It has no fields.
@@ -25,7 +69,7 @@ export type GetServerStatsRequest = Message<"watchtower.v1.GetServerStatsRequest
  * Use `create(GetServerStatsRequestSchema)` to create a new message.
  */
 export const GetServerStatsRequestSchema: GenMessage<GetServerStatsRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 0);
+  messageDesc(file_watchtower_v1_watchtower, 2);
 
 /**
  * GetServerStatsResponse holds the server's counters since start.
@@ -74,7 +118,7 @@ export type GetServerStatsResponse = Message<"watchtower.v1.GetServerStatsRespon
  * Use `create(GetServerStatsResponseSchema)` to create a new message.
  */
 export const GetServerStatsResponseSchema: GenMessage<GetServerStatsResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 1);
+  messageDesc(file_watchtower_v1_watchtower, 3);
 
 /**
  * ApplyCommandRequest carries one god-mode command.
@@ -95,7 +139,7 @@ export type ApplyCommandRequest = Message<"watchtower.v1.ApplyCommandRequest"> &
  * Use `create(ApplyCommandRequestSchema)` to create a new message.
  */
 export const ApplyCommandRequestSchema: GenMessage<ApplyCommandRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 2);
+  messageDesc(file_watchtower_v1_watchtower, 4);
 
 /**
  * ApplyCommandResponse carries the engine's verdict on the command.
@@ -116,7 +160,7 @@ export type ApplyCommandResponse = Message<"watchtower.v1.ApplyCommandResponse">
  * Use `create(ApplyCommandResponseSchema)` to create a new message.
  */
 export const ApplyCommandResponseSchema: GenMessage<ApplyCommandResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 3);
+  messageDesc(file_watchtower_v1_watchtower, 5);
 
 /**
  * SubscribeTelemetryRequest opens a telemetry stream.
@@ -147,7 +191,7 @@ export type SubscribeTelemetryRequest = Message<"watchtower.v1.SubscribeTelemetr
  * Use `create(SubscribeTelemetryRequestSchema)` to create a new message.
  */
 export const SubscribeTelemetryRequestSchema: GenMessage<SubscribeTelemetryRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 4);
+  messageDesc(file_watchtower_v1_watchtower, 6);
 
 /**
  * SubscribeTelemetryResponse carries one snapshot.
@@ -168,7 +212,7 @@ export type SubscribeTelemetryResponse = Message<"watchtower.v1.SubscribeTelemet
  * Use `create(SubscribeTelemetryResponseSchema)` to create a new message.
  */
 export const SubscribeTelemetryResponseSchema: GenMessage<SubscribeTelemetryResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 5);
+  messageDesc(file_watchtower_v1_watchtower, 7);
 
 /**
  * ListParametersRequest asks for the parameter catalogue. It has no fields.
@@ -183,7 +227,7 @@ export type ListParametersRequest = Message<"watchtower.v1.ListParametersRequest
  * Use `create(ListParametersRequestSchema)` to create a new message.
  */
 export const ListParametersRequestSchema: GenMessage<ListParametersRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 6);
+  messageDesc(file_watchtower_v1_watchtower, 8);
 
 /**
  * ListParametersResponse is the parameter catalogue, sorted by key.
@@ -204,7 +248,7 @@ export type ListParametersResponse = Message<"watchtower.v1.ListParametersRespon
  * Use `create(ListParametersResponseSchema)` to create a new message.
  */
 export const ListParametersResponseSchema: GenMessage<ListParametersResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 7);
+  messageDesc(file_watchtower_v1_watchtower, 9);
 
 /**
  * GodCommand asks the engine to set one parameter (the spec's GodCommandDTO).
@@ -214,7 +258,7 @@ export const ListParametersResponseSchema: GenMessage<ListParametersResponse> = 
 export type GodCommand = Message<"watchtower.v1.GodCommand"> & {
   /**
    * Client-chosen identifier, echoed in the response and the audit log.
-   * If empty, the server assigns a unique one.
+   * If empty, the server assigns a unique one. At most 128 bytes.
    *
    * @generated from field: string id = 1;
    */
@@ -222,6 +266,7 @@ export type GodCommand = Message<"watchtower.v1.GodCommand"> & {
 
   /**
    * Namespaced parameter key, for example "fiscal.income_tax_rate".
+   * At most 128 bytes.
    *
    * @generated from field: string key = 2;
    */
@@ -235,7 +280,7 @@ export type GodCommand = Message<"watchtower.v1.GodCommand"> & {
   value?: ParameterValue | undefined;
 
   /**
-   * Free-text reason, kept in the audit log.
+   * Free-text reason, kept in the audit log. At most 1024 bytes.
    *
    * @generated from field: string reason = 4;
    */
@@ -247,7 +292,7 @@ export type GodCommand = Message<"watchtower.v1.GodCommand"> & {
  * Use `create(GodCommandSchema)` to create a new message.
  */
 export const GodCommandSchema: GenMessage<GodCommand> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 8);
+  messageDesc(file_watchtower_v1_watchtower, 10);
 
 /**
  * ParameterValue is a typed parameter value.
@@ -292,7 +337,7 @@ export type ParameterValue = Message<"watchtower.v1.ParameterValue"> & {
  * Use `create(ParameterValueSchema)` to create a new message.
  */
 export const ParameterValueSchema: GenMessage<ParameterValue> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 9);
+  messageDesc(file_watchtower_v1_watchtower, 11);
 
 /**
  * GodResponse is the engine's record of one command (the spec's GodResponseDTO).
@@ -378,6 +423,14 @@ export type GodResponse = Message<"watchtower.v1.GodResponse"> & {
    * @generated from field: watchtower.v1.RejectionReason rejection = 11;
    */
   rejection: RejectionReason;
+
+  /**
+   * Who sent the command: the principal's name from the server's token
+   * configuration, or "anonymous".
+   *
+   * @generated from field: string principal = 12;
+   */
+  principal: string;
 };
 
 /**
@@ -385,7 +438,7 @@ export type GodResponse = Message<"watchtower.v1.GodResponse"> & {
  * Use `create(GodResponseSchema)` to create a new message.
  */
 export const GodResponseSchema: GenMessage<GodResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 10);
+  messageDesc(file_watchtower_v1_watchtower, 12);
 
 /**
  * ParameterSpec describes one parameter of the GlobalRegistry.
@@ -469,7 +522,7 @@ export type ParameterSpec = Message<"watchtower.v1.ParameterSpec"> & {
  * Use `create(ParameterSpecSchema)` to create a new message.
  */
 export const ParameterSpecSchema: GenMessage<ParameterSpec> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 11);
+  messageDesc(file_watchtower_v1_watchtower, 13);
 
 /**
  * WatchtowerSnapshot is an immutable view of the engine after one tick's
@@ -540,7 +593,7 @@ export type WatchtowerSnapshot = Message<"watchtower.v1.WatchtowerSnapshot"> & {
  * Use `create(WatchtowerSnapshotSchema)` to create a new message.
  */
 export const WatchtowerSnapshotSchema: GenMessage<WatchtowerSnapshot> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 12);
+  messageDesc(file_watchtower_v1_watchtower, 14);
 
 /**
  * MacroIndicators are the economy-wide flows and prices of the last tick.
@@ -638,7 +691,7 @@ export type MacroIndicators = Message<"watchtower.v1.MacroIndicators"> & {
  * Use `create(MacroIndicatorsSchema)` to create a new message.
  */
 export const MacroIndicatorsSchema: GenMessage<MacroIndicators> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 13);
+  messageDesc(file_watchtower_v1_watchtower, 15);
 
 /**
  * AgentStatistics summarises households and firms.
@@ -743,7 +796,7 @@ export type AgentStatistics = Message<"watchtower.v1.AgentStatistics"> & {
  * Use `create(AgentStatisticsSchema)` to create a new message.
  */
 export const AgentStatisticsSchema: GenMessage<AgentStatistics> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 14);
+  messageDesc(file_watchtower_v1_watchtower, 16);
 
 /**
  * GovernmentIndicators covers the government and the central bank.
@@ -820,7 +873,7 @@ export type GovernmentIndicators = Message<"watchtower.v1.GovernmentIndicators">
  * Use `create(GovernmentIndicatorsSchema)` to create a new message.
  */
 export const GovernmentIndicatorsSchema: GenMessage<GovernmentIndicators> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 15);
+  messageDesc(file_watchtower_v1_watchtower, 17);
 
 /**
  * EngineStatistics describes the engine thread itself.
@@ -883,7 +936,7 @@ export type EngineStatistics = Message<"watchtower.v1.EngineStatistics"> & {
  * Use `create(EngineStatisticsSchema)` to create a new message.
  */
 export const EngineStatisticsSchema: GenMessage<EngineStatistics> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 16);
+  messageDesc(file_watchtower_v1_watchtower, 18);
 
 /**
  * AuditSummary is the tail of the engine's audit log.
@@ -911,7 +964,7 @@ export type AuditSummary = Message<"watchtower.v1.AuditSummary"> & {
  * Use `create(AuditSummarySchema)` to create a new message.
  */
 export const AuditSummarySchema: GenMessage<AuditSummary> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 17);
+  messageDesc(file_watchtower_v1_watchtower, 19);
 
 /**
  * WebSocketClientMessage is one JSON text frame from a legacy WebSocket client
@@ -942,6 +995,15 @@ export type WebSocketClientMessage = Message<"watchtower.v1.WebSocketClientMessa
      */
     value: WebSocketSubscribe;
     case: "subscribe";
+  } | {
+    /**
+     * Present a token, for clients that cannot set the authorization header
+     * (browsers); answered by a `session` or an `error`.
+     *
+     * @generated from field: watchtower.v1.WebSocketAuth auth = 3;
+     */
+    value: WebSocketAuth;
+    case: "auth";
   } | { case: undefined; value?: undefined };
 };
 
@@ -950,7 +1012,28 @@ export type WebSocketClientMessage = Message<"watchtower.v1.WebSocketClientMessa
  * Use `create(WebSocketClientMessageSchema)` to create a new message.
  */
 export const WebSocketClientMessageSchema: GenMessage<WebSocketClientMessage> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 18);
+  messageDesc(file_watchtower_v1_watchtower, 20);
+
+/**
+ * WebSocketAuth presents a bearer token on a WebSocket connection.
+ *
+ * @generated from message watchtower.v1.WebSocketAuth
+ */
+export type WebSocketAuth = Message<"watchtower.v1.WebSocketAuth"> & {
+  /**
+   * The token, exactly as it would follow "Bearer " in an authorization header.
+   *
+   * @generated from field: string token = 1;
+   */
+  token: string;
+};
+
+/**
+ * Describes the message watchtower.v1.WebSocketAuth.
+ * Use `create(WebSocketAuthSchema)` to create a new message.
+ */
+export const WebSocketAuthSchema: GenMessage<WebSocketAuth> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 21);
 
 /**
  * WebSocketSubscribe changes the telemetry interval of one connection.
@@ -972,7 +1055,7 @@ export type WebSocketSubscribe = Message<"watchtower.v1.WebSocketSubscribe"> & {
  * Use `create(WebSocketSubscribeSchema)` to create a new message.
  */
 export const WebSocketSubscribeSchema: GenMessage<WebSocketSubscribe> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 19);
+  messageDesc(file_watchtower_v1_watchtower, 22);
 
 /**
  * WebSocketServerMessage is one JSON text frame to a legacy WebSocket client.
@@ -1009,6 +1092,15 @@ export type WebSocketServerMessage = Message<"watchtower.v1.WebSocketServerMessa
      */
     value: WebSocketError;
     case: "error";
+  } | {
+    /**
+     * Who the connection speaks as: sent once the connection opens, if the
+     * server accepts it as it is, and after every accepted `auth`.
+     *
+     * @generated from field: watchtower.v1.WhoAmIResponse session = 4;
+     */
+    value: WhoAmIResponse;
+    case: "session";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1017,7 +1109,7 @@ export type WebSocketServerMessage = Message<"watchtower.v1.WebSocketServerMessa
  * Use `create(WebSocketServerMessageSchema)` to create a new message.
  */
 export const WebSocketServerMessageSchema: GenMessage<WebSocketServerMessage> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 20);
+  messageDesc(file_watchtower_v1_watchtower, 23);
 
 /**
  * WebSocketError explains why a client frame was refused.
@@ -1027,7 +1119,8 @@ export const WebSocketServerMessageSchema: GenMessage<WebSocketServerMessage> = 
 export type WebSocketError = Message<"watchtower.v1.WebSocketError"> & {
   /**
    * A machine-readable code: INVALID_JSON, INVALID_MESSAGE, FRAME_TOO_LARGE,
-   * QUEUE_FULL, UNAVAILABLE or INVALID_ARGUMENT.
+   * QUEUE_FULL, RESOURCE_EXHAUSTED, UNAVAILABLE, INVALID_ARGUMENT,
+   * UNAUTHENTICATED, PERMISSION_DENIED or DEADLINE_EXCEEDED.
    *
    * @generated from field: string code = 1;
    */
@@ -1060,7 +1153,41 @@ export type WebSocketError = Message<"watchtower.v1.WebSocketError"> & {
  * Use `create(WebSocketErrorSchema)` to create a new message.
  */
 export const WebSocketErrorSchema: GenMessage<WebSocketError> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 21);
+  messageDesc(file_watchtower_v1_watchtower, 24);
+
+/**
+ * Role is what a principal may do.
+ *
+ * @generated from enum watchtower.v1.Role
+ */
+export enum Role {
+  /**
+   * Not set; never returned by the server.
+   *
+   * @generated from enum value: ROLE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * May read: telemetry, parameters, audit entries, statistics and metrics.
+   *
+   * @generated from enum value: ROLE_OBSERVER = 1;
+   */
+  OBSERVER = 1,
+
+  /**
+   * May read and change state: commands, batches, run control and reverts.
+   *
+   * @generated from enum value: ROLE_OPERATOR = 2;
+   */
+  OPERATOR = 2,
+}
+
+/**
+ * Describes the enum watchtower.v1.Role.
+ */
+export const RoleSchema: GenEnum<Role> = /*@__PURE__*/
+  enumDesc(file_watchtower_v1_watchtower, 0);
 
 /**
  * RejectionReason says why the GlobalRegistry refused a command.
@@ -1116,13 +1243,29 @@ export enum RejectionReason {
    * @generated from enum value: REJECTION_REASON_IMMUTABLE = 6;
    */
   IMMUTABLE = 6,
+
+  /**
+   * The caller's deadline passed before Phase 0 reached the command, so it was
+   * not applied. Retry with the same command id to learn the recorded outcome.
+   *
+   * @generated from enum value: REJECTION_REASON_EXPIRED = 7;
+   */
+  EXPIRED = 7,
+
+  /**
+   * The caller cancelled the call before Phase 0 reached the command, so it
+   * was not applied.
+   *
+   * @generated from enum value: REJECTION_REASON_CANCELLED = 8;
+   */
+  CANCELLED = 8,
 }
 
 /**
  * Describes the enum watchtower.v1.RejectionReason.
  */
 export const RejectionReasonSchema: GenEnum<RejectionReason> = /*@__PURE__*/
-  enumDesc(file_watchtower_v1_watchtower, 0);
+  enumDesc(file_watchtower_v1_watchtower, 1);
 
 /**
  * ValueType is the type of a parameter.
@@ -1163,7 +1306,7 @@ export enum ValueType {
  * Describes the enum watchtower.v1.ValueType.
  */
 export const ValueTypeSchema: GenEnum<ValueType> = /*@__PURE__*/
-  enumDesc(file_watchtower_v1_watchtower, 1);
+  enumDesc(file_watchtower_v1_watchtower, 2);
 
 /**
  * WatchtowerService is the live control plane of a running economic simulation.
@@ -1184,8 +1327,14 @@ export const WatchtowerService: GenService<{
    * command, and the response carries that real outcome. A rejected command
    * changes nothing and fails with INVALID_ARGUMENT (or FAILED_PRECONDITION for
    * a parameter that is fixed at start-up) and google.rpc.BadRequest details
-   * naming the field and what was allowed. A full command queue fails with
-   * RESOURCE_EXHAUSTED at once; a stopped engine fails with UNAVAILABLE.
+   * naming the field and what was allowed. A full command queue, a caller
+   * holding more than its share of the queue, or one over its command rate
+   * fails with RESOURCE_EXHAUSTED at once; a stopped engine fails with
+   * UNAVAILABLE. Operators only: a call without a valid token fails with
+   * UNAUTHENTICATED where the server requires one, and an observer's with
+   * PERMISSION_DENIED. The call honours its deadline: a command whose caller's
+   * deadline passed (or who cancelled) before Phase 0 reached it is not
+   * applied, and is audited as EXPIRED (or CANCELLED).
    *
    * @generated from rpc watchtower.v1.WatchtowerService.ApplyCommand
    */
@@ -1229,6 +1378,19 @@ export const WatchtowerService: GenService<{
     methodKind: "unary";
     input: typeof GetServerStatsRequestSchema;
     output: typeof GetServerStatsResponseSchema;
+  },
+  /**
+   * WhoAmI names the caller's principal and role, as the server sees the
+   * credentials of this call. It fails with UNAUTHENTICATED when the server
+   * requires a token and none (or a wrong one) was sent, which is how a client
+   * learns that it must ask its user for one.
+   *
+   * @generated from rpc watchtower.v1.WatchtowerService.WhoAmI
+   */
+  whoAmI: {
+    methodKind: "unary";
+    input: typeof WhoAmIRequestSchema;
+    output: typeof WhoAmIResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_watchtower_v1_watchtower, 0);

@@ -1,0 +1,252 @@
+//! Every bound a client can hit on the API itself, named once: the sizes of
+//! the strings in a command, the size of a request, the command rate of a
+//! principal and the number of telemetry subscribers. (Connection limits
+//! live in [`super::transport`], the queue's share rule in the bridge.)
+//! docs/security.md has the table with the defaults. Runs on tokio workers.
+
+use std::{
+    num::NonZeroU32,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use axum::{body::Body, extract::Request, middleware::Next, response::Response};
+use governor::{
+    Quota, RateLimiter,
+    clock::{Clock, DefaultClock},
+    state::keyed::DefaultKeyedStateStore,
+};
+
+use tonic::Status;
+
+use super::error::ApiError;
+use crate::pb::GodCommand;
+
+/// Longest command id, in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+/// Longest parameter key, in bytes.
+pub const MAX_KEY_BYTES: usize = 128;
+/// Longest reason, in bytes.
+pub const MAX_REASON_BYTES: usize = 1024;
+/// Largest request message the gRPC service decodes.
+pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+/// How much of an oversized value an error message quotes.
+pub const ECHO_PREFIX_BYTES: usize = 32;
+
+/// The path prefix of the methods whose requests are one message each.
+const UNARY_REQUESTS: &str = "/watchtower.v1.WatchtowerService/";
+/// A gRPC message's prefix: a flag byte and a 4-byte length.
+const FRAME_HEADER_BYTES: usize = 5;
+
+/// Middleware: a `WatchtowerService` request body must hold exactly one
+/// message (every method takes one), so a body with two is refused whole
+/// rather than half-applied (tonic would read the first and drop the rest).
+/// Bodies are small (at most [`MAX_REQUEST_BYTES`]), so it reads the whole.
+pub async fn one_message(request: Request, next: Next) -> Response {
+    if !request.uri().path().starts_with(UNARY_REQUESTS) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let limit = MAX_REQUEST_BYTES + FRAME_HEADER_BYTES;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            let too_large = std::error::Error::source(&err)
+                .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
+            return if too_large {
+                Status::from(ApiError::RequestTooLarge {
+                    max: MAX_REQUEST_BYTES,
+                })
+                .into_http()
+            } else {
+                Status::cancelled(format!("the request body could not be read: {err}")).into_http()
+            };
+        }
+    };
+    if count_messages(&bytes) > 1 {
+        return Status::from(ApiError::MultipleMessages).into_http();
+    }
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// How many gRPC messages start in `body`.
+fn count_messages(body: &[u8]) -> usize {
+    let mut rest = body;
+    let mut count = 0;
+    while rest.len() >= FRAME_HEADER_BYTES {
+        let len = u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize;
+        count += 1;
+        rest = rest.get(FRAME_HEADER_BYTES + len..).unwrap_or_default();
+    }
+    count
+}
+
+/// Refuses a command whose strings are too long, naming the field, before
+/// anything is queued.
+pub fn check_command(command: &GodCommand) -> Result<(), ApiError> {
+    for (field, value, max) in [
+        ("command.id", &command.id, MAX_ID_BYTES),
+        ("command.key", &command.key, MAX_KEY_BYTES),
+        ("command.reason", &command.reason, MAX_REASON_BYTES),
+    ] {
+        if value.len() > max {
+            return Err(ApiError::TooLong {
+                field,
+                len: value.len(),
+                max,
+                prefix: prefix(value, ECHO_PREFIX_BYTES).to_owned(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a
+/// character boundary.
+pub fn prefix(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// `--command-rate`: a token bucket per principal.
+pub struct CommandRate {
+    limiter: Option<RateLimiter<Arc<str>, DefaultKeyedStateStore<Arc<str>>, DefaultClock>>,
+}
+
+impl std::fmt::Debug for CommandRate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommandRate")
+            .field("limited", &self.limiter.is_some())
+            .finish()
+    }
+}
+
+impl CommandRate {
+    /// `per_second` commands a second with a burst of one second's worth;
+    /// 0 means no limit. The buckets are keyed by principal, and principals
+    /// are the configured ones plus `anonymous`, so they stay few.
+    pub fn new(per_second: f64) -> Self {
+        let limiter = (per_second > 0.0).then(|| {
+            let burst = NonZeroU32::new(per_second.ceil() as u32).unwrap_or(NonZeroU32::MIN);
+            let quota = Quota::with_period(Duration::from_secs_f64(1.0 / per_second))
+                .expect("a positive rate has a positive period")
+                .allow_burst(burst);
+            RateLimiter::keyed(quota)
+        });
+        Self { limiter }
+    }
+
+    /// Takes one command from `principal`'s bucket, or says how long to wait.
+    pub fn check(&self, principal: &Arc<str>) -> Result<(), ApiError> {
+        let Some(limiter) = &self.limiter else {
+            return Ok(());
+        };
+        limiter.check_key(principal).map_err(|not_until| {
+            let retry_after = not_until.wait_time_from(DefaultClock::default().now());
+            ApiError::RateLimited {
+                principal: principal.to_string(),
+                retry_after,
+            }
+        })
+    }
+}
+
+/// `--max-subscribers`: telemetry streams and WebSocket sessions together.
+#[derive(Debug, Clone)]
+pub struct SubscriberSlots {
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl SubscriberSlots {
+    /// At most `max` subscribers at once.
+    pub fn new(max: usize) -> Self {
+        Self {
+            open: Arc::default(),
+            max,
+        }
+    }
+
+    /// A slot for one subscriber, held until the guard drops.
+    pub fn acquire(&self) -> Result<SubscriberSlot, ApiError> {
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .map(|_| SubscriberSlot(Arc::clone(&self.open)))
+            .map_err(|_| ApiError::TooManySubscribers { max: self.max })
+    }
+
+    /// Subscribers open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+}
+
+/// One subscriber's slot.
+#[derive(Debug)]
+pub struct SubscriberSlot(Arc<AtomicUsize>);
+
+impl Drop for SubscriberSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_strings_are_refused_by_field_with_a_short_echo() {
+        let command = GodCommand {
+            reason: "é".repeat(600),
+            ..Default::default()
+        };
+        let Err(ApiError::TooLong {
+            field, len, prefix, ..
+        }) = check_command(&command)
+        else {
+            panic!("a 1200-byte reason must be refused");
+        };
+        assert_eq!((field, len), ("command.reason", 1200));
+        assert_eq!(prefix.len(), ECHO_PREFIX_BYTES);
+    }
+
+    #[test]
+    fn messages_in_a_body_are_counted_by_their_prefixes() {
+        let one = [0, 0, 0, 0, 2, 8, 1];
+        assert_eq!(count_messages(&one), 1);
+        assert_eq!(count_messages(&[one, one].concat()), 2);
+        assert_eq!(count_messages(&[]), 0);
+    }
+
+    #[test]
+    fn the_bucket_empties_and_names_a_wait() {
+        let rate = CommandRate::new(2.0);
+        let ops: Arc<str> = "ops".into();
+        assert!(rate.check(&ops).is_ok());
+        assert!(rate.check(&ops).is_ok());
+        assert!(matches!(
+            rate.check(&ops),
+            Err(ApiError::RateLimited { .. })
+        ));
+        assert!(rate.check(&"other".into()).is_ok());
+    }
+
+    #[test]
+    fn subscriber_slots_are_returned_on_drop() {
+        let slots = SubscriberSlots::new(1);
+        let slot = slots.acquire().unwrap();
+        assert!(slots.acquire().is_err());
+        drop(slot);
+        assert!(slots.acquire().is_ok());
+    }
+}
