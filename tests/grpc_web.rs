@@ -598,14 +598,20 @@ async fn cors_refuses_other_origins_unless_configured() {
         None,
         "an unlisted origin is not allowed"
     );
-    let response = call(
-        app.addr,
-        Mode::Binary,
-        "ListParameters",
-        &ListParametersRequest {},
-        Some(EVIL_ORIGIN),
-    )
-    .await;
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{SERVICE}/ListParameters"))
+        .header(header::HOST, app.addr.to_string())
+        .header(header::CONTENT_TYPE, Mode::Binary.content_type())
+        .header(header::ORIGIN, EVIL_ORIGIN)
+        .body(Full::new(Bytes::from(frame(&ListParametersRequest {}))))
+        .unwrap();
+    let response = send(app.addr, request).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::FORBIDDEN,
+        "a foreign origin is refused before any handler runs"
+    );
     assert_eq!(
         response.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN),
         None

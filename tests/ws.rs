@@ -239,7 +239,7 @@ async fn bad_frames_get_errors_apply_nothing_and_leave_the_connection_usable() {
             "neither command nor subscribe",
             Message::text("{}"),
             "INVALID_MESSAGE",
-            "`command` or `subscribe`",
+            "`command`, `subscribe` or `auth`",
         ),
         (
             "a binary frame",

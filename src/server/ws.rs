@@ -122,12 +122,6 @@ impl Session {
         let _counted = (api.websocket_guard(), slot);
         let published = api.hub().subscribe();
         let shutdown = api.shutdown().clone();
-        if let Some(caller) = &self.caller {
-            let hello = server_message(ServerMessage::Session(caller.principal.to_pb()));
-            if sink.send(text_message(&hello)).await.is_err() {
-                return;
-            }
-        }
         loop {
             let out: Message = tokio::select! {
                 () = shutdown.cancelled() => {
