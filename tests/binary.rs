@@ -18,11 +18,17 @@ struct Running {
 }
 
 impl Running {
+    /// The binary on loopback port 0, without the legacy listener.
     fn start(args: &[&str]) -> Self {
+        let base = ["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"];
+        Self::launch(&[&base, args].concat(), &[("RUST_LOG", "info")])
+    }
+
+    /// The binary with exactly `args` and the environment variables `envs`.
+    fn launch(args: &[&str], envs: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
-            .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"])
             .args(args)
-            .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -142,6 +148,7 @@ async fn applied_commands_are_logged_and_sigterm_exits_cleanly() {
         line.contains(&format!("tick={}", response.applied_tick)),
         "{line}"
     );
+    assert!(line.contains("principal=anonymous"), "{line}");
 
     let stop = Instant::now();
     app.terminate();
@@ -229,4 +236,92 @@ fn a_legacy_port_in_use_stops_start_up_cleanly() {
     // Nothing started: no engine ran a tick before the failure.
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!stdout.contains("engine started"), "{stdout}");
+}
+
+#[test]
+fn a_non_loopback_address_needs_an_operator_token_to_start() {
+    let output = Command::new(env!("CARGO_BIN_EXE_watchtower"))
+        .args(["--listen", "0.0.0.0:0", "--legacy-ws-listen", "off"])
+        .env_remove("WATCHTOWER_OPERATOR_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "started without a token");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--operator-token"),
+        "names the flag: {stderr}"
+    );
+    assert!(stderr.contains("0.0.0.0"), "names the address: {stderr}");
+
+    let base = ["--listen", "0.0.0.0:0", "--legacy-ws-listen", "off"];
+    let mut with_token =
+        Running::launch(&base, &[("WATCHTOWER_OPERATOR_TOKEN", "t0ken-for-start")]);
+    with_token.addr();
+    let mut anonymous =
+        Running::launch(&[&base[..], &["--allow-anonymous-operators"]].concat(), &[]);
+    anonymous.addr();
+}
+
+/// Calls with the right, the wrong and an observer's token on every
+/// transport, then reads every line the server logged at debug level.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_appears_in_the_log() {
+    use futures_util::SinkExt;
+    const OPERATOR: &str = "op-token-5d1e0c";
+    const OBSERVER: &str = "obs-token-77ab2f";
+    const WRONG: &str = "wrong-token-c0ffee";
+    let base = [
+        "--listen",
+        "127.0.0.1:0",
+        "--legacy-ws-listen",
+        "off",
+        "--tps",
+        "50",
+    ];
+    let mut app = Running::launch(
+        &base,
+        &[
+            ("RUST_LOG", "debug"),
+            ("WATCHTOWER_OPERATOR_TOKEN", OPERATOR),
+            ("WATCHTOWER_OBSERVER_TOKEN", OBSERVER),
+        ],
+    );
+    let addr = app.addr();
+    let mut client = connect(addr).await;
+    for token in [OPERATOR, OBSERVER, WRONG] {
+        let mut request = tonic::Request::new(command("", "fiscal.vat_rate", number(0.12)));
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        let _ = client.apply_command(request).await;
+    }
+    for token in [OPERATOR, WRONG] {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+            .await
+            .unwrap();
+        let auth = format!(r#"{{"auth":{{"token":"{token}"}}}}"#);
+        ws.send(tokio_tungstenite::tungstenite::Message::text(auth))
+            .await
+            .unwrap();
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            futures_util::StreamExt::next(&mut ws),
+        )
+        .await;
+    }
+    app.terminate();
+    tokio::task::block_in_place(|| app.wait_exit(Duration::from_secs(5)));
+    let mut lines = app.seen.clone();
+    // Until both pipes close: every line the process wrote.
+    while let Ok(line) = app.lines.recv_timeout(PATIENCE) {
+        lines.push(line);
+    }
+    assert!(
+        lines.iter().any(|l| l.contains("Registry updated")),
+        "the run logged"
+    );
+    for token in [OPERATOR, OBSERVER, WRONG] {
+        let leaked: Vec<_> = lines.iter().filter(|l| l.contains(token)).collect();
+        assert!(leaked.is_empty(), "{token} logged: {leaked:#?}");
+    }
 }
