@@ -26,11 +26,13 @@ struct Server {
 }
 
 impl Server {
-    fn start() -> Self {
+    /// The binary at 20 ticks/s, with the given environment (tokens).
+    fn start(envs: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
             .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"])
             .args(["--tps", "20"])
             .env("RUST_LOG", "info")
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -116,11 +118,12 @@ fn require_tools(web: &Path) {
 }
 
 /// Runs `node` to completion within `limit`, echoing its output.
-fn run_browser_test(root: &Path, url: &str, shots: &Path) -> ExitStatus {
+fn run_browser_test(root: &Path, url: &str, shots: &Path, extra: &[&str]) -> ExitStatus {
     let mut child = Command::new("node")
         .arg(root.join("web/tests/dashboard.mjs"))
         .arg(url)
         .arg(shots)
+        .args(extra)
         .current_dir(root)
         .stdin(Stdio::null())
         .spawn()
@@ -146,11 +149,11 @@ fn run_browser_test(root: &Path, url: &str, shots: &Path) -> ExitStatus {
 fn dashboard_drives_the_real_binary_in_chromium() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     require_tools(&root.join("web"));
-    let server = Server::start();
+    let server = Server::start(&[]);
     let url = format!("http://{}", server.addr());
     let shots = root.join("target/dashboard-screenshots");
 
-    let status = run_browser_test(&root, &url, &shots);
+    let status = run_browser_test(&root, &url, &shots, &[]);
     assert!(
         status.success(),
         "web/tests/dashboard.mjs failed ({status}); server log:\n{}",
@@ -166,4 +169,35 @@ fn dashboard_drives_the_real_binary_in_chromium() {
         "no `Registry updated key=fiscal.income_tax_rate` in the server log:\n{log}"
     );
     println!("server logged: {}", updated.unwrap_or_default());
+}
+
+/// On a server that requires tokens the page asks for one, refuses a wrong
+/// one, shows an observer read-only controls, and lets an operator who signs
+/// in steer; the server logs the operator as the principal.
+#[test]
+fn dashboard_asks_for_a_token_and_shows_the_role() {
+    const OPERATOR: &str = "dash-operator-token-4c1f";
+    const OBSERVER: &str = "dash-observer-token-9e02";
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    require_tools(&root.join("web"));
+    let server = Server::start(&[
+        ("WATCHTOWER_OPERATOR_TOKEN", OPERATOR),
+        ("WATCHTOWER_OBSERVER_TOKEN", OBSERVER),
+    ]);
+    let url = format!("http://{}", server.addr());
+    let shots = root.join("target/dashboard-screenshots/auth");
+    let tokens = format!("{OPERATOR},{OBSERVER}");
+
+    let status = run_browser_test(&root, &url, &shots, &["--tokens", &tokens]);
+    assert!(
+        status.success(),
+        "web/tests/dashboard.mjs --tokens failed ({status}); server log:\n{}",
+        server.log_text()
+    );
+    let log = server.log_text();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("Registry updated") && l.contains("principal=operator")),
+        "the operator's command is logged with its principal:\n{log}"
+    );
 }

@@ -35,9 +35,12 @@ class ParamControl {
   /** Snapshots older than the last applied command would undo it on screen. */
   private syncFromTick = 0n;
 
-  constructor(private readonly spec: ParameterSpec) {
+  constructor(
+    private readonly spec: ParameterSpec,
+    canWrite: boolean,
+  ) {
     const key = spec.key;
-    const disabled = !spec.mutable;
+    const disabled = !spec.mutable || !canWrite;
     this.current = el("span", { class: "param-value", "data-testid": `current-${key}` }, fmtValue(spec.currentValue));
     this.receipt = el("div", { class: "receipt", "data-testid": `receipt-${key}`, "aria-live": "polite" });
     const inputs = el("div", { class: "param-inputs" });
@@ -99,7 +102,7 @@ class ParamControl {
     meta.push(`default ${fmtValue(spec.defaultValue)}`);
     this.root = el(
       "div",
-      { class: `param${disabled ? " is-fixed" : ""}`, "data-testid": `control-${key}` },
+      { class: `param${spec.mutable ? "" : " is-fixed"}`, "data-testid": `control-${key}` },
       el(
         "div",
         { class: "param-top" },
@@ -112,7 +115,7 @@ class ParamControl {
         "div",
         { class: "param-meta" },
         meta.join(" · "),
-        ...(disabled ? [el("span", { class: "badge" }, "fixed at start-up")] : []),
+        ...(spec.mutable ? [] : [el("span", { class: "badge" }, "fixed at start-up")]),
       ),
       this.receipt,
     );
@@ -231,7 +234,8 @@ export class ControlPanel {
     return this.controls.size > 0;
   }
 
-  build(specs: ParameterSpec[]): void {
+  /** One control per spec; with `canWrite` false (an observer) every control is read-only. */
+  build(specs: ParameterSpec[], canWrite: boolean): void {
     this.controls.clear();
     const groups = new Map<string, HTMLElement>();
     const nodes: HTMLElement[] = [];
@@ -243,12 +247,17 @@ export class ControlPanel {
         groups.set(ns, group);
         nodes.push(group);
       }
-      const c = new ParamControl(spec);
+      const c = new ParamControl(spec, canWrite);
       this.controls.set(spec.key, c);
       group.append(c.root);
     }
     const fixed = (g: HTMLElement) => g.querySelector(".param:not(.is-fixed)") === null;
     nodes.sort((a, b) => Number(fixed(a)) - Number(fixed(b)));
+    if (!canWrite) {
+      nodes.unshift(
+        el("p", { class: "readonly-note", "data-testid": "readonly-note" }, "Observers see the parameters but cannot change them. Sign in as an operator to steer."),
+      );
+    }
     this.parent.replaceChildren(...nodes);
   }
 

@@ -2,11 +2,16 @@
 // parameter controls and the command feed, all fed by one telemetry stream.
 import "uplot/dist/uPlot.min.css";
 import "./app.css";
-import { ConnectError } from "@connectrpc/connect";
-import { client } from "./api.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { client, setToken, token } from "./api.js";
 import { ChartBoard } from "./charts.js";
 import { codeNames, ControlPanel } from "./controls.js";
-import type { GodResponse, WatchtowerSnapshot } from "./gen/watchtower/v1/watchtower_pb.js";
+import {
+  type GodResponse,
+  Role,
+  type WatchtowerSnapshot,
+  type WhoAmIResponse,
+} from "./gen/watchtower/v1/watchtower_pb.js";
 import { el, fmtInt, fmtValue } from "./format.js";
 
 /** Snapshots per second on the stream, and how many past ones fill the charts at once. */
@@ -70,9 +75,69 @@ function feedRow(r: GodResponse): HTMLElement {
   );
 }
 
-async function loadParameters(panel: ControlPanel): Promise<void> {
+async function loadParameters(panel: ControlPanel, canWrite: boolean): Promise<void> {
   const res = await client.listParameters({});
-  panel.build(res.parameters);
+  panel.build(res.parameters, canWrite);
+}
+
+/**
+ * Shows the sign-in form and resolves with the token the user enters;
+ * `cancellable` offers to stay as the current (observer) role instead.
+ */
+function askForToken(message: string, isError: boolean, cancellable: boolean): Promise<string | null> {
+  const form = $("auth-form") as HTMLFormElement;
+  const input = $("auth-token") as HTMLInputElement;
+  const cancel = $("auth-cancel");
+  const note = $("auth-message");
+  note.textContent = message;
+  note.dataset.state = isError ? "error" : "";
+  cancel.hidden = !cancellable;
+  input.value = "";
+  form.hidden = false;
+  input.focus();
+  return new Promise((resolve) => {
+    const done = (value: string | null) => {
+      form.hidden = true;
+      form.onsubmit = null;
+      cancel.onclick = null;
+      resolve(value);
+    };
+    form.onsubmit = (e) => {
+      e.preventDefault();
+      done(input.value.trim() || null);
+    };
+    cancel.onclick = () => done(null);
+  });
+}
+
+/** Who the server says we are, asking the user for a token until it accepts one. */
+async function identify(): Promise<WhoAmIResponse> {
+  let message = "This server requires a token.";
+  let isError = false;
+  for (;;) {
+    try {
+      return await client.whoAmI({});
+    } catch (e) {
+      const err = ConnectError.from(e);
+      if (err.code !== Code.Unauthenticated) throw e;
+      if (token()) {
+        message = `The token was not accepted: ${err.rawMessage}`;
+        isError = true;
+      }
+      // Cancelling a token that failed goes back to calling without one.
+      setToken(await askForToken(message, isError, token() !== null));
+    }
+  }
+}
+
+function renderRole(me: WhoAmIResponse): void {
+  const role = $("role");
+  const name = me.role === Role.OPERATOR ? "operator" : "observer";
+  const named = me.principal !== "anonymous" && me.principal !== name;
+  role.textContent = named ? `${name} (${me.principal})` : name;
+  role.dataset.role = name;
+  const signIn = $("sign-in");
+  signIn.hidden = me.role === Role.OPERATOR;
 }
 
 async function main(): Promise<void> {
@@ -88,14 +153,34 @@ async function main(): Promise<void> {
     panel.update(latest.parameters, latest.tick);
   };
 
+  let me: WhoAmIResponse | undefined;
+  let stream: AbortController | undefined;
+  $("sign-in").addEventListener("click", async () => {
+    const t = await askForToken("Sign in with an operator token to change parameters.", false, true);
+    if (!t) return;
+    setToken(t);
+    me = undefined;
+    stream?.abort();
+  });
+
   for (;;) {
     setConnection("connecting");
     try {
-      if (!panel.built) await loadParameters(panel);
+      if (!me) {
+        me = await identify();
+        renderRole(me);
+        await loadParameters(panel, me.role === Role.OPERATOR);
+      } else if (!panel.built) {
+        await loadParameters(panel, me.role === Role.OPERATOR);
+      }
       // A reconnect replays the history, so start the charts afresh.
       board.clear();
-      const stream = client.subscribeTelemetry({ intervalMs: INTERVAL_MS, history: HISTORY });
-      for await (const msg of stream) {
+      stream = new AbortController();
+      const messages = client.subscribeTelemetry(
+        { intervalMs: INTERVAL_MS, history: HISTORY },
+        { signal: stream.signal },
+      );
+      for await (const msg of messages) {
         const snap = msg.snapshot;
         if (!snap) continue;
         setConnection("live");
@@ -106,6 +191,8 @@ async function main(): Promise<void> {
       setConnection("disconnected", "the server ended the stream");
     } catch (e) {
       const err = ConnectError.from(e);
+      if (err.code === Code.Canceled && !me) continue; // a new sign-in restarted the stream
+      if (err.code === Code.Unauthenticated) me = undefined; // the token stopped working
       setConnection("disconnected", `${codeNames(err.code)[0]}: ${err.rawMessage}`);
     }
     await sleep(RETRY_MS);

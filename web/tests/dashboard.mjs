@@ -19,11 +19,12 @@ const KEY = "fiscal.income_tax_rate";
 const OUT_OF_RANGE = "5";
 const WAIT_MS = 15_000;
 
-const [url, shotDir] = process.argv.slice(2);
-if (!url || !shotDir) {
-  console.error("usage: node dashboard.mjs DASHBOARD_URL SCREENSHOT_DIR");
+const [url, shotDir, flag, tokenList] = process.argv.slice(2);
+if (!url || !shotDir || (flag && (flag !== "--tokens" || !tokenList))) {
+  console.error("usage: node dashboard.mjs DASHBOARD_URL SCREENSHOT_DIR [--tokens OPERATOR,OBSERVER]");
   process.exit(2);
 }
+const [operatorToken, observerToken] = tokenList ? tokenList.split(",") : [];
 if (!existsSync(CHROMIUM)) {
   console.error(`FAIL: ${CHROMIUM} is missing; install it with: apt-get update && apt-get install -y chromium`);
   process.exit(1);
@@ -50,6 +51,46 @@ async function waitFor(what, fn, timeout = WAIT_MS) {
     if (Date.now() > deadline) fail(`${what} (waited ${timeout} ms; last seen: ${JSON.stringify(last.seen)})`);
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** Sign in: a wrong token is refused, an observer cannot steer, an operator can. */
+async function signIn(page, shotDir) {
+  const form = byTestId(page, "auth-form");
+  const message = byTestId(page, "auth-message");
+  const role = byTestId(page, "role");
+  await form.waitFor({ state: "visible", timeout: WAIT_MS });
+  ok(`the page asks for a token: "${oneLine(await message.innerText())}"`);
+  await page.screenshot({ path: join(shotDir, "sign-in-1280x800.png") });
+  const submit = async (token) => {
+    await byTestId(page, "auth-token").fill(token);
+    await byTestId(page, "auth-submit").click();
+  };
+  await submit("not-the-token");
+  await waitFor("the wrong token is refused", async () => {
+    const state = await message.getAttribute("data-state");
+    const text = await message.innerText();
+    return { done: (await form.isVisible()) && state === "error" && /not accepted/i.test(text), seen: { state, text } };
+  });
+  ok(`a wrong token is refused: "${oneLine(await message.innerText())}"`);
+  await submit(observerToken);
+  await waitFor("the observer role is shown", async () => {
+    const text = await role.innerText();
+    return { done: text.startsWith("observer") && !(await form.isVisible()), seen: text };
+  });
+  const slider = byTestId(page, `slider-${KEY}`);
+  await slider.waitFor({ timeout: WAIT_MS });
+  if (!(await slider.isDisabled())) fail("an observer's slider is enabled");
+  await byTestId(page, "readonly-note").waitFor({ timeout: WAIT_MS });
+  ok(`signed in as "${await role.innerText()}": the controls are read-only`);
+  await page.screenshot({ path: join(shotDir, "observer-1280x800.png") });
+  await byTestId(page, "sign-in").click();
+  await submit(operatorToken);
+  await waitFor("the operator role is shown", async () => {
+    const text = await role.innerText();
+    return { done: text.startsWith("operator"), seen: text };
+  });
+  await waitFor("the slider is enabled", async () => ({ done: !(await byTestId(page, `slider-${KEY}`).isDisabled()), seen: "disabled" }));
+  ok(`signed in as "${await role.innerText()}": the controls are enabled`);
 }
 
 const profile = await mkdtemp(join(tmpdir(), "watchtower-chromium-"));
@@ -79,6 +120,7 @@ try {
 
   // 1. The page loads, connects, and the tick rises.
   await page.goto(url, { waitUntil: "load" });
+  if (operatorToken) await signIn(page, shotDir);
   const conn = byTestId(page, "conn");
   await waitFor("the status bar says connected", async () => {
     const state = await conn.getAttribute("data-state");
