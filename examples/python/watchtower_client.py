@@ -10,6 +10,7 @@ Run ./generate.sh first; see README.md.
 """
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -126,13 +127,35 @@ def apply_out_of_range(stub: pb_grpc.WatchtowerServiceStub) -> None:
     raise Unexpected("an out-of-range command was accepted")
 
 
+class BearerToken(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds `authorization: Bearer TOKEN` to every call."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = (("authorization", f"Bearer {token}"),)
+
+    def _with_token(self, details):
+        metadata = tuple(details.metadata or ()) + self._metadata
+        return details._replace(metadata=metadata)
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._with_token(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._with_token(client_call_details), request)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--addr", default="127.0.0.1:50051", help="host:port of the gRPC server")
     parser.add_argument("--snapshots", type=int, default=3, help="telemetry snapshots to show")
     args = parser.parse_args()
 
-    with grpc.insecure_channel(args.addr) as channel:
+    channel = grpc.insecure_channel(args.addr)
+    token = os.environ.get("WATCHTOWER_TOKEN")
+    if token:
+        # Every call carries the token; the server maps it to a principal.
+        channel = grpc.intercept_channel(channel, BearerToken(token))
+    with channel:
         try:
             grpc.channel_ready_future(channel).result(timeout=10)
         except grpc.FutureTimeoutError:

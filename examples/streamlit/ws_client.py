@@ -12,6 +12,7 @@ import argparse
 import collections
 import itertools
 import json
+import os
 import sys
 import threading
 import time
@@ -43,9 +44,12 @@ def _number(value):
 class WatchtowerSocket:
     """One WebSocket connection and what has arrived on it."""
 
-    def __init__(self, url=DEFAULT_URL, history=600, timeout=5.0):
+    def __init__(self, url=DEFAULT_URL, history=600, timeout=5.0, token=None):
+        """Connects to `url`; `token` (default: $WATCHTOWER_TOKEN) is sent as a bearer token."""
         self.url = url
-        self._ws = websocket.create_connection(url, timeout=timeout)
+        token = token if token is not None else os.environ.get("WATCHTOWER_TOKEN")
+        header = [f"Authorization: Bearer {token}"] if token else []
+        self._ws = websocket.create_connection(url, timeout=timeout, header=header)
         self._ws.settimeout(None)
         self._send_lock = threading.Lock()
         self._lock = threading.RLock()  # predicates read under it
