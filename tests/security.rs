@@ -996,3 +996,47 @@ async fn a_client_ca_requires_client_certificates() {
         .expect("a call with a client certificate");
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn connections_beyond_the_cap_are_refused_at_once_and_the_rest_keep_working() {
+    let mut config = test_config();
+    // The harness's own client holds one connection.
+    config.transport.max_connections = 3;
+    let app = ticking(config, 50.0).await;
+    let held = [
+        TcpStream::connect(app.addr).await.unwrap(),
+        TcpStream::connect(app.addr).await.unwrap(),
+    ];
+    // The fourth is accepted and closed at once, rather than left hanging.
+    closed_by_server(TcpStream::connect(app.addr).await.unwrap()).await;
+    // The connections within the cap still work.
+    app.client
+        .clone()
+        .list_parameters(ListParametersRequest {})
+        .await
+        .expect("a connection within the cap is served");
+    drop(held);
+    // Once two are closed, a new client gets in.
+    let mut fresh = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Ok(mut client) = pb::watchtower_service_client::WatchtowerServiceClient::connect(
+                format!("http://{}", app.addr),
+            )
+            .await
+                && client
+                    .list_parameters(ListParametersRequest {})
+                    .await
+                    .is_ok()
+            {
+                return client;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("a new connection is served once slots free up");
+    fresh
+        .get_server_stats(GetServerStatsRequest {})
+        .await
+        .unwrap();
+}
