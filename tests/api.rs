@@ -613,6 +613,9 @@ async fn calls_get_unavailable_once_the_engine_is_gone() {
 async fn graceful_stop_ends_streams_answers_pending_commands_and_joins_the_engine() {
     let app = spawn_stepped_app(test_config()).await;
     app.step(1);
+    // Tick 1 has run, so the engine waits at its gate and cannot take the
+    // command below before the stop.
+    app.snapshot_at(1).await;
     let mut stream = subscribe(&mut app.client.clone(), 10).await;
     stream.message().await.unwrap().unwrap();
     let pending = spawn_apply(&app.client, command("pending", KEY, number(0.3)));
