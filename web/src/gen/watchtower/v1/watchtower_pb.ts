@@ -1094,8 +1094,7 @@ export type WebSocketServerMessage = Message<"watchtower.v1.WebSocketServerMessa
     case: "error";
   } | {
     /**
-     * Who the connection speaks as: sent once the connection opens, if the
-     * server accepts it as it is, and after every accepted `auth`.
+     * Who the connection speaks as, in answer to an accepted `auth`.
      *
      * @generated from field: watchtower.v1.WhoAmIResponse session = 4;
      */
