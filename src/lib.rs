@@ -22,6 +22,9 @@
 //!   both threads see.
 //! - [`server`]: the tonic services, error mapping and shutdown. Knows only
 //!   the bridge and the protobuf data that crosses it.
+//! - [`store`]: durability: the run directory, the audit writer (group
+//!   commit, replies only once durable), checkpoints, resume and replay.
+//!   The engine reaches it only through the `Journal` trait.
 //! - [`app`]: the production wiring (spec §4.3): `SimulationServer` starts the
 //!   engine thread and the server, supervises the server and stops both.
 //! - [`config`]: command-line and environment settings.
@@ -32,6 +35,7 @@ pub mod bridge;
 pub mod config;
 pub mod engine;
 pub mod server;
+pub mod store;
 
 pub use app::{SimulationServer, StartError, run};
 pub use config::Config;

@@ -21,6 +21,11 @@ impl Running {
     fn start(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
             .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"])
+            .args(if args.contains(&"--data-dir") {
+                &[][..]
+            } else {
+                &["--data-dir", "off"][..]
+            })
             .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -192,6 +197,8 @@ fn a_bad_params_file_stops_start_up_naming_key_value_and_range() {
                 "127.0.0.1:0",
                 "--legacy-ws-listen",
                 "off",
+                "--data-dir",
+                "off",
                 "--params",
             ])
             .arg(&path)
@@ -220,6 +227,7 @@ fn a_legacy_port_in_use_stops_start_up_cleanly() {
     let port = taken.local_addr().unwrap().to_string();
     let output = Command::new(env!("CARGO_BIN_EXE_watchtower"))
         .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", &port])
+        .args(["--data-dir", "off"])
         .output()
         .unwrap();
     assert!(!output.status.success());

@@ -29,6 +29,7 @@ impl Server {
     fn start() -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
             .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"])
+            .args(["--data-dir", "off"])
             .args(["--tps", "20"])
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())

@@ -15,8 +15,8 @@ mod command_queue;
 mod telemetry_exchange;
 
 pub use command_queue::{
-    CommandReceiver, CommandSender, PendingReply, QueuedCommand, ReplyDropped, SubmitError,
-    command_queue,
+    CommandReceiver, CommandSender, PendingReply, QueuedCommand, Reply, ReplyError, SubmitError,
+    Unrecorded, command_queue,
 };
 pub use telemetry_exchange::{
     ExchangeClosed, TelemetryPublisher, TelemetryReader, telemetry_exchange,

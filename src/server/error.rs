@@ -11,7 +11,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{
-    bridge::{ReplyDropped, SubmitError},
+    bridge::{ReplyError, SubmitError, Unrecorded},
     pb,
 };
 
@@ -49,8 +49,18 @@ pub enum ApiError {
     #[error(transparent)]
     Submit(#[from] SubmitError),
     /// The engine stopped before answering.
+    #[error("the engine stopped before answering the command")]
+    EngineGone,
+    /// The audit log cannot be written: the command's outcome was not
+    /// acknowledged, or new commands are refused until the disk recovers.
     #[error(transparent)]
-    EngineGone(#[from] ReplyDropped),
+    Unrecorded(#[from] Unrecorded),
+    /// This server keeps no audit log on disk (`--data-dir off`).
+    #[error("this server keeps no audit log on disk (started with --data-dir off)")]
+    NoAuditLog,
+    /// The audit log on disk could not be read.
+    #[error("cannot read the audit log: {0}")]
+    AuditRead(String),
     /// The engine has stopped; its last values are no longer current.
     #[error("the engine is not running")]
     EngineStopped,
@@ -60,6 +70,15 @@ pub enum ApiError {
     /// The engine rejected the command in Phase 0.
     #[error("{}", .0.error)]
     Rejected(Box<pb::GodResponse>),
+}
+
+impl From<ReplyError> for ApiError {
+    fn from(err: ReplyError) -> Self {
+        match err {
+            ReplyError::Dropped => ApiError::EngineGone,
+            ReplyError::Unrecorded(err) => ApiError::Unrecorded(err),
+        }
+    }
 }
 
 impl From<ApiError> for Status {
@@ -90,8 +109,16 @@ impl From<ApiError> for Status {
                 details.set_retry_info(Some(std::time::Duration::from_millis(100)));
                 Status::with_error_details(Code::ResourceExhausted, message, details)
             }
+            ApiError::Unrecorded(_) => {
+                let mut details =
+                    ErrorDetails::with_error_info("AUDIT_LOG_UNAVAILABLE", ERROR_DOMAIN, HashMap::new());
+                details.set_retry_info(Some(std::time::Duration::from_secs(1)));
+                Status::with_error_details(Code::Unavailable, message, details)
+            }
+            ApiError::NoAuditLog => Status::failed_precondition(message),
+            ApiError::AuditRead(_) => Status::internal(message),
             ApiError::Submit(SubmitError::Closed)
-            | ApiError::EngineGone(_)
+            | ApiError::EngineGone
             | ApiError::EngineStopped
             | ApiError::NoTelemetry => Status::unavailable(message),
             ApiError::Rejected(response) => rejection_status(&response, message),

@@ -34,7 +34,7 @@ use tonic_web::GrpcWebLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use hub::TelemetryHub;
-pub use service::WatchtowerApi;
+pub use service::{RunView, WatchtowerApi};
 
 /// The server-side rendering of `WatchtowerService`, in which telemetry
 /// responses are pre-encoded frames (see [`hub::EncodedTelemetry`]). Clients

@@ -30,13 +30,31 @@ use super::{
     hub::{EncodedTelemetry, Frame, TelemetryHub},
 };
 use crate::{
-    bridge::{CommandSender, TelemetryReader},
+    bridge::{CommandSender, PendingReply, TelemetryReader, Unrecorded},
     pb::{
         self, ApplyCommandRequest, ApplyCommandResponse, GetServerStatsRequest,
-        GetServerStatsResponse, ListParametersRequest, ListParametersResponse,
-        SubscribeTelemetryRequest,
+        GetServerStatsResponse, ListAuditEntriesRequest, ListAuditEntriesResponse,
+        ListParametersRequest, ListParametersResponse, SubscribeTelemetryRequest,
     },
+    store::{AuditFile, AuditQuery, LogHealth},
 };
+
+/// Audit entries per page when a caller asks for 0.
+pub const DEFAULT_AUDIT_PAGE: usize = 100;
+/// Most audit entries in one page.
+pub const MAX_AUDIT_PAGE: u32 = 1000;
+
+/// What the server may see of the recorded run.
+#[derive(Clone, Debug)]
+pub struct RunView {
+    /// The run's id; empty with `--data-dir off`.
+    pub run_id: String,
+    /// Whether the audit log can be written; commands are refused while it
+    /// cannot.
+    pub health: LogHealth,
+    /// The durable audit log; `None` with `--data-dir off`.
+    pub audit: Option<AuditFile>,
+}
 
 /// Telemetry interval used when a subscriber asks for 0.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
@@ -65,6 +83,8 @@ pub struct WatchtowerApi {
     subscribers: Arc<AtomicUsize>,
     /// Open WebSocket sessions, counted the same way.
     websockets: Arc<AtomicUsize>,
+    /// The recorded run: its id, its log's health and the log itself.
+    run: RunView,
 }
 
 impl WatchtowerApi {
@@ -75,8 +95,10 @@ impl WatchtowerApi {
         catalogue: Vec<pb::ParameterSpec>,
         shutdown: CancellationToken,
         history_cap: usize,
+        run: RunView,
     ) -> Self {
         Self {
+            run,
             hub: TelemetryHub::start(telemetry.clone(), history_cap),
             commands,
             telemetry,
@@ -90,6 +112,15 @@ impl WatchtowerApi {
     /// The server's half of the command queue.
     pub fn commands(&self) -> &CommandSender {
         &self.commands
+    }
+
+    /// Queues `command`, unless the audit log cannot be written: then it is
+    /// refused at once, since its outcome could not be acknowledged.
+    pub fn submit(&self, command: pb::GodCommand) -> Result<PendingReply, ApiError> {
+        if let Some(why) = self.run.health.failure() {
+            return Err(ApiError::Unrecorded(Unrecorded(why)));
+        }
+        Ok(self.commands.try_submit(command)?)
     }
 
     /// The fan-out of encoded snapshots.
@@ -121,6 +152,7 @@ impl WatchtowerApi {
             snapshots_encoded: stats.encoded.load(Ordering::Relaxed),
             snapshots_delivered: stats.delivered.load(Ordering::Relaxed),
             latest_tick: self.hub.latest().map_or(0, |f| f.tick()),
+            run_id: self.run.run_id.clone(),
         }
     }
 }
@@ -159,7 +191,7 @@ impl WatchtowerService for WatchtowerApi {
         let span = tracing::Span::current();
         span.record("command_id", command.id.as_str());
         span.record("key", command.key.as_str());
-        let pending = self.commands.try_submit(command).map_err(ApiError::from)?;
+        let pending = self.submit(command)?;
         let response = pending.response().await.map_err(ApiError::from)?;
         if response.success {
             Ok(Response::new(ApplyCommandResponse {
@@ -242,6 +274,60 @@ impl WatchtowerService for WatchtowerApi {
     ) -> Result<Response<GetServerStatsResponse>, Status> {
         Ok(Response::new(self.stats()))
     }
+
+    #[instrument(skip_all)]
+    async fn list_audit_entries(
+        &self,
+        request: Request<ListAuditEntriesRequest>,
+    ) -> Result<Response<ListAuditEntriesResponse>, Status> {
+        let query = audit_query(request.into_inner())?;
+        let audit = self.run.audit.clone().ok_or(ApiError::NoAuditLog)?;
+        let page = tokio::task::spawn_blocking(move || audit.page(&query))
+            .await
+            .map_err(|e| ApiError::AuditRead(e.to_string()))?
+            .map_err(|e| ApiError::AuditRead(e.to_string()))?;
+        Ok(Response::new(ListAuditEntriesResponse {
+            entries: page.entries,
+            next_page_token: page.next_offset.map(|o| o.to_string()).unwrap_or_default(),
+        }))
+    }
+}
+
+/// Checks a `ListAuditEntries` request.
+fn audit_query(request: ListAuditEntriesRequest) -> Result<AuditQuery, ApiError> {
+    let page_size = match request.page_size {
+        0 => DEFAULT_AUDIT_PAGE,
+        n @ 1..=MAX_AUDIT_PAGE => n as usize,
+        n => {
+            return Err(ApiError::InvalidField {
+                field: "page_size",
+                value: n.to_string(),
+                allowed: "0 (the default, 100) or 1 to 1000",
+            });
+        }
+    };
+    let offset = match request.page_token.as_str() {
+        "" => 0,
+        token => token.parse().map_err(|_| ApiError::InvalidField {
+            field: "page_token",
+            value: token.to_owned(),
+            allowed: "empty, or the next_page_token of a previous page",
+        })?,
+    };
+    if request.to_tick != 0 && request.to_tick < request.from_tick {
+        return Err(ApiError::InvalidField {
+            field: "to_tick",
+            value: request.to_tick.to_string(),
+            allowed: "0 (no bound) or at least from_tick",
+        });
+    }
+    Ok(AuditQuery {
+        key: request.key,
+        from_tick: request.from_tick,
+        to_tick: request.to_tick,
+        page_size,
+        offset,
+    })
 }
 
 /// One subscriber: at most one frame per interval, always the newest, never

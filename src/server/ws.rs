@@ -160,7 +160,7 @@ fn handle_text(
                 command.id = uuid::Uuid::new_v4().to_string();
             }
             let id = command.id.clone();
-            match api.commands().try_submit(command) {
+            match api.submit(command) {
                 Ok(pending) => {
                     let outbox = outbox.clone();
                     tokio::spawn(async move {
@@ -176,12 +176,10 @@ fn handle_text(
                     });
                     None
                 }
-                Err(err @ SubmitError::Full { .. }) => {
-                    Some(command_error("QUEUE_FULL", &err.into(), id))
+                Err(err @ ApiError::Submit(SubmitError::Full { .. })) => {
+                    Some(command_error("QUEUE_FULL", &err, id))
                 }
-                Err(err @ SubmitError::Closed) => {
-                    Some(command_error("UNAVAILABLE", &err.into(), id))
-                }
+                Err(err) => Some(command_error("UNAVAILABLE", &err, id)),
             }
         }
     }
