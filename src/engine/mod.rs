@@ -277,7 +277,13 @@ impl SimulationEngine {
     /// Builds the initial economy and registers phases 1–7.
     pub fn new(registry: GlobalRegistry, seed: u64) -> Result<Self, EngineError> {
         let economy = Economy::new(&registry, seed)?;
-        Ok(Self::with_state(registry, economy, seed, 0, AuditLog::default()))
+        Ok(Self::with_state(
+            registry,
+            economy,
+            seed,
+            0,
+            AuditLog::default(),
+        ))
     }
 
     /// Goes on from a checkpoint's state; `registry` has the run's schema.

@@ -110,8 +110,11 @@ impl From<ApiError> for Status {
                 Status::with_error_details(Code::ResourceExhausted, message, details)
             }
             ApiError::Unrecorded(_) => {
-                let mut details =
-                    ErrorDetails::with_error_info("AUDIT_LOG_UNAVAILABLE", ERROR_DOMAIN, HashMap::new());
+                let mut details = ErrorDetails::with_error_info(
+                    "AUDIT_LOG_UNAVAILABLE",
+                    ERROR_DOMAIN,
+                    HashMap::new(),
+                );
                 details.set_retry_info(Some(std::time::Duration::from_secs(1)));
                 Status::with_error_details(Code::Unavailable, message, details)
             }

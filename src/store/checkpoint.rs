@@ -126,7 +126,9 @@ pub fn spawn_writer(
         .spawn(move || {
             for state in rx {
                 match write(&dir, &state) {
-                    Ok(path) => info!(path = %path.display(), tick = state.tick, "checkpoint written"),
+                    Ok(path) => {
+                        info!(path = %path.display(), tick = state.tick, "checkpoint written")
+                    }
                     Err(err) => error!(error = %err, tick = state.tick, "cannot write checkpoint"),
                 }
             }

@@ -42,7 +42,9 @@ pub struct AuditLine {
 /// an unreadable line anywhere else is an error.
 pub fn read_and_repair(path: &Path) -> Result<Vec<GodResponse>, StoreError> {
     let (entries, good_len) = read_entries(path, u64::MAX)?;
-    let len = std::fs::metadata(path).map_err(|e| StoreError::io(path, e))?.len();
+    let len = std::fs::metadata(path)
+        .map_err(|e| StoreError::io(path, e))?
+        .len();
     if good_len < len {
         warn!(
             path = %path.display(),
@@ -53,7 +55,8 @@ pub fn read_and_repair(path: &Path) -> Result<Vec<GodResponse>, StoreError> {
             .write(true)
             .open(path)
             .map_err(|e| StoreError::io(path, e))?;
-        file.set_len(good_len).map_err(|e| StoreError::io(path, e))?;
+        file.set_len(good_len)
+            .map_err(|e| StoreError::io(path, e))?;
         file.sync_all().map_err(|e| StoreError::io(path, e))?;
     }
     Ok(entries)
@@ -75,7 +78,9 @@ pub fn read_entries(path: &Path, limit: u64) -> Result<(Vec<GodResponse>, u64), 
     let mut bad: Option<String> = None;
     loop {
         line.clear();
-        let n = reader.read_line(&mut line).map_err(|e| StoreError::io(path, e))?;
+        let n = reader
+            .read_line(&mut line)
+            .map_err(|e| StoreError::io(path, e))?;
         if n == 0 {
             break;
         }
@@ -199,7 +204,9 @@ impl AuditFile {
                 break;
             }
             line.clear();
-            let n = reader.read_line(&mut line).map_err(|e| StoreError::io(path, e))?;
+            let n = reader
+                .read_line(&mut line)
+                .map_err(|e| StoreError::io(path, e))?;
             if n == 0 {
                 break;
             }

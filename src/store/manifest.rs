@@ -48,7 +48,10 @@ impl Manifest {
     pub fn new(registry: &GlobalRegistry, seed: u64, tps: f64) -> Self {
         let now = unix_ms();
         Self {
-            run_id: format!("{now:013}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            run_id: format!(
+                "{now:013}-{}",
+                &uuid::Uuid::new_v4().simple().to_string()[..8]
+            ),
             version: env!("CARGO_PKG_VERSION").to_owned(),
             seed,
             started_at_unix_ms: now,
@@ -85,8 +88,8 @@ impl Manifest {
         let dir = data_dir.join(&self.run_id);
         let checkpoints = dir.join(CHECKPOINT_DIR);
         fs::create_dir_all(&checkpoints).map_err(|e| StoreError::io(&checkpoints, e))?;
-        let text = serde_json::to_vec_pretty(self)
-            .map_err(|e| StoreError::Manifest(e.to_string()))?;
+        let text =
+            serde_json::to_vec_pretty(self).map_err(|e| StoreError::Manifest(e.to_string()))?;
         write_atomically(&dir.join(MANIFEST_FILE), &text)?;
         Ok(dir)
     }

@@ -192,7 +192,12 @@ pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRu
     })
 }
 
-type Resumed = (PathBuf, Manifest, SimulationEngine, Vec<crate::pb::GodResponse>);
+type Resumed = (
+    PathBuf,
+    Manifest,
+    SimulationEngine,
+    Vec<crate::pb::GodResponse>,
+);
 
 /// Resumes run `which`: the newest valid checkpoint, plus every audited
 /// outcome of a later tick (in tick order, log order within a tick) to
@@ -210,7 +215,10 @@ fn resume(data_dir: &Path, which: &str) -> Result<Resumed, StoreError> {
         }
         None => (SimulationEngine::new(registry, manifest.seed)?, 0),
     };
-    let mut tail: Vec<_> = entries.into_iter().filter(|e| e.applied_tick > tick).collect();
+    let mut tail: Vec<_> = entries
+        .into_iter()
+        .filter(|e| e.applied_tick > tick)
+        .collect();
     tail.sort_by_key(|e| e.applied_tick);
     log_file::truncate_digests(&dir.join(manifest::DIGESTS_FILE), tick)?;
     info!(

@@ -25,11 +25,7 @@ use std::{
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use super::{
-    StoreError,
-    log_file::AuditLine,
-    manifest::unix_ms,
-};
+use super::{StoreError, log_file::AuditLine, manifest::unix_ms};
 use crate::{
     bridge::{Reply, Unrecorded},
     engine::{EngineState, Journal, Outcome},
@@ -143,7 +139,10 @@ pub fn spawn(
     };
     let audit = open(&audit_path)?;
     let digests = open(digests_path)?;
-    let len = audit.metadata().map_err(|e| StoreError::io(&audit_path, e))?.len();
+    let len = audit
+        .metadata()
+        .map_err(|e| StoreError::io(&audit_path, e))?
+        .len();
     let durable_len = Arc::new(AtomicU64::new(len));
     let (status, health) = watch::channel(None);
     let (records, rx) = mpsc::channel();
