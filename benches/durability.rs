@@ -52,15 +52,9 @@ fn main() {
             e.step().expect("warm-up tick");
         }
         let tick = median_ms(runs, || e.step().expect("timed tick"));
-        let mut buf = Vec::new();
         let world = e.world();
         let digest = median_ms(runs, || {
-            std::hint::black_box(state_digest(
-                world.tick,
-                &world.registry,
-                &world.economy,
-                &mut buf,
-            ));
+            std::hint::black_box(state_digest(world.tick, &world.registry, &world.economy));
         });
         let clone = median_ms(runs, || {
             std::hint::black_box(world.state());

@@ -217,11 +217,6 @@ impl SimulationServer {
         })
     }
 
-    /// The recorded run's directory, if there is one.
-    pub fn run_dir(&self) -> Option<&std::path::Path> {
-        self.store.as_ref().map(|s| s.dir.as_path())
-    }
-
     /// Injects audit-log write failures, if the run is recorded.
     pub fn store_faults(&self) -> Option<FaultSwitch> {
         self.store.as_ref().map(|s| s.faults.clone())

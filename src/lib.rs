@@ -8,11 +8,13 @@
 //!  gRPC clients ──▶ server (tokio)                     engine thread (std)
 //!                   ApplyCommand ──try_submit──▶ CommandQueue ──▶ Phase 0 Intercept
 //!                        ▲                       (bounded 100)      GlobalRegistry + AuditLog
-//!                        └──── GodResponse (per-command reply) ◀──┘
+//!                        │                                           │ outcomes (mpsc)
+//!                        └── GodResponse, once fsync'd ── audit writer thread (store)
 //!                                                                  Phases 1–7: the economy
 //!                                                                  (Settlement last)
 //!                   SubscribeTelemetry ◀─load── TelemetryExchange ◀── Phase 8 Broadcast
-//!                                               (one slot, latest wins)
+//!                                               (one slot, latest wins)  digest, checkpoints
+//!                                                                        ──▶ store threads
 //! ```
 //!
 //! Layout (engine | bridge | server):

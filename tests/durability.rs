@@ -450,3 +450,25 @@ async fn a_disk_that_refuses_writes_makes_commands_unavailable_while_telemetry_g
         .collect();
     assert_eq!(ids, ["before", "during"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_last_audit_line_is_dropped_and_logged_on_resume() {
+    let data = Data::new();
+    let mut app = data.start(&["--tps", "50"]);
+    let mut client = connect(app.addr()).await;
+    let whole = apply(&mut client, "whole", 0.15).await.unwrap();
+    stop(app).await;
+    // A crash in the middle of an append leaves half a line.
+    let log = data.run_dir().join("audit.jsonl");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    let whole_len = text.len() as u64;
+    text.push_str(r#"{"wall_unix_ms":1,"entry":{"commandId":"torn""#);
+    std::fs::write(&log, &text).unwrap();
+
+    let mut app = data.start(&["--tps", "50", "--resume", "latest"]);
+    app.wait_for(&["torn line", "dropped_bytes="]);
+    let mut client = connect(app.addr()).await;
+    assert_eq!(all_entries(&mut client).await, vec![whole]);
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), whole_len);
+    stop(app).await;
+}

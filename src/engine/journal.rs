@@ -1,5 +1,5 @@
 //! The engine's side of durability: what Phase 0 and Phase 8 hand over to
-//! whoever keeps the record on disk, and the state digest.
+//! whoever keeps the record on disk.
 //!
 //! The engine never does file I/O and never waits on a disk. It knows only
 //! the [`Journal`] trait; the store's writer threads implement it behind
@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AuditLog, Economy, GlobalRegistry, Value};
+use super::{AuditLog, Economy, Value};
 use crate::{bridge::Reply, pb::GodResponse};
 
 /// Where the engine hands its record. Every method must return at once.
@@ -48,23 +48,4 @@ pub struct EngineState {
     /// Counts, the recent tail and the idempotency index. Its `total()` is
     /// the audit position: how many log lines the state includes.
     pub audit: AuditLog,
-}
-
-/// A fast 64-bit hash (XXH3) of the settled state: the tick, every
-/// parameter value and the whole economy (agents, ledger, random stream),
-/// in their serialized form. `buf` is reused between ticks.
-pub fn state_digest(
-    tick: u64,
-    registry: &GlobalRegistry,
-    economy: &Economy,
-    buf: &mut Vec<u8>,
-) -> u64 {
-    buf.clear();
-    buf.extend_from_slice(&tick.to_le_bytes());
-    let taken = std::mem::take(buf);
-    // Serializing plain structs and vectors into a Vec cannot fail.
-    let taken = postcard::to_extend(&(registry.values(), economy), taken)
-        .expect("the state serializes into memory");
-    *buf = taken;
-    xxhash_rust::xxh3::xxh3_64(buf)
 }

@@ -6,7 +6,8 @@
 //! - [`economy`]: the agents and the `SettlementSystem` behind phases 1–7;
 //! - [`audit`]: the `AuditLog` of god-mode commands and the idempotency index;
 //! - [`journal`]: what Phases 0 and 8 hand to the store without waiting
-//!   (outcomes, digests, checkpoints) and the state digest;
+//!   (outcomes, digests, checkpoints);
+//! - [`digest`]: the 64-bit state digest of every settled tick;
 //! - this file: [`SimulationEngine`], which wires them, and the Phase 0 and
 //!   Phase 8 hooks that attach the bridge.
 //!
@@ -14,6 +15,7 @@
 //! the outside world only through the bridge halves it is handed.
 
 pub mod audit;
+pub mod digest;
 pub mod economy;
 pub mod journal;
 pub mod registry;
@@ -28,8 +30,9 @@ use std::{
 use tracing::{error, info, warn};
 
 pub use audit::AuditLog;
+pub use digest::state_digest;
 pub use economy::{Economy, EconomyError};
-pub use journal::{EngineState, Journal, Outcome, state_digest};
+pub use journal::{EngineState, Journal, Outcome};
 pub use registry::{GlobalRegistry, ParamId, ParamSpec, ParamsError, Rejection, Value, ValueType};
 pub use scheduler::{Phase, TickScheduler};
 
@@ -95,8 +98,6 @@ pub struct Durability {
     pub recorded: VecDeque<pb::GodResponse>,
     /// This tick's outcomes, handed over at the end of Phase 0.
     outcomes: Vec<Outcome>,
-    /// Reused serialization buffer of the digest.
-    digest_buf: Vec<u8>,
 }
 
 impl Durability {
@@ -112,7 +113,6 @@ impl Durability {
             checkpoint_every,
             recorded: recorded.into(),
             outcomes: Vec::new(),
-            digest_buf: Vec::new(),
         }
     }
 }
@@ -130,8 +130,8 @@ impl World {
     }
 
     /// Digests the settled state into `self.digest`.
-    fn settle_digest(&mut self, buf: &mut Vec<u8>) {
-        self.digest = state_digest(self.tick, &self.registry, &self.economy, buf);
+    fn settle_digest(&mut self) {
+        self.digest = state_digest(self.tick, &self.registry, &self.economy);
     }
 }
 
@@ -326,7 +326,7 @@ impl SimulationEngine {
             digest: 0,
             durability: None,
         };
-        world.settle_digest(&mut Vec::new());
+        world.settle_digest();
         Self {
             world,
             scheduler,
@@ -346,17 +346,13 @@ impl SimulationEngine {
     /// Runs one tick of a recorded run without a bridge: applies `entries`
     /// (the audited outcomes of that tick, in log order) in Phase 0, then
     /// phases 1–7, and returns the settled state's digest.
-    pub fn replay_tick(
-        &mut self,
-        entries: &[pb::GodResponse],
-        buf: &mut Vec<u8>,
-    ) -> Result<u64, EngineError> {
+    pub fn replay_tick(&mut self, entries: &[pb::GodResponse]) -> Result<u64, EngineError> {
         self.world.tick += 1;
         for entry in entries {
             apply_recorded(&mut self.world, entry.clone());
         }
         self.scheduler.run_tick(&mut self.world)?;
-        self.world.settle_digest(buf);
+        self.world.settle_digest();
         Ok(self.world.digest)
     }
 
@@ -523,11 +519,10 @@ fn hand_over_outcomes(world: &mut World) {
 /// Phase 8 before the snapshot: digest the settled state, hand the digest
 /// (and, every `checkpoint_every` ticks, a copy of the state) to the journal.
 fn record_settlement(world: &mut World) {
+    world.settle_digest();
     let Some(mut durability) = world.durability.take() else {
-        world.settle_digest(&mut Vec::new());
         return;
     };
-    world.settle_digest(&mut durability.digest_buf);
     durability.journal.settled(world.tick, world.digest);
     let every = durability.checkpoint_every;
     if every > 0 && world.tick.is_multiple_of(every) {

@@ -125,10 +125,6 @@ pub struct OpenedRun {
 /// The store of a running run.
 #[derive(Debug)]
 pub struct Store {
-    /// The run's id.
-    pub run_id: String,
-    /// The run's directory.
-    pub dir: PathBuf,
     /// Whether the audit log can be written.
     pub health: LogHealth,
     /// The durable audit log, for `ListAuditEntries`.
@@ -181,8 +177,6 @@ pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRu
     Ok(OpenedRun {
         engine,
         store: Store {
-            run_id: manifest.run_id,
-            dir,
             health: writer.health,
             audit: AuditFile::new(audit_path, writer.durable_len),
             faults,

@@ -79,10 +79,9 @@ pub fn replay(dir: &Path, to_tick: Option<u64>, verify: bool) -> Result<ReplayRe
         verified: 0,
         divergence: None,
     };
-    let mut buf = Vec::new();
     for tick in 1..=end {
         let entries = by_tick.get(&tick).map_or(&[][..], Vec::as_slice);
-        let digest = engine.replay_tick(entries, &mut buf)?;
+        let digest = engine.replay_tick(entries)?;
         report.tick = tick;
         report.digest = digest;
         progress.inc(1);
