@@ -148,3 +148,63 @@ pub fn write(dir: &Path, state: &EngineState) -> Result<PathBuf, StoreError> {
     }
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        engine::{GlobalRegistry, SimulationEngine, state_digest},
+        pb::GodResponse,
+    };
+
+    fn state() -> EngineState {
+        let mut registry = GlobalRegistry::with_defaults();
+        registry
+            .apply_overrides_yaml("agents.households: 200\nagents.firms: 4\n", "test")
+            .unwrap();
+        let mut engine = SimulationEngine::new(registry, 9).unwrap();
+        for _ in 0..5 {
+            engine.step().unwrap();
+        }
+        engine.world_mut().audit.record(GodResponse {
+            command_id: "kept".into(),
+            applied_tick: 3,
+            success: true,
+            ..Default::default()
+        });
+        engine.world().state()
+    }
+
+    #[test]
+    fn a_checkpoint_reads_back_whole_and_damage_is_named() {
+        let state = state();
+        let bytes = encode(&state).unwrap();
+        let path = Path::new("tick.ckpt");
+        let back = decode(path, &bytes).unwrap();
+        let mut registry = GlobalRegistry::with_defaults();
+        registry.restore_values(back.parameters.clone()).unwrap();
+        let digest = |s: &EngineState, r: &GlobalRegistry| state_digest(s.tick, r, &s.economy);
+        assert_eq!(digest(&back, &registry), digest(&state, &registry));
+        assert_eq!(back.audit.recorded("kept").unwrap().applied_tick, 3);
+
+        let cut = decode(path, &bytes[..bytes.len() - 1]).unwrap_err();
+        assert!(cut.to_string().contains("truncated"), "{cut}");
+        let mut flipped = bytes.clone();
+        *flipped.last_mut().unwrap() ^= 1;
+        let bad = decode(path, &flipped).unwrap_err();
+        assert!(bad.to_string().contains("checksum mismatch"), "{bad}");
+        let mut future = bytes;
+        future[8..12].copy_from_slice(&7u32.to_le_bytes());
+        let err = decode(path, &future).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Version {
+                    found_format: 7,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+}
