@@ -472,3 +472,110 @@ async fn a_torn_last_audit_line_is_dropped_and_logged_on_resume() {
     assert_eq!(std::fs::metadata(&log).unwrap().len(), whole_len);
     stop(app).await;
 }
+
+#[tokio::test]
+async fn list_audit_entries_filters_by_key_and_tick_pages_and_refuses_bad_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: Some(dir.path().to_owned()),
+        ..test_config()
+    };
+    let app = spawn_stepped_app(config).await;
+    let client = app.client.clone();
+    let mut applied = Vec::new();
+    for (i, key) in [KEY, "fiscal.income_tax_rate", KEY].into_iter().enumerate() {
+        let pending = common::spawn_apply(&client, command(&format!("l{i}"), key, number(0.15)));
+        app.wait_queue_depth(1).await;
+        app.step(1);
+        applied.push(
+            pending
+                .await
+                .unwrap()
+                .unwrap()
+                .into_inner()
+                .response
+                .unwrap(),
+        );
+    }
+    let list = |request: pb::ListAuditEntriesRequest| {
+        let mut client = client.clone();
+        async move {
+            client
+                .list_audit_entries(request)
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let by_key = list(pb::ListAuditEntriesRequest {
+        key: KEY.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(by_key.entries, [applied[0].clone(), applied[2].clone()]);
+    let ticks = list(pb::ListAuditEntriesRequest {
+        from_tick: 2,
+        to_tick: 2,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(ticks.entries, [applied[1].clone()]);
+    let first = list(pb::ListAuditEntriesRequest {
+        page_size: 2,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(first.entries, applied[..2]);
+    let rest = list(pb::ListAuditEntriesRequest {
+        page_size: 2,
+        page_token: first.next_page_token,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (rest.entries, rest.next_page_token),
+        (applied[2..].to_vec(), String::new())
+    );
+    assert_eq!(all_entries(&mut app.client.clone()).await, applied);
+
+    for (request, field) in [
+        (
+            pb::ListAuditEntriesRequest {
+                page_size: 1001,
+                ..Default::default()
+            },
+            "page_size",
+        ),
+        (
+            pb::ListAuditEntriesRequest {
+                page_token: "x".into(),
+                ..Default::default()
+            },
+            "page_token",
+        ),
+        (
+            pb::ListAuditEntriesRequest {
+                from_tick: 3,
+                to_tick: 2,
+                ..Default::default()
+            },
+            "to_tick",
+        ),
+    ] {
+        let status = list(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(field), "{status:?}");
+    }
+
+    let memory = spawn_stepped_app(test_config()).await;
+    let status = memory
+        .client
+        .clone()
+        .list_audit_entries(pb::ListAuditEntriesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+}
