@@ -25,12 +25,14 @@ async fn main() -> anyhow::Result<ExitCode> {
     {
         return run_replay(run_dir, *to_tick, *verify);
     }
+    // Before anything starts, so a SIGTERM during start-up is graceful.
+    let shutdown = shutdown_signal();
     // Check the parameters before binding, so a bad file fails fast and alone.
     config.registry().context("invalid parameters")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let report = watchtower::run(listener, &config, shutdown_signal()).await?;
+    let report = watchtower::run(listener, &config, shutdown).await?;
     tracing::info!(ticks = report.ticks, "watchtower stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -115,7 +115,7 @@ async fn apply(
         .map(|r| r.into_inner().response.expect("a response"))
 }
 
-/// SIGTERM once the server answers (so its signal handler is in place),
+/// SIGTERM once the server answers,
 /// then a clean exit.
 async fn stop(mut app: Running) {
     let mut client = connect(app.addr()).await;
@@ -124,6 +124,7 @@ async fn stop(mut app: Running) {
         .await
         .expect("the server answers");
     app.terminate();
+    app.wait_for(&["watchtower stopped"]);
     assert_eq!(app.wait_exit(PATIENCE).code(), Some(0));
 }
 
