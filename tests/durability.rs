@@ -206,6 +206,11 @@ async fn kill_9_mid_stream_then_resume_loses_no_answered_command_and_replays_bit
         first.tick >= checkpoint_tick,
         "the tick goes on from the checkpoint"
     );
+    let indicators = first.r#macro.expect("macro indicators");
+    assert!(
+        indicators.price_level > 0.0,
+        "restored indicators: {indicators:?}"
+    );
     assert_eq!(
         first.run_id,
         data.run_dir().file_name().unwrap().to_str().unwrap()

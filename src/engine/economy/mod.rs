@@ -161,7 +161,6 @@ pub struct Economy {
     #[serde(skip)]
     scratch: telemetry::Scratch,
     /// Derived from the state at every settlement.
-    #[serde(skip)]
     indicators: Indicators,
     tick: u64,
     /// Currency reforms so far.
