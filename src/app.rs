@@ -2,6 +2,9 @@
 //! starts the engine on its own thread and the gRPC server on the tokio
 //! runtime, restarts the server if it fails, and stops both in order.
 //!
+//! With a data directory it also opens the run's store (the audit and
+//! checkpoint writer threads) and joins them after the engine stops.
+//!
 //! This is the only module that knows both the engine and the server; each of
 //! them knows only its half of the bridge.
 
@@ -17,12 +20,13 @@ use crate::{
     config::{Config, ConfigError},
     engine::{EngineError, EngineReport, Pacing, SimulationEngine, StepGate},
     server::{
-        self, ApiOptions, ServerParts, Transport, WatchtowerApi,
+        self, ApiOptions, RunView, ServerParts, Transport, WatchtowerApi,
         auth::{Authenticator, TokenConfigError},
         encoded::watchtower_service_server::WatchtowerServiceServer,
         origin::OriginPolicy,
         transport::{TlsError, tls_acceptor},
     },
+    store::{self, FaultSwitch, LogHealth, Store, StoreError, StoreOptions},
 };
 
 /// How long `stop` lets in-flight calls finish before closing the queue.
@@ -39,6 +43,12 @@ pub enum StartError {
     /// The engine could not be built.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// The run directory could not be opened or resumed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// `--resume` needs a data directory.
+    #[error("--resume needs a data directory, but --data-dir is off")]
+    ResumeWithoutDataDir,
     /// A socket or thread could not be set up.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -96,6 +106,9 @@ pub struct SimulationServer {
     api: WatchtowerApi,
     /// Where the legacy WebSocket listener is, if it is on.
     legacy_ws_addr: Option<SocketAddr>,
+    /// The run's writer threads, joined by `stop` after the engine; `None`
+    /// with `--data-dir off`.
+    store: Option<Store>,
 }
 
 impl SimulationServer {
@@ -114,7 +127,9 @@ impl SimulationServer {
         // Everything that can fail comes before the engine thread starts, so
         // a failed start leaves nothing running.
         let registry = config.registry()?;
-        let catalogue = registry.catalogue();
+        if config.data_dir.is_none() && config.resume.is_some() {
+            return Err(StartError::ResumeWithoutDataDir);
+        }
         let local_addr = listener.local_addr()?;
         let authenticator = Arc::new(Authenticator::from_config(&config.security)?);
         refuse_anonymous_operators(config, &authenticator, local_addr)?;
@@ -131,8 +146,29 @@ impl SimulationServer {
         };
         let (commands, receiver) = command_queue(config.queue_capacity);
         let (publisher, telemetry) = telemetry_exchange();
-        let mut engine = SimulationEngine::new(registry, config.seed)?;
+        let (mut engine, store) = match &config.data_dir {
+            None => (SimulationEngine::new(registry, config.seed)?, None),
+            Some(data_dir) => {
+                let options = StoreOptions {
+                    data_dir: data_dir.clone(),
+                    resume: config.resume.clone(),
+                    checkpoint_every: config.checkpoint_every,
+                    seed: config.seed,
+                    tps: config.tps,
+                };
+                let opened = store::open(&options, registry)?;
+                (opened.engine, Some(opened.store))
+            }
+        };
+        let catalogue = engine.world().registry.catalogue();
         engine.attach_bridge(receiver, publisher);
+        let run = RunView {
+            run_id: engine.world().run_id.clone(),
+            health: store
+                .as_ref()
+                .map_or_else(LogHealth::always_ok, |s| s.health.clone()),
+            audit: store.as_ref().map(|s| s.audit.clone()),
+        };
 
         let gate = match &pacing {
             Pacing::Manual(gate) => Some(gate.clone()),
@@ -149,7 +185,11 @@ impl SimulationServer {
 
         let shutdown = CancellationToken::new();
         let health = HealthReporter::new();
-        tokio::spawn(report_health(health.clone(), telemetry.clone()));
+        tokio::spawn(report_health(
+            health.clone(),
+            telemetry.clone(),
+            run.health.clone(),
+        ));
         let api = WatchtowerApi::new(
             commands.clone(),
             telemetry.clone(),
@@ -162,6 +202,7 @@ impl SimulationServer {
                 max_subscribers: config.transport.max_subscribers,
                 authenticator: Arc::clone(&authenticator),
             },
+            run,
         );
         let parts = ServerParts {
             api: api.clone(),
@@ -209,7 +250,13 @@ impl SimulationServer {
             gate,
             api,
             legacy_ws_addr,
+            store,
         })
+    }
+
+    /// Injects audit-log write failures, if the run is recorded.
+    pub fn store_faults(&self) -> Option<FaultSwitch> {
+        self.store.as_ref().map(|s| s.faults.clone())
     }
 
     /// The address the server listens on.
@@ -273,6 +320,11 @@ impl SimulationServer {
             Some(Err(_)) => Err(EngineError::Panicked),
             None => unreachable!("stop consumes the server"),
         };
+        if let Some(store) = self.store.take() {
+            // The engine has dropped its journal: the writers finish the last
+            // outcomes and the shutdown checkpoint, then end.
+            let _ = tokio::task::spawn_blocking(move || store.join()).await;
+        }
         if !drained {
             // The queue is closed, so any call still waiting has its answer.
             if tokio::time::timeout(DRAIN_TIMEOUT, &mut self.server)
@@ -378,28 +430,46 @@ fn origin_policy(
     OriginPolicy::new(&config.cors_origins, &hosts).map_err(StartError::Origins)
 }
 
-/// SERVING once the engine has completed a tick; NOT_SERVING once it stops.
-async fn report_health(health: HealthReporter, mut telemetry: TelemetryReader) {
+/// The whole server is SERVING once the engine has completed a tick and
+/// NOT_SERVING once it stops; `WatchtowerService` (the command path) is also
+/// NOT_SERVING while the audit log cannot be written.
+async fn report_health(health: HealthReporter, mut telemetry: TelemetryReader, log: LogHealth) {
     type Api = WatchtowerServiceServer<WatchtowerApi>;
-    health.set_not_serving::<Api>().await;
-    health
-        .set_service_status("", ServingStatus::NotServing)
-        .await;
+    let mut log = log.watch();
+    let mut log_open = true;
+    let mut shown = None;
     loop {
-        if telemetry.latest().is_some_and(|s| s.tick > 0) {
-            health.set_serving::<Api>().await;
-            health.set_service_status("", ServingStatus::Serving).await;
-            break;
+        let ticking = telemetry.latest().is_some_and(|s| s.tick > 0);
+        let status = (ticking, ticking && log.borrow().is_none());
+        if shown != Some(status) {
+            shown = Some(status);
+            health
+                .set_service_status("", serving_status(status.0))
+                .await;
+            health
+                .set_service_status(
+                    <Api as tonic::server::NamedService>::NAME,
+                    serving_status(status.1),
+                )
+                .await;
         }
-        if telemetry.changed().await.is_err() {
-            break;
+        tokio::select! {
+            changed = telemetry.changed() => if changed.is_err() { break },
+            changed = log.changed(), if log_open => log_open = changed.is_ok(),
         }
     }
-    while telemetry.changed().await.is_ok() {}
     health.set_not_serving::<Api>().await;
     health
         .set_service_status("", ServingStatus::NotServing)
         .await;
+}
+
+fn serving_status(serving: bool) -> ServingStatus {
+    if serving {
+        ServingStatus::Serving
+    } else {
+        ServingStatus::NotServing
+    }
 }
 
 /// Why `run` ended with an error.

@@ -3,7 +3,7 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
 use crate::{
     bridge::DEFAULT_QUEUE_CAPACITY,
@@ -15,6 +15,27 @@ use crate::{
 #[derive(Debug, Clone, Parser)]
 #[command(name = "watchtower", version, about)]
 pub struct Config {
+    /// A tool to run instead of the server; none starts the server.
+    #[command(subcommand)]
+    pub command: Option<Tool>,
+
+    /// Directory where every run is recorded (manifest, audit log, digests,
+    /// checkpoints), or `off` to keep everything in memory.
+    #[arg(long, env = "WATCHTOWER_DATA_DIR", default_value = "./watchtower-data",
+          value_parser = parse_data_dir)]
+    // Spelled out so clap treats `off` as a value, not a missing flag.
+    pub data_dir: std::option::Option<PathBuf>,
+
+    /// Save the whole engine state every this many ticks (0: only at
+    /// graceful shutdown).
+    #[arg(long, env = "WATCHTOWER_CHECKPOINT_EVERY", default_value_t = 1000)]
+    pub checkpoint_every: u64,
+
+    /// Continue a recorded run instead of starting one: `latest` or a run id
+    /// (a directory under --data-dir). Seed and parameters come from the run.
+    #[arg(long, env = "WATCHTOWER_RESUME")]
+    pub resume: Option<String>,
+
     /// Address the gRPC server listens on.
     #[arg(long, env = "WATCHTOWER_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
@@ -214,6 +235,31 @@ fn parse_streams(text: &str) -> Result<u32, String> {
     match text.parse::<u32>() {
         Ok(n @ 1..=100_000) => Ok(n),
         _ => Err(format!("{text} is not in [1, 100000]")),
+    }
+}
+
+/// Tools the binary runs instead of the server.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Tool {
+    /// Re-run a recorded run from its directory, without a server, and
+    /// print its final tick and state digest.
+    Replay {
+        /// The run's directory (under --data-dir).
+        run_dir: PathBuf,
+        /// Stop after this tick (default: the last recorded tick).
+        #[arg(long)]
+        to_tick: Option<u64>,
+        /// Compare every tick's digest with the recorded one; exit non-zero
+        /// naming the first tick that differs.
+        #[arg(long)]
+        verify: bool,
+    },
+}
+
+fn parse_data_dir(text: &str) -> Result<Option<PathBuf>, String> {
+    match text {
+        "off" | "none" | "" => Ok(None),
+        _ => Ok(Some(PathBuf::from(text))),
     }
 }
 

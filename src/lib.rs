@@ -8,11 +8,13 @@
 //!  gRPC clients ──▶ server (tokio)                     engine thread (std)
 //!                   ApplyCommand ──try_submit──▶ CommandQueue ──▶ Phase 0 Intercept
 //!                        ▲                       (bounded 100)      GlobalRegistry + AuditLog
-//!                        └──── GodResponse (per-command reply) ◀──┘
+//!                        │                                           │ outcomes (mpsc)
+//!                        └── GodResponse, once fsync'd ── audit writer thread (store)
 //!                                                                  Phases 1–7: the economy
 //!                                                                  (Settlement last)
 //!                   SubscribeTelemetry ◀─load── TelemetryExchange ◀── Phase 8 Broadcast
-//!                                               (one slot, latest wins)
+//!                                               (one slot, latest wins)  digest, checkpoints
+//!                                                                        ──▶ store threads
 //! ```
 //!
 //! Layout (engine | bridge | server):
@@ -22,6 +24,9 @@
 //!   both threads see.
 //! - [`server`]: the tonic services, error mapping and shutdown. Knows only
 //!   the bridge and the protobuf data that crosses it.
+//! - [`store`]: durability: the run directory, the audit writer (group
+//!   commit, replies only once durable), checkpoints, resume and replay.
+//!   The engine reaches it only through the `Journal` trait.
 //! - [`app`]: the production wiring (spec §4.3): `SimulationServer` starts the
 //!   engine thread and the server, supervises the server and stops both.
 //! - [`config`]: command-line and environment settings.
@@ -32,6 +37,7 @@ pub mod bridge;
 pub mod config;
 pub mod engine;
 pub mod server;
+pub mod store;
 
 pub use app::{SimulationServer, StartError, run};
 pub use config::Config;

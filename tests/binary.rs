@@ -3,116 +3,11 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
+    process::Command,
     time::{Duration, Instant},
 };
 
-use common::{PATIENCE, command, connect, number};
-
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    /// The binary on loopback port 0, without the legacy listener.
-    fn start(args: &[&str]) -> Self {
-        let base = ["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"];
-        Self::launch(&[&base, args].concat(), &[("RUST_LOG", "info")])
-    }
-
-    /// The binary with exactly `args` and the environment variables `envs`.
-    fn launch(args: &[&str], envs: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
-            .args(args)
-            .envs(envs.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the binary");
-        let (tx, lines) = mpsc::channel();
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a log line containing every one of `parts`.
-    fn wait_for(&mut self, parts: &[&str]) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        if let Some(line) = self
-            .seen
-            .iter()
-            .find(|l| parts.iter().all(|p| l.contains(p)))
-        {
-            return line.clone();
-        }
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no log line with {parts:?}; saw {:#?}", self.seen));
-            self.seen.push(line.clone());
-            if parts.iter().all(|p| line.contains(p)) {
-                return line;
-            }
-        }
-    }
-
-    fn addr(&mut self) -> std::net::SocketAddr {
-        let line = self.wait_for(&["gRPC server listening"]);
-        let addr = line
-            .split("local_addr=")
-            .nth(1)
-            .expect("the address is logged");
-        addr.split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .expect("a socket address")
-    }
-
-    fn terminate(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "still running after {limit:?}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
+use common::{command, connect, number, process::Running};
 
 /// The spec's integration check: an applied command logs `Registry updated`
 /// with its key, old and new value, and tick; SIGTERM then stops the process
@@ -199,6 +94,8 @@ fn a_bad_params_file_stops_start_up_naming_key_value_and_range() {
                 "127.0.0.1:0",
                 "--legacy-ws-listen",
                 "off",
+                "--data-dir",
+                "off",
                 "--params",
             ])
             .arg(&path)
@@ -227,6 +124,7 @@ fn a_legacy_port_in_use_stops_start_up_cleanly() {
     let port = taken.local_addr().unwrap().to_string();
     let output = Command::new(env!("CARGO_BIN_EXE_watchtower"))
         .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", &port])
+        .args(["--data-dir", "off"])
         .output()
         .unwrap();
     assert!(!output.status.success());
@@ -311,11 +209,7 @@ async fn no_token_appears_in_the_log() {
     }
     app.terminate();
     tokio::task::block_in_place(|| app.wait_exit(Duration::from_secs(5)));
-    let mut lines = app.seen.clone();
-    // Until both pipes close: every line the process wrote.
-    while let Ok(line) = app.lines.recv_timeout(PATIENCE) {
-        lines.push(line);
-    }
+    let lines = app.all_lines();
     assert!(
         lines.iter().any(|l| l.contains("Registry updated")),
         "the run logged"

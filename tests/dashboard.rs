@@ -30,6 +30,7 @@ impl Server {
     fn start(envs: &[(&str, &str)]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
             .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"])
+            .args(["--data-dir", "off"])
             .args(["--tps", "20"])
             .env("RUST_LOG", "info")
             .envs(envs.iter().copied())

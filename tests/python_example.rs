@@ -33,6 +33,7 @@ impl Drop for Server {
 fn start_server() -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
         .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"])
+        .args(["--data-dir", "off"])
         .args(["--tps", "20"])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")

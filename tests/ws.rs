@@ -142,7 +142,7 @@ async fn command_round_trip_on_both_paths() {
     let mut old = 0.10;
     for (url, value) in urls.iter().zip([0.12, 0.13]) {
         let mut ws = open(url).await;
-        let response = apply(&mut ws, "c1", value).await;
+        let response = apply(&mut ws, &format!("c1 {url}"), value).await;
         assert!(response.applied_tick > 0, "{url}");
         assert_eq!(response.old_value, number(old), "{url}");
         assert!(response.error.is_empty(), "{url}");
@@ -155,10 +155,12 @@ async fn rejected_command_gets_a_failed_response_and_changes_nothing() {
     let (_app, urls) = app_with_both_paths(50.0).await;
     for url in &urls {
         let mut ws = open(url).await;
-        send(&mut ws, command_json("too-high", 2.5)).await;
+        // Ids are unique per command: a repeated id gets its recorded outcome.
+        let id = format!("too-high {url}");
+        send(&mut ws, command_json(&id, 2.5)).await;
         let response = next_response(&mut ws).await;
         assert!(!response.success, "{url}: {response:?}");
-        assert_eq!(response.command_id, "too-high");
+        assert_eq!(response.command_id, id);
         assert_eq!(response.rejection(), RejectionReason::OutOfRange);
         assert_eq!(response.field, "command.value");
         assert!(
@@ -168,8 +170,8 @@ async fn rejected_command_gets_a_failed_response_and_changes_nothing() {
         assert_eq!(response.new_value, response.old_value);
         let snapshot = snapshot_from(&mut ws, response.applied_tick).await;
         assert_eq!(vat(&snapshot), 0.10, "{url}: nothing was applied");
-        apply(&mut ws, "after-rejection", 0.11).await;
-        apply(&mut ws, "reset", 0.10).await;
+        apply(&mut ws, &format!("after-rejection {url}"), 0.11).await;
+        apply(&mut ws, &format!("reset {url}"), 0.10).await;
     }
 }
 
@@ -274,9 +276,9 @@ async fn bad_frames_get_errors_apply_nothing_and_leave_the_connection_usable() {
             assert_eq!(vat(&snapshot), value, "{url}, {what}: nothing was applied");
             // And the connection still works.
             value = 0.11 + 0.01 * i as f64;
-            apply(&mut ws, &format!("after-{i}"), value).await;
+            apply(&mut ws, &format!("after-{i} {url}"), value).await;
         }
-        apply(&mut ws, "reset", 0.10).await;
+        apply(&mut ws, &format!("reset {url}"), 0.10).await;
     }
 }
 

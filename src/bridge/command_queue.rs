@@ -117,9 +117,9 @@ pub struct QueuedCommand {
     pub command: GodCommand,
     /// Who sent it.
     pub origin: CommandOrigin,
-    /// Where the engine sends the `GodResponse`. Dropped unanswered, it tells
-    /// the caller the engine went away.
-    reply: oneshot::Sender<GodResponse>,
+    /// Where the verdict goes. Dropped unanswered, it tells the caller the
+    /// engine went away.
+    reply: Reply,
 }
 
 impl QueuedCommand {
@@ -127,22 +127,54 @@ impl QueuedCommand {
     pub fn abandoned(&self, now: Instant) -> Option<Abandoned> {
         if self.origin.deadline.is_some_and(|deadline| now >= deadline) {
             Some(Abandoned::Expired)
-        } else if self.reply.is_closed() {
+        } else if self.reply.0.is_closed() {
             Some(Abandoned::Cancelled)
         } else {
             None
         }
     }
 
-    /// Sends the engine's verdict back to the caller.
+    /// Sends the engine's verdict back to the caller at once (no audit log
+    /// on disk, so there is nothing to wait for).
     ///
     /// Returns false if the caller is gone (cancelled, or its deadline
     /// passed). That is not an error: the command was still applied or
     /// rejected and audited, and the engine carries on.
     pub fn reply(self, response: GodResponse) -> bool {
-        self.reply.send(response).is_ok()
+        self.reply.send(response)
+    }
+
+    /// The reply channel alone, to hand to whoever answers once the outcome
+    /// is on disk.
+    pub fn into_reply(self) -> Reply {
+        self.reply
     }
 }
+
+/// One caller's reply channel. It can leave the engine thread: the audit
+/// writer answers once the outcome is durable.
+#[derive(Debug)]
+pub struct Reply(oneshot::Sender<Result<GodResponse, Unrecorded>>);
+
+impl Reply {
+    /// Acknowledges `response`; false if the caller is gone.
+    pub fn send(self, response: GodResponse) -> bool {
+        self.0.send(Ok(response)).is_ok()
+    }
+
+    /// Tells the caller its outcome could not be recorded; false if the
+    /// caller is gone.
+    pub fn fail(self, error: Unrecorded) -> bool {
+        self.0.send(Err(error)).is_ok()
+    }
+}
+
+/// The audit log could not record a command's outcome, so it is not
+/// acknowledged. The engine did decide it: a retry with the same id returns
+/// that outcome once the log works again.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("the audit log cannot be written ({0}); retry later with the same command id")]
+pub struct Unrecorded(pub String);
 
 /// The server's half: submits commands and never blocks.
 #[derive(Debug)]
@@ -182,19 +214,26 @@ pub enum SubmitError {
     },
 }
 
-/// The engine dropped a command without answering: it stopped first.
+/// Why a queued command got no verdict.
 #[derive(Debug, thiserror::Error)]
-#[error("the engine stopped before answering the command")]
-pub struct ReplyDropped;
+pub enum ReplyError {
+    /// The engine dropped the command without answering: it stopped first.
+    #[error("the engine stopped before answering the command")]
+    Dropped,
+    /// The outcome could not be written to the audit log.
+    #[error(transparent)]
+    Unrecorded(#[from] Unrecorded),
+}
 
 /// The caller's end of a queued command's reply channel.
 #[derive(Debug)]
-pub struct PendingReply(oneshot::Receiver<GodResponse>);
+pub struct PendingReply(oneshot::Receiver<Result<GodResponse, Unrecorded>>);
 
 impl PendingReply {
-    /// Waits for Phase 0 to apply or reject the command.
-    pub async fn response(self) -> Result<GodResponse, ReplyDropped> {
-        self.0.await.map_err(|_| ReplyDropped)
+    /// Waits for Phase 0 to apply or reject the command (and, with an audit
+    /// log on disk, for the outcome to be durable).
+    pub async fn response(self) -> Result<GodResponse, ReplyError> {
+        Ok(self.0.await.map_err(|_| ReplyError::Dropped)??)
     }
 }
 
@@ -236,7 +275,7 @@ impl CommandSender {
         state.queue.push_back(QueuedCommand {
             command,
             origin,
-            reply,
+            reply: Reply(reply),
         });
         Ok(PendingReply(rx))
     }

@@ -4,9 +4,18 @@
 //! queue, applied or rejected, before it replies to the caller. Totals count
 //! every entry ever made; the entries themselves are kept in a bounded ring so
 //! a long run under heavy command load cannot grow memory without limit.
+//!
+//! It is also the idempotency index: every command id recorded in this run,
+//! with its outcome, so a retry is answered from the record instead of being
+//! applied twice. That index grows with the commands of the run (about
+//! 300 bytes each; a command a second for a day is about 26 MB) and is saved
+//! in every checkpoint. The durable copy of the log is the store's business.
 //! Engine thread only.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
+
+use prost::Message;
+use serde::{Deserialize, Serialize};
 
 use crate::pb::GodResponse;
 
@@ -14,12 +23,56 @@ use crate::pb::GodResponse;
 pub const DEFAULT_AUDIT_CAPACITY: usize = 10_000;
 
 /// The command audit trail.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(into = "SavedAudit", from = "SavedAudit")]
 pub struct AuditLog {
     entries: VecDeque<GodResponse>,
     capacity: usize,
     applied: u64,
     rejected: u64,
+    /// Every recorded command id and its outcome.
+    by_id: HashMap<String, GodResponse>,
+}
+
+/// The log as a checkpoint stores it: entries as protobuf bytes, since the
+/// generated serde impls speak only JSON.
+#[derive(Serialize, Deserialize)]
+struct SavedAudit {
+    capacity: usize,
+    applied: u64,
+    rejected: u64,
+    recent: Vec<Vec<u8>>,
+    by_id: Vec<Vec<u8>>,
+}
+
+impl From<AuditLog> for SavedAudit {
+    fn from(log: AuditLog) -> Self {
+        Self {
+            capacity: log.capacity,
+            applied: log.applied,
+            rejected: log.rejected,
+            recent: log.entries.iter().map(Message::encode_to_vec).collect(),
+            by_id: log.by_id.values().map(Message::encode_to_vec).collect(),
+        }
+    }
+}
+
+impl From<SavedAudit> for AuditLog {
+    fn from(saved: SavedAudit) -> Self {
+        // The checksum over the checkpoint has already vouched for these bytes.
+        let decode = |bytes: Vec<u8>| GodResponse::decode(bytes.as_slice()).unwrap_or_default();
+        let mut log = AuditLog::with_capacity(saved.capacity);
+        log.applied = saved.applied;
+        log.rejected = saved.rejected;
+        log.entries = saved.recent.into_iter().map(decode).collect();
+        log.by_id = saved
+            .by_id
+            .into_iter()
+            .map(decode)
+            .map(|e| (e.command_id.clone(), e))
+            .collect();
+        log
+    }
 }
 
 impl Default for AuditLog {
@@ -36,11 +89,25 @@ impl AuditLog {
             capacity: capacity.max(1),
             applied: 0,
             rejected: 0,
+            by_id: HashMap::new(),
         }
+    }
+
+    /// The outcome recorded for command `id` in this run, if any.
+    pub fn recorded(&self, id: &str) -> Option<&GodResponse> {
+        self.by_id.get(id)
+    }
+
+    /// Remembers an outcome already in the log on disk (read back on
+    /// resume), so a retry of it is not applied again.
+    pub fn remember(&mut self, response: &GodResponse) {
+        self.by_id
+            .insert(response.command_id.clone(), response.clone());
     }
 
     /// Records one command's outcome.
     pub fn record(&mut self, response: GodResponse) {
+        self.remember(&response);
         if response.success {
             self.applied += 1;
         } else {

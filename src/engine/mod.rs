@@ -4,7 +4,10 @@
 //! - [`registry`]: the `GlobalRegistry` of typed, range-checked parameters;
 //! - [`scheduler`]: the `TickScheduler` and its ordered [`Phase`]s;
 //! - [`economy`]: the agents and the `SettlementSystem` behind phases 1–7;
-//! - [`audit`]: the `AuditLog` of god-mode commands;
+//! - [`audit`]: the `AuditLog` of god-mode commands and the idempotency index;
+//! - [`journal`]: what Phases 0 and 8 hand to the store without waiting
+//!   (outcomes, digests, checkpoints);
+//! - [`digest`]: the 64-bit state digest of every settled tick;
 //! - this file: [`SimulationEngine`], which wires them, and the Phase 0 and
 //!   Phase 8 hooks that attach the bridge.
 //!
@@ -12,11 +15,14 @@
 //! the outside world only through the bridge halves it is handed.
 
 pub mod audit;
+pub mod digest;
 pub mod economy;
+pub mod journal;
 pub mod registry;
 pub mod scheduler;
 
 use std::{
+    collections::VecDeque,
     sync::{Arc, Condvar, Mutex, PoisonError},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -24,7 +30,9 @@ use std::{
 use tracing::{error, info, warn};
 
 pub use audit::AuditLog;
+pub use digest::state_digest;
 pub use economy::{Economy, EconomyError};
+pub use journal::{EngineState, Journal, Outcome};
 pub use registry::{GlobalRegistry, ParamId, ParamSpec, ParamsError, Rejection, Value, ValueType};
 pub use scheduler::{Phase, TickScheduler};
 
@@ -49,6 +57,9 @@ pub enum EngineError {
     /// The engine thread panicked.
     #[error("the engine thread panicked")]
     Panicked,
+    /// A checkpoint's state does not fit this engine.
+    #[error("the checkpoint does not fit: {0}")]
+    Restore(String),
 }
 
 /// Everything the phases work on. Only the engine thread ever touches it.
@@ -66,6 +77,62 @@ pub struct World {
     pub stats: EngineStats,
     /// Seed of the economy's random stream.
     pub seed: u64,
+    /// The run this world belongs to (empty with no data directory).
+    pub run_id: String,
+    /// Digest of the state the last tick settled into.
+    pub digest: u64,
+    /// Durability, if the run is recorded.
+    pub durability: Option<Durability>,
+}
+
+/// The recorded run's side of the world: where outcomes go, and what is
+/// left to re-apply after a resume.
+#[derive(Debug)]
+pub struct Durability {
+    /// Takes outcomes, digests and checkpoints without waiting.
+    pub journal: Box<dyn Journal>,
+    /// A checkpoint every this many ticks (0: only at shutdown).
+    pub checkpoint_every: u64,
+    /// Audited outcomes from before a restart, oldest first, re-applied at
+    /// their ticks' Phase 0 before any live command.
+    pub recorded: VecDeque<pb::GodResponse>,
+    /// This tick's outcomes, handed over at the end of Phase 0.
+    outcomes: Vec<Outcome>,
+}
+
+impl Durability {
+    /// Records through `journal`, checkpointing every `checkpoint_every`
+    /// ticks, after re-applying `recorded` at their ticks.
+    pub fn new(
+        journal: Box<dyn Journal>,
+        checkpoint_every: u64,
+        recorded: Vec<pb::GodResponse>,
+    ) -> Self {
+        Self {
+            journal,
+            checkpoint_every,
+            recorded: recorded.into(),
+            outcomes: Vec::new(),
+        }
+    }
+}
+
+impl World {
+    /// A copy of everything needed to go on from this tick.
+    pub fn state(&self) -> EngineState {
+        EngineState {
+            tick: self.tick,
+            seed: self.seed,
+            parameters: self.registry.values().to_vec(),
+            economy: self.economy.clone(),
+            audit: self.audit.clone(),
+        }
+    }
+
+    /// Digests the settled state into `self.digest`.
+    fn settle_digest(&mut self) {
+        self.digest = state_digest(self.tick, &self.registry, &self.economy);
+    }
 }
 
 /// Engine throughput, as reported in snapshots.
@@ -210,6 +277,36 @@ impl SimulationEngine {
     /// Builds the initial economy and registers phases 1–7.
     pub fn new(registry: GlobalRegistry, seed: u64) -> Result<Self, EngineError> {
         let economy = Economy::new(&registry, seed)?;
+        Ok(Self::with_state(
+            registry,
+            economy,
+            seed,
+            0,
+            AuditLog::default(),
+        ))
+    }
+
+    /// Goes on from a checkpoint's state; `registry` has the run's schema.
+    pub fn restore(mut registry: GlobalRegistry, state: EngineState) -> Result<Self, EngineError> {
+        registry
+            .restore_values(state.parameters)
+            .map_err(EngineError::Restore)?;
+        Ok(Self::with_state(
+            registry,
+            state.economy,
+            state.seed,
+            state.tick,
+            state.audit,
+        ))
+    }
+
+    fn with_state(
+        registry: GlobalRegistry,
+        economy: Economy,
+        seed: u64,
+        tick: u64,
+        audit: AuditLog,
+    ) -> Self {
         let mut scheduler = TickScheduler::new();
         for phase in Phase::SIMULATION {
             scheduler.register_hook(phase, move |w: &mut World| {
@@ -218,18 +315,45 @@ impl SimulationEngine {
                     .map_err(EngineError::from)
             });
         }
-        Ok(Self {
-            world: World {
-                tick: 0,
-                registry,
-                economy,
-                audit: AuditLog::default(),
-                stats: EngineStats::default(),
-                seed,
-            },
+        let mut world = World {
+            tick,
+            registry,
+            economy,
+            audit,
+            stats: EngineStats::default(),
+            seed,
+            run_id: String::new(),
+            digest: 0,
+            durability: None,
+        };
+        world.settle_digest();
+        Self {
+            world,
             scheduler,
             commands: None,
-        })
+        }
+    }
+
+    /// Records the run through `durability` under `run_id`.
+    pub fn attach_durability(&mut self, run_id: String, durability: Durability) {
+        for entry in &durability.recorded {
+            self.world.audit.remember(entry);
+        }
+        self.world.run_id = run_id;
+        self.world.durability = Some(durability);
+    }
+
+    /// Runs one tick of a recorded run without a bridge: applies `entries`
+    /// (the audited outcomes of that tick, in log order) in Phase 0, then
+    /// phases 1–7, and returns the settled state's digest.
+    pub fn replay_tick(&mut self, entries: &[pb::GodResponse]) -> Result<u64, EngineError> {
+        self.world.tick += 1;
+        for entry in entries {
+            apply_recorded(&mut self.world, entry.clone());
+        }
+        self.scheduler.run_tick(&mut self.world)?;
+        self.world.settle_digest();
+        Ok(self.world.digest)
     }
 
     /// Attaches the bridge (spec §4.3): Phase 0 drains `commands`, Phase 8
@@ -241,9 +365,11 @@ impl SimulationEngine {
         self.scheduler
             .register_hook(Phase::Intercept, move |w: &mut World| {
                 queue.drain_into(&mut drained);
+                reapply_recorded(w);
                 for queued in drained.drain(..) {
                     intercept(w, queued);
                 }
+                hand_over_outcomes(w);
                 Ok(())
             });
         // Tick 0, the initial settled state, so readers never find the slot
@@ -253,6 +379,7 @@ impl SimulationEngine {
         self.scheduler
             .register_hook(Phase::Broadcast, move |w: &mut World| {
                 w.stats.queue_depth = queue.len() as u64;
+                record_settlement(w);
                 telemetry.publish(capture_snapshot(w));
                 Ok(())
             });
@@ -298,7 +425,14 @@ impl SimulationEngine {
             "engine started"
         );
         loop {
+            let catching_up = self
+                .world
+                .durability
+                .as_ref()
+                .is_some_and(|d| !d.recorded.is_empty());
             match (&pacing, period) {
+                // Re-running recorded ticks after a resume goes at full speed.
+                _ if catching_up && !commands.is_closed() => {}
                 (Pacing::Manual(gate), _) => {
                     if !gate.acquire() || commands.is_closed() {
                         break;
@@ -327,6 +461,9 @@ impl SimulationEngine {
                 return Err(err);
             }
         }
+        if let Some(mut durability) = self.world.durability.take() {
+            durability.journal.checkpoint(Box::new(self.world.state()));
+        }
         let report = EngineReport {
             ticks: self.world.tick,
             applied: self.world.audit.applied(),
@@ -342,10 +479,84 @@ impl SimulationEngine {
     }
 }
 
+/// Phase 0 after a resume: re-applies this tick's outcomes recorded before
+/// the restart, ahead of any live command, exactly as they were decided.
+fn reapply_recorded(world: &mut World) {
+    let tick = world.tick;
+    while let Some(durability) = world.durability.as_mut()
+        && durability
+            .recorded
+            .front()
+            .is_some_and(|e| e.applied_tick <= tick)
+        && let Some(entry) = durability.recorded.pop_front()
+    {
+        apply_recorded(world, entry);
+    }
+}
+
+/// Applies an audited outcome again: the new value of an applied command,
+/// nothing for a rejected one; either way it is counted and indexed.
+fn apply_recorded(world: &mut World, entry: pb::GodResponse) {
+    if entry.success {
+        let value = entry.new_value.as_ref().and_then(registry::value_from_pb);
+        if let Err(rejection) = world.registry.set(&entry.key, value) {
+            warn!(command_id = %entry.command_id, error = %rejection, "recorded command no longer applies");
+        }
+    }
+    world.audit.record(entry);
+}
+
+/// End of Phase 0: the tick's outcomes go to the journal in one batch.
+fn hand_over_outcomes(world: &mut World) {
+    if let Some(durability) = world.durability.as_mut()
+        && !durability.outcomes.is_empty()
+    {
+        let outcomes = std::mem::take(&mut durability.outcomes);
+        durability.journal.record(world.tick, outcomes);
+    }
+}
+
+/// Phase 8 before the snapshot: digest the settled state, hand the digest
+/// (and, every `checkpoint_every` ticks, a copy of the state) to the journal.
+fn record_settlement(world: &mut World) {
+    world.settle_digest();
+    let Some(mut durability) = world.durability.take() else {
+        return;
+    };
+    durability.journal.settled(world.tick, world.digest);
+    let every = durability.checkpoint_every;
+    if every > 0 && world.tick.is_multiple_of(every) {
+        durability.journal.checkpoint(Box::new(world.state()));
+    }
+    world.durability = Some(durability);
+}
+
+/// Sends `response` to its caller: at once with no audit log on disk,
+/// otherwise through the journal once it is durable.
+fn deliver(world: &mut World, response: pb::GodResponse, queued: QueuedCommand, append: bool) {
+    match world.durability.as_mut() {
+        Some(durability) => durability.outcomes.push(Outcome {
+            response,
+            reply: queued.into_reply(),
+            append,
+        }),
+        None => {
+            queued.reply(response);
+        }
+    }
+}
+
 /// Phase 0 for one command: apply or reject it through the registry, audit
-/// it, then answer the caller. A command whose caller gave up first (its
-/// deadline passed, or it cancelled) is not applied, only audited.
+/// it, then answer the caller. A command whose id is already recorded gets
+/// its recorded outcome and changes nothing; a command whose caller gave up
+/// first (its deadline passed, or it cancelled) is not applied, only audited.
 fn intercept(world: &mut World, queued: QueuedCommand) {
+    if let Some(recorded) = world.audit.recorded(&queued.command.id) {
+        info!(command_id = %queued.command.id, tick = recorded.applied_tick, "command id already recorded; returning its outcome");
+        let recorded = recorded.clone();
+        deliver(world, recorded, queued, false);
+        return;
+    }
     let command = &queued.command;
     let mut response = pb::GodResponse {
         command_id: command.id.clone(),
@@ -360,7 +571,7 @@ fn intercept(world: &mut World, queued: QueuedCommand) {
         None => apply(world, command, &mut response),
     }
     world.audit.record(response.clone());
-    queued.reply(response);
+    deliver(world, response, queued, true);
 }
 
 /// Sets the parameter, or records why the registry refused it.
@@ -452,6 +663,8 @@ fn capture_snapshot(world: &World) -> pb::WatchtowerSnapshot {
             total: world.audit.total(),
             recent: world.audit.recent(SNAPSHOT_AUDIT_TAIL).cloned().collect(),
         }),
+        run_id: world.run_id.clone(),
+        state_digest: world.digest,
         ..Default::default()
     };
     world.economy.fill_snapshot(&mut snapshot);

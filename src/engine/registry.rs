@@ -17,7 +17,7 @@ use crate::pb;
 pub const DEFAULT_PARAMS_YAML: &str = include_str!("economy_params.yaml");
 
 /// A typed parameter value.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, Deserialize)]
 pub enum Value {
     /// A real number; never NaN or infinite.
     Number(f64),
@@ -297,7 +297,7 @@ pub enum ParamsError {
 /// A cheap, typed handle to one parameter, resolved once when a phase is
 /// built. Reading through it is an index, so phases can read the live value
 /// every tick instead of caching it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, Deserialize)]
 pub struct ParamId(usize);
 
 /// The live parameter values and their schema.
@@ -558,6 +558,37 @@ impl GlobalRegistry {
                 step: spec.step,
             })
             .collect()
+    }
+
+    /// Every value, in key order: what a checkpoint and the digest hold.
+    pub fn values(&self) -> &[Value] {
+        &self.values
+    }
+
+    /// Puts back values taken with [`GlobalRegistry::values`] (a checkpoint),
+    /// refusing a list that does not fit this schema.
+    pub fn restore_values(&mut self, values: Vec<Value>) -> Result<(), String> {
+        let fits = values.len() == self.specs.len()
+            && self
+                .specs
+                .iter()
+                .zip(&values)
+                .all(|(spec, value)| spec.value_type == value.value_type());
+        if !fits {
+            return Err(format!(
+                "{} values do not fit this registry of {} parameters",
+                values.len(),
+                self.specs.len()
+            ));
+        }
+        self.values = values;
+        Ok(())
+    }
+
+    /// Sets `key` as a `--params` file would, structural parameters
+    /// included: for rebuilding a recorded run's start from its manifest.
+    pub fn set_at_startup(&mut self, key: &str, value: Value) -> Result<(), Rejection> {
+        self.set_inner(key, Some(value), true).map(drop)
     }
 
     /// Current values as the snapshot's `parameters` map.

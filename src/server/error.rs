@@ -12,7 +12,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use super::auth::AuthError;
 use crate::{
-    bridge::{ReplyDropped, SubmitError},
+    bridge::{ReplyError, SubmitError, Unrecorded},
     pb,
 };
 
@@ -50,8 +50,18 @@ pub enum ApiError {
     #[error(transparent)]
     Submit(#[from] SubmitError),
     /// The engine stopped before answering.
+    #[error("the engine stopped before answering the command")]
+    EngineGone,
+    /// The audit log cannot be written: the command's outcome was not
+    /// acknowledged, or new commands are refused until the disk recovers.
     #[error(transparent)]
-    EngineGone(#[from] ReplyDropped),
+    Unrecorded(#[from] Unrecorded),
+    /// This server keeps no audit log on disk (`--data-dir off`).
+    #[error("this server keeps no audit log on disk (started with --data-dir off)")]
+    NoAuditLog,
+    /// The audit log on disk could not be read.
+    #[error("cannot read the audit log: {0}")]
+    AuditRead(String),
     /// The engine has stopped; its last values are no longer current.
     #[error("the engine is not running")]
     EngineStopped,
@@ -116,6 +126,15 @@ pub enum ApiError {
     },
 }
 
+impl From<ReplyError> for ApiError {
+    fn from(err: ReplyError) -> Self {
+        match err {
+            ReplyError::Dropped => ApiError::EngineGone,
+            ReplyError::Unrecorded(err) => ApiError::Unrecorded(err),
+        }
+    }
+}
+
 impl ApiError {
     /// The code a WebSocket `error` message carries for this error: the gRPC
     /// status's name, except a full queue, which the legacy protocol has
@@ -159,9 +178,12 @@ impl ApiError {
             | ApiError::TooManySubscribers { .. }
             | ApiError::RequestTooLarge { .. } => Code::ResourceExhausted,
             ApiError::Submit(SubmitError::Closed)
-            | ApiError::EngineGone(_)
+            | ApiError::EngineGone
+            | ApiError::Unrecorded(_)
             | ApiError::EngineStopped
             | ApiError::NoTelemetry => Code::Unavailable,
+            ApiError::NoAuditLog => Code::FailedPrecondition,
+            ApiError::AuditRead(_) => Code::Internal,
             ApiError::Rejected(response) => rejection_code(response.rejection()),
             ApiError::Unauthenticated(_) => Code::Unauthenticated,
             ApiError::PermissionDenied { .. } => Code::PermissionDenied,
@@ -242,9 +264,14 @@ impl From<ApiError> for Status {
                 );
                 Status::with_error_details(code, message, details)
             }
+            ApiError::Unrecorded(_) => {
+                retry_status(code, message, "AUDIT_LOG_UNAVAILABLE", &[], RETRY_DISK)
+            }
             ApiError::Rejected(response) => rejection_status(&response, message),
             ApiError::Submit(SubmitError::Closed)
-            | ApiError::EngineGone(_)
+            | ApiError::NoAuditLog
+            | ApiError::AuditRead(_)
+            | ApiError::EngineGone
             | ApiError::EngineStopped
             | ApiError::NoTelemetry
             | ApiError::DeadlineExceeded
@@ -256,6 +283,8 @@ impl From<ApiError> for Status {
 
 /// How soon a caller over its queue share may retry: about one tick.
 const RETRY_SOON: std::time::Duration = std::time::Duration::from_millis(100);
+/// How soon a caller may retry while the audit log cannot be written.
+const RETRY_DISK: std::time::Duration = std::time::Duration::from_secs(1);
 /// How soon a refused subscriber may retry.
 const RETRY_LATER: std::time::Duration = std::time::Duration::from_secs(5);
 

@@ -34,13 +34,32 @@ use super::{
     transport::ConnectionInfo,
 };
 use crate::{
-    bridge::{CommandOrigin, CommandSender, PendingReply, TelemetryReader},
+    bridge::{CommandOrigin, CommandSender, PendingReply, TelemetryReader, Unrecorded},
     pb::{
         self, ApplyCommandRequest, ApplyCommandResponse, GetServerStatsRequest,
-        GetServerStatsResponse, GodCommand, ListParametersRequest, ListParametersResponse,
-        SubscribeTelemetryRequest, WhoAmIRequest, WhoAmIResponse,
+        GetServerStatsResponse, GodCommand, ListAuditEntriesRequest, ListAuditEntriesResponse,
+        ListParametersRequest, ListParametersResponse, SubscribeTelemetryRequest, WhoAmIRequest,
+        WhoAmIResponse,
     },
+    store::{AuditFile, AuditQuery, LogHealth},
 };
+
+/// Audit entries per page when a caller asks for 0.
+pub const DEFAULT_AUDIT_PAGE: usize = 100;
+/// Most audit entries in one page.
+pub const MAX_AUDIT_PAGE: u32 = 1000;
+
+/// What the server may see of the recorded run.
+#[derive(Clone, Debug)]
+pub struct RunView {
+    /// The run's id; empty with `--data-dir off`.
+    pub run_id: String,
+    /// Whether the audit log can be written; commands are refused while it
+    /// cannot.
+    pub health: LogHealth,
+    /// The durable audit log; `None` with `--data-dir off`.
+    pub audit: Option<AuditFile>,
+}
 
 /// Telemetry interval used when a subscriber asks for 0.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(100);
@@ -75,6 +94,8 @@ pub struct WatchtowerApi {
     rate: Arc<CommandRate>,
     /// Tokens to principals, for transports that authenticate in-band.
     authenticator: Arc<Authenticator>,
+    /// The recorded run: its id, its log's health and the log itself.
+    run: RunView,
 }
 
 /// The API's own limits and sizes, from the configuration.
@@ -133,8 +154,10 @@ impl WatchtowerApi {
         catalogue: Vec<pb::ParameterSpec>,
         shutdown: CancellationToken,
         options: &ApiOptions,
+        run: RunView,
     ) -> Self {
         Self {
+            run,
             hub: TelemetryHub::start(
                 telemetry.clone(),
                 options.history_cap,
@@ -158,8 +181,9 @@ impl WatchtowerApi {
     }
 
     /// The one way a command enters the queue, from any transport: the
-    /// caller must be an operator, the command within its size limits, and
-    /// the caller within its rate and its share of the queue.
+    /// caller must be an operator, the command within its size limits, the
+    /// caller within its rate and its share of the queue, and the audit log
+    /// writable (otherwise its outcome could not be acknowledged).
     pub fn submit(
         &self,
         mut command: GodCommand,
@@ -167,6 +191,9 @@ impl WatchtowerApi {
     ) -> Result<PendingReply, ApiError> {
         caller.principal.require(Role::Operator)?;
         limits::check_command(&command)?;
+        if let Some(why) = self.run.health.failure() {
+            return Err(ApiError::Unrecorded(Unrecorded(why)));
+        }
         self.rate.check(&caller.principal.name)?;
         if command.id.is_empty() {
             command.id = uuid::Uuid::new_v4().to_string();
@@ -214,6 +241,7 @@ impl WatchtowerApi {
             snapshots_encoded: stats.encoded.load(Ordering::Relaxed),
             snapshots_delivered: stats.delivered.load(Ordering::Relaxed),
             latest_tick: self.hub.latest().map_or(0, |f| f.tick()),
+            run_id: self.run.run_id.clone(),
         }
     }
 }
@@ -346,6 +374,23 @@ impl WatchtowerService for WatchtowerApi {
     ) -> Result<Response<WhoAmIResponse>, Status> {
         Ok(Response::new(Caller::of(&request)?.principal.to_pb()))
     }
+
+    #[instrument(skip_all)]
+    async fn list_audit_entries(
+        &self,
+        request: Request<ListAuditEntriesRequest>,
+    ) -> Result<Response<ListAuditEntriesResponse>, Status> {
+        let query = audit_query(request.into_inner())?;
+        let audit = self.run.audit.clone().ok_or(ApiError::NoAuditLog)?;
+        let page = tokio::task::spawn_blocking(move || audit.page(&query))
+            .await
+            .map_err(|e| ApiError::AuditRead(e.to_string()))?
+            .map_err(|e| ApiError::AuditRead(e.to_string()))?;
+        Ok(Response::new(ListAuditEntriesResponse {
+            entries: page.entries,
+            next_page_token: page.next_offset.map(|o| o.to_string()).unwrap_or_default(),
+        }))
+    }
 }
 
 /// The caller's deadline from `grpc-timeout` (gRPC and gRPC-Web): up to eight
@@ -368,6 +413,43 @@ fn grpc_deadline(metadata: &MetadataMap) -> Option<Instant> {
         _ => return None,
     };
     Instant::now().checked_add(timeout)
+}
+
+/// Checks a `ListAuditEntries` request.
+fn audit_query(request: ListAuditEntriesRequest) -> Result<AuditQuery, ApiError> {
+    let page_size = match request.page_size {
+        0 => DEFAULT_AUDIT_PAGE,
+        n @ 1..=MAX_AUDIT_PAGE => n as usize,
+        n => {
+            return Err(ApiError::InvalidField {
+                field: "page_size",
+                value: n.to_string(),
+                allowed: "0 (the default, 100) or 1 to 1000",
+            });
+        }
+    };
+    let offset = match request.page_token.as_str() {
+        "" => 0,
+        token => token.parse().map_err(|_| ApiError::InvalidField {
+            field: "page_token",
+            value: token.to_owned(),
+            allowed: "empty, or the next_page_token of a previous page",
+        })?,
+    };
+    if request.to_tick != 0 && request.to_tick < request.from_tick {
+        return Err(ApiError::InvalidField {
+            field: "to_tick",
+            value: request.to_tick.to_string(),
+            allowed: "0 (no bound) or at least from_tick",
+        });
+    }
+    Ok(AuditQuery {
+        key: request.key,
+        from_tick: request.from_tick,
+        to_tick: request.to_tick,
+        page_size,
+        offset,
+    })
 }
 
 /// One subscriber: at most one frame per interval, always the newest, never

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod grpc_web;
+pub mod process;
 
 use std::{net::SocketAddr, sync::Once, time::Duration};
 
@@ -54,10 +55,12 @@ pub async fn spawn_stepped_app(config: Config) -> TestApp {
 }
 
 /// The defaults, minus the fixed legacy WebSocket port (tests run in
-/// parallel, so each binds what it needs on port 0).
+/// parallel, so each binds what it needs on port 0) and minus the data
+/// directory (tests about durability give their own temporary one).
 pub fn test_config() -> Config {
     Config {
         legacy_ws_listen: None,
+        data_dir: None,
         ..Config::default()
     }
 }

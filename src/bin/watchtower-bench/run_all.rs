@@ -93,6 +93,10 @@ impl Server {
             tps,
             "--legacy-ws-listen",
             "off",
+            // The in-memory path, so figures stay comparable across runs;
+            // the cost of durability is measured on its own (docs/durability.md).
+            "--data-dir",
+            "off",
             "--listen",
             addr.as_str(),
         ];

@@ -23,7 +23,7 @@ pub const EXPECTATION_WEIGHT: f64 = 0.5;
 pub const MARKUP_STEP: f64 = 0.03;
 
 /// One consumption-goods firm.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Firm {
     /// Wage paid to each worker per tick, minor units.
     pub wage: Money,

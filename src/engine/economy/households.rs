@@ -23,7 +23,7 @@ pub const WAGE_PHILLIPS: f64 = 0.003;
 pub const NEUTRAL_DEPOSIT_RATE: f64 = 0.02;
 
 /// Every household, one array per attribute.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Households {
     /// Employer's firm index, or [`UNEMPLOYED`].
     pub employer: Vec<u32>,

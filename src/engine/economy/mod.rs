@@ -85,7 +85,7 @@ pub enum EconomyError {
 
 /// Aggregate state carried from tick to tick (not parameters: these are
 /// the model's own variables).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct MacroState {
     /// Policy rate in force, per year (registry or Taylor rule).
     policy_rate: f64,
@@ -108,7 +108,7 @@ struct MacroState {
 }
 
 /// Running totals of the tick being simulated, reset in Phase 1.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 struct TickTotals {
     household_consumption: Money,
     unemployed_consumption: Money,
@@ -132,7 +132,7 @@ struct TickTotals {
 }
 
 /// All agents and their balance sheets.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Economy {
     params: Params,
     rng: ChaCha8Rng,
@@ -157,7 +157,10 @@ pub struct Economy {
     gross_price: Vec<f64>,
     /// Firms gone bankrupt this tick (reused).
     bankrupt: Vec<u32>,
+    /// Reused buffers; not state, so neither checkpointed nor digested.
+    #[serde(skip)]
     scratch: telemetry::Scratch,
+    /// Derived from the state at every settlement.
     indicators: Indicators,
     tick: u64,
     /// Currency reforms so far.

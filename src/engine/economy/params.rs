@@ -7,7 +7,7 @@
 use crate::engine::{GlobalRegistry, ParamId, Rejection, ValueType};
 
 /// One handle per parameter the model reads.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub struct Params {
     /// `agents.households` (integer, start-up only).
     pub households: ParamId,

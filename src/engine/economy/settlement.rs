@@ -32,7 +32,7 @@ pub fn to_units(m: Money) -> f64 {
 /// Who holds an account. Households and firms bank at the commercial bank;
 /// the government banks at the central bank; the two banks' own accounts are
 /// their equity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Account {
     /// A household's deposit, by index.
     Household(u32),
@@ -82,7 +82,7 @@ impl Account {
 
 /// What a payment is for. Each kind has one allowed route and a declared
 /// effect on broad money, which the ΔM identity checks against the books.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[repr(u8)]
 pub enum Flow {
     /// Firm → household: net wage.
@@ -196,7 +196,7 @@ impl Flow {
 }
 
 /// Who holds a government bond.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Holder {
     /// The commercial bank, paying with reserves.
     Bank,
@@ -205,7 +205,7 @@ pub enum Holder {
 }
 
 /// One transfer order, recorded in Phases 1–6 and posted in Phase 7.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Order {
     /// A payment of `amount` from one account to another.
     Pay {
@@ -267,7 +267,7 @@ pub fn redenominated(x: Money, factor: Money) -> Money {
 }
 
 /// The commercial bank's books.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BankBooks {
     /// Reserves at the central bank (negative: an overdraft).
     pub reserves: Money,
@@ -282,7 +282,7 @@ pub struct BankBooks {
 }
 
 /// The central bank's books.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CentralBankBooks {
     /// Government bonds held.
     pub bonds: Money,
@@ -295,7 +295,7 @@ pub struct CentralBankBooks {
 }
 
 /// The government's books.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GovernmentBooks {
     /// Balance of the treasury account at the central bank.
     pub treasury: Money,
@@ -304,7 +304,7 @@ pub struct GovernmentBooks {
 }
 
 /// Every account, per agent and per sector.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Ledger {
     /// Household deposits, by household.
     pub household_deposits: Vec<Money>,
@@ -321,7 +321,7 @@ pub struct Ledger {
 }
 
 /// Sums recomputed from the per-agent accounts by [`Ledger::totals`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Totals {
     /// Σ household deposits.
     pub household_deposits: Money,
@@ -593,7 +593,7 @@ impl Ledger {
 }
 
 /// Flow totals of the last settlement, by kind.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FlowTotals {
     /// Σ payments by [`Flow`] kind.
     pub by_flow: [Money; FLOW_KINDS],
@@ -617,7 +617,7 @@ impl FlowTotals {
 }
 
 /// The ledger plus the journal of orders not yet posted.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct SettlementSystem {
     ledger: Ledger,
     journal: Vec<Order>,

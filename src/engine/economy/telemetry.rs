@@ -39,14 +39,37 @@ pub fn percentile_sorted(sorted: &[i64], p: f64) -> i64 {
 }
 
 /// Everything the snapshot reports about the economy, in currency units.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// Checkpointed (as protobuf bytes), so a resumed run's first snapshot shows
+/// the checkpoint tick's indicators rather than zeros.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Indicators {
     /// Macro indicators.
+    #[serde(with = "protobuf_bytes")]
     pub macro_: pb::MacroIndicators,
     /// Agent statistics.
+    #[serde(with = "protobuf_bytes")]
     pub agents: pb::AgentStatistics,
     /// Government and central bank.
+    #[serde(with = "protobuf_bytes")]
     pub government: pb::GovernmentIndicators,
+}
+
+/// Serde for a protobuf message as its encoded bytes (the generated serde
+/// impls speak only JSON).
+mod protobuf_bytes {
+    use prost::Message;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<M: Message, S: Serializer>(message: &M, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&message.encode_to_vec())
+    }
+
+    pub fn deserialize<'de, M: Message + Default, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<M, D::Error> {
+        let bytes = Vec::<u8>::deserialize(d)?;
+        M::decode(bytes.as_slice()).map_err(serde::de::Error::custom)
+    }
 }
 
 /// Reused buffers for the distribution statistics.

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file watchtower/v1/watchtower.proto.
  */
 export const file_watchtower_v1_watchtower: GenFile = /*@__PURE__*/
-  fileDesc("Ch53YXRjaHRvd2VyL3YxL3dhdGNodG93ZXIucHJvdG8SDXdhdGNodG93ZXIudjEiDwoNV2hvQW1JUmVxdWVzdCJGCg5XaG9BbUlSZXNwb25zZRIRCglwcmluY2lwYWwYASABKAkSIQoEcm9sZRgCIAEoDjITLndhdGNodG93ZXIudjEuUm9sZSIXChVHZXRTZXJ2ZXJTdGF0c1JlcXVlc3QioAEKFkdldFNlcnZlclN0YXRzUmVzcG9uc2USGgoSYWN0aXZlX3N1YnNjcmliZXJzGAEgASgEEh0KFXdlYnNvY2tldF9jb25uZWN0aW9ucxgCIAEoBBIZChFzbmFwc2hvdHNfZW5jb2RlZBgDIAEoBBIbChNzbmFwc2hvdHNfZGVsaXZlcmVkGAQgASgEEhMKC2xhdGVzdF90aWNrGAUgASgEIkEKE0FwcGx5Q29tbWFuZFJlcXVlc3QSKgoHY29tbWFuZBgBIAEoCzIZLndhdGNodG93ZXIudjEuR29kQ29tbWFuZCJEChRBcHBseUNvbW1hbmRSZXNwb25zZRIsCghyZXNwb25zZRgBIAEoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2UiQQoZU3Vic2NyaWJlVGVsZW1ldHJ5UmVxdWVzdBITCgtpbnRlcnZhbF9tcxgBIAEoDRIPCgdoaXN0b3J5GAIgASgNIlEKGlN1YnNjcmliZVRlbGVtZXRyeVJlc3BvbnNlEjMKCHNuYXBzaG90GAEgASgLMiEud2F0Y2h0b3dlci52MS5XYXRjaHRvd2VyU25hcHNob3QiFwoVTGlzdFBhcmFtZXRlcnNSZXF1ZXN0IkoKFkxpc3RQYXJhbWV0ZXJzUmVzcG9uc2USMAoKcGFyYW1ldGVycxgBIAMoCzIcLndhdGNodG93ZXIudjEuUGFyYW1ldGVyU3BlYyJjCgpHb2RDb21tYW5kEgoKAmlkGAEgASgJEgsKA2tleRgCIAEoCRIsCgV2YWx1ZRgDIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSDgoGcmVhc29uGAQgASgJIk0KDlBhcmFtZXRlclZhbHVlEhAKBm51bWJlchgBIAEoAUgAEhEKB2ludGVnZXIYAiABKANIABIOCgRmbGFnGAMgASgISABCBgoEa2luZCK+AgoLR29kUmVzcG9uc2USEgoKY29tbWFuZF9pZBgBIAEoCRIPCgdzdWNjZXNzGAIgASgIEg0KBWVycm9yGAMgASgJEhQKDGFwcGxpZWRfdGljaxgEIAEoBBIwCglvbGRfdmFsdWUYBSABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEjAKCW5ld192YWx1ZRgGIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSCwoDa2V5GAcgASgJEg4KBnJlYXNvbhgIIAEoCRINCgVmaWVsZBgJIAEoCRIPCgdhbGxvd2VkGAogASgJEjEKCXJlamVjdGlvbhgLIAEoDjIeLndhdGNodG93ZXIudjEuUmVqZWN0aW9uUmVhc29uEhEKCXByaW5jaXBhbBgMIAEoCSLQAgoNUGFyYW1ldGVyU3BlYxILCgNrZXkYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSDAoEdW5pdBgDIAEoCRIsCgp2YWx1ZV90eXBlGAQgASgOMhgud2F0Y2h0b3dlci52MS5WYWx1ZVR5cGUSKgoDbWluGAUgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIqCgNtYXgYBiABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEjQKDWRlZmF1bHRfdmFsdWUYByABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEjQKDWN1cnJlbnRfdmFsdWUYCCABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEg8KB211dGFibGUYCSABKAgSDAoEc3RlcBgKIAEoASLNAwoSV2F0Y2h0b3dlclNuYXBzaG90EgwKBHRpY2sYASABKAQSGwoTY2FwdHVyZWRfYXRfdW5peF9tcxgCIAEoAxItCgVtYWNybxgDIAEoCzIeLndhdGNodG93ZXIudjEuTWFjcm9JbmRpY2F0b3JzEi4KBmFnZW50cxgEIAEoCzIeLndhdGNodG93ZXIudjEuQWdlbnRTdGF0aXN0aWNzEjcKCmdvdmVybm1lbnQYBSABKAsyIy53YXRjaHRvd2VyLnYxLkdvdmVybm1lbnRJbmRpY2F0b3JzEi8KBmVuZ2luZRgGIAEoCzIfLndhdGNodG93ZXIudjEuRW5naW5lU3RhdGlzdGljcxJFCgpwYXJhbWV0ZXJzGAcgAygLMjEud2F0Y2h0b3dlci52MS5XYXRjaHRvd2VyU25hcHNob3QuUGFyYW1ldGVyc0VudHJ5EioKBWF1ZGl0GAggASgLMhsud2F0Y2h0b3dlci52MS5BdWRpdFN1bW1hcnkaUAoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRIsCgV2YWx1ZRgCIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWU6AjgBIqMCCg9NYWNyb0luZGljYXRvcnMSEwoLbm9taW5hbF9nZHAYASABKAESEAoIcmVhbF9nZHAYAiABKAESFwoPcmVhbF9nZHBfZ3Jvd3RoGAMgASgBEhMKC3ByaWNlX2xldmVsGAQgASgBEhEKCWluZmxhdGlvbhgFIAEoARIZChF1bmVtcGxveW1lbnRfcmF0ZRgGIAEoARIUCgxhdmVyYWdlX3dhZ2UYByABKAESFAoMbW9uZXlfc3VwcGx5GAggASgBEhIKCmJhbmtfbG9hbnMYCSABKAESHQoVaG91c2Vob2xkX2NvbnN1bXB0aW9uGAogASgBEhMKC25ld19sZW5kaW5nGAsgASgBEhkKEWluZmxhdGlvbl8xMl90aWNrGAwgASgBIqcCCg9BZ2VudFN0YXRpc3RpY3MSEgoKaG91c2Vob2xkcxgBIAEoBBIQCghlbXBsb3llZBgCIAEoBBINCgVmaXJtcxgDIAEoBBIUCgxiYW5rcnVwdGNpZXMYBCABKAQSGgoSYmFua3J1cHRjaWVzX3RvdGFsGAUgASgEEhMKC3dlYWx0aF9naW5pGAYgASgBEhMKC2luY29tZV9naW5pGAcgASgBEhIKCndlYWx0aF9wMTAYCCABKAESEgoKd2VhbHRoX3A1MBgJIAEoARISCgp3ZWFsdGhfcDkwGAogASgBEhIKCndlYWx0aF9wOTkYCyABKAESHgoWdW5lbXBsb3llZF9jb25zdW1wdGlvbhgMIAEoARITCgtpbnZlbnRvcmllcxgNIAEoASK8AQoUR292ZXJubWVudEluZGljYXRvcnMSEwoLdGF4X3JldmVudWUYASABKAESEAoIc3BlbmRpbmcYAiABKAESDwoHZGVmaWNpdBgDIAEoARIMCgRkZWJ0GAQgASgBEhMKC3BvbGljeV9yYXRlGAUgASgBEhEKCXRyYW5zZmVycxgGIAEoARISCgppbmNvbWVfdGF4GAcgASgBEhUKDWNvcnBvcmF0ZV90YXgYCCABKAESCwoDdmF0GAkgASgBIrMBChBFbmdpbmVTdGF0aXN0aWNzEhQKDG1lYXN1cmVkX3RwcxgBIAEoARIdChVsYXN0X3RpY2tfZHVyYXRpb25fdXMYAiABKAESEwoLcXVldWVfZGVwdGgYAyABKAQSGAoQY29tbWFuZHNfYXBwbGllZBgEIAEoBBIZChFjb21tYW5kc19yZWplY3RlZBgFIAEoBBISCgp0YXJnZXRfdHBzGAYgASgBEgwKBHNlZWQYByABKAQiSQoMQXVkaXRTdW1tYXJ5Eg0KBXRvdGFsGAEgASgEEioKBnJlY2VudBgCIAMoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2UitwEKFldlYlNvY2tldENsaWVudE1lc3NhZ2USLAoHY29tbWFuZBgBIAEoCzIZLndhdGNodG93ZXIudjEuR29kQ29tbWFuZEgAEjYKCXN1YnNjcmliZRgCIAEoCzIhLndhdGNodG93ZXIudjEuV2ViU29ja2V0U3Vic2NyaWJlSAASLAoEYXV0aBgDIAEoCzIcLndhdGNodG93ZXIudjEuV2ViU29ja2V0QXV0aEgAQgkKB21lc3NhZ2UiHgoNV2ViU29ja2V0QXV0aBINCgV0b2tlbhgBIAEoCSIpChJXZWJTb2NrZXRTdWJzY3JpYmUSEwoLaW50ZXJ2YWxfbXMYASABKA0i7AEKFldlYlNvY2tldFNlcnZlck1lc3NhZ2USLgoIcmVzcG9uc2UYASABKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlSAASNQoIc25hcHNob3QYAiABKAsyIS53YXRjaHRvd2VyLnYxLldhdGNodG93ZXJTbmFwc2hvdEgAEi4KBWVycm9yGAMgASgLMh0ud2F0Y2h0b3dlci52MS5XZWJTb2NrZXRFcnJvckgAEjAKB3Nlc3Npb24YBCABKAsyHS53YXRjaHRvd2VyLnYxLldob0FtSVJlc3BvbnNlSABCCQoHbWVzc2FnZSJSCg5XZWJTb2NrZXRFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEgoKY29tbWFuZF9pZBgDIAEoCRINCgVmaWVsZBgEIAEoCSpCCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIRCg1ST0xFX09CU0VSVkVSEAESEQoNUk9MRV9PUEVSQVRPUhACKrwCCg9SZWplY3Rpb25SZWFzb24SIAocUkVKRUNUSU9OX1JFQVNPTl9VTlNQRUNJRklFRBAAEiAKHFJFSkVDVElPTl9SRUFTT05fVU5LTk9XTl9LRVkQARIiCh5SRUpFQ1RJT05fUkVBU09OX01JU1NJTkdfVkFMVUUQAhIfChtSRUpFQ1RJT05fUkVBU09OX1dST05HX1RZUEUQAxIfChtSRUpFQ1RJT05fUkVBU09OX05PVF9GSU5JVEUQBBIhCh1SRUpFQ1RJT05fUkVBU09OX09VVF9PRl9SQU5HRRAFEh4KGlJFSkVDVElPTl9SRUFTT05fSU1NVVRBQkxFEAYSHAoYUkVKRUNUSU9OX1JFQVNPTl9FWFBJUkVEEAcSHgoaUkVKRUNUSU9OX1JFQVNPTl9DQU5DRUxMRUQQCCprCglWYWx1ZVR5cGUSGgoWVkFMVUVfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVZBTFVFX1RZUEVfTlVNQkVSEAESFgoSVkFMVUVfVFlQRV9JTlRFR0VSEAISEwoPVkFMVUVfVFlQRV9GTEFHEAMy3gMKEVdhdGNodG93ZXJTZXJ2aWNlElcKDEFwcGx5Q29tbWFuZBIiLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVxdWVzdBojLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVzcG9uc2USawoSU3Vic2NyaWJlVGVsZW1ldHJ5Eigud2F0Y2h0b3dlci52MS5TdWJzY3JpYmVUZWxlbWV0cnlSZXF1ZXN0Gikud2F0Y2h0b3dlci52MS5TdWJzY3JpYmVUZWxlbWV0cnlSZXNwb25zZTABEl0KDkxpc3RQYXJhbWV0ZXJzEiQud2F0Y2h0b3dlci52MS5MaXN0UGFyYW1ldGVyc1JlcXVlc3QaJS53YXRjaHRvd2VyLnYxLkxpc3RQYXJhbWV0ZXJzUmVzcG9uc2USXQoOR2V0U2VydmVyU3RhdHMSJC53YXRjaHRvd2VyLnYxLkdldFNlcnZlclN0YXRzUmVxdWVzdBolLndhdGNodG93ZXIudjEuR2V0U2VydmVyU3RhdHNSZXNwb25zZRJFCgZXaG9BbUkSHC53YXRjaHRvd2VyLnYxLldob0FtSVJlcXVlc3QaHS53YXRjaHRvd2VyLnYxLldob0FtSVJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Ch53YXRjaHRvd2VyL3YxL3dhdGNodG93ZXIucHJvdG8SDXdhdGNodG93ZXIudjEiDwoNV2hvQW1JUmVxdWVzdCJGCg5XaG9BbUlSZXNwb25zZRIRCglwcmluY2lwYWwYASABKAkSIQoEcm9sZRgCIAEoDjITLndhdGNodG93ZXIudjEuUm9sZSJxChdMaXN0QXVkaXRFbnRyaWVzUmVxdWVzdBILCgNrZXkYASABKAkSEQoJZnJvbV90aWNrGAIgASgEEg8KB3RvX3RpY2sYAyABKAQSEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiYAoYTGlzdEF1ZGl0RW50cmllc1Jlc3BvbnNlEisKB2VudHJpZXMYASADKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIXChVHZXRTZXJ2ZXJTdGF0c1JlcXVlc3QisAEKFkdldFNlcnZlclN0YXRzUmVzcG9uc2USGgoSYWN0aXZlX3N1YnNjcmliZXJzGAEgASgEEh0KFXdlYnNvY2tldF9jb25uZWN0aW9ucxgCIAEoBBIZChFzbmFwc2hvdHNfZW5jb2RlZBgDIAEoBBIbChNzbmFwc2hvdHNfZGVsaXZlcmVkGAQgASgEEhMKC2xhdGVzdF90aWNrGAUgASgEEg4KBnJ1bl9pZBgGIAEoCSJBChNBcHBseUNvbW1hbmRSZXF1ZXN0EioKB2NvbW1hbmQYASABKAsyGS53YXRjaHRvd2VyLnYxLkdvZENvbW1hbmQiRAoUQXBwbHlDb21tYW5kUmVzcG9uc2USLAoIcmVzcG9uc2UYASABKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlIkEKGVN1YnNjcmliZVRlbGVtZXRyeVJlcXVlc3QSEwoLaW50ZXJ2YWxfbXMYASABKA0SDwoHaGlzdG9yeRgCIAEoDSJRChpTdWJzY3JpYmVUZWxlbWV0cnlSZXNwb25zZRIzCghzbmFwc2hvdBgBIAEoCzIhLndhdGNodG93ZXIudjEuV2F0Y2h0b3dlclNuYXBzaG90IhcKFUxpc3RQYXJhbWV0ZXJzUmVxdWVzdCJKChZMaXN0UGFyYW1ldGVyc1Jlc3BvbnNlEjAKCnBhcmFtZXRlcnMYASADKAsyHC53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclNwZWMiYwoKR29kQ29tbWFuZBIKCgJpZBgBIAEoCRILCgNrZXkYAiABKAkSLAoFdmFsdWUYAyABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEg4KBnJlYXNvbhgEIAEoCSJNCg5QYXJhbWV0ZXJWYWx1ZRIQCgZudW1iZXIYASABKAFIABIRCgdpbnRlZ2VyGAIgASgDSAASDgoEZmxhZxgDIAEoCEgAQgYKBGtpbmQivgIKC0dvZFJlc3BvbnNlEhIKCmNvbW1hbmRfaWQYASABKAkSDwoHc3VjY2VzcxgCIAEoCBINCgVlcnJvchgDIAEoCRIUCgxhcHBsaWVkX3RpY2sYBCABKAQSMAoJb2xkX3ZhbHVlGAUgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIwCgluZXdfdmFsdWUYBiABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEgsKA2tleRgHIAEoCRIOCgZyZWFzb24YCCABKAkSDQoFZmllbGQYCSABKAkSDwoHYWxsb3dlZBgKIAEoCRIxCglyZWplY3Rpb24YCyABKA4yHi53YXRjaHRvd2VyLnYxLlJlamVjdGlvblJlYXNvbhIRCglwcmluY2lwYWwYDCABKAki0AIKDVBhcmFtZXRlclNwZWMSCwoDa2V5GAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEgwKBHVuaXQYAyABKAkSLAoKdmFsdWVfdHlwZRgEIAEoDjIYLndhdGNodG93ZXIudjEuVmFsdWVUeXBlEioKA21pbhgFIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSKgoDbWF4GAYgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRI0Cg1kZWZhdWx0X3ZhbHVlGAcgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRI0Cg1jdXJyZW50X3ZhbHVlGAggASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIPCgdtdXRhYmxlGAkgASgIEgwKBHN0ZXAYCiABKAEi8wMKEldhdGNodG93ZXJTbmFwc2hvdBIMCgR0aWNrGAEgASgEEhsKE2NhcHR1cmVkX2F0X3VuaXhfbXMYAiABKAMSLQoFbWFjcm8YAyABKAsyHi53YXRjaHRvd2VyLnYxLk1hY3JvSW5kaWNhdG9ycxIuCgZhZ2VudHMYBCABKAsyHi53YXRjaHRvd2VyLnYxLkFnZW50U3RhdGlzdGljcxI3Cgpnb3Zlcm5tZW50GAUgASgLMiMud2F0Y2h0b3dlci52MS5Hb3Zlcm5tZW50SW5kaWNhdG9ycxIvCgZlbmdpbmUYBiABKAsyHy53YXRjaHRvd2VyLnYxLkVuZ2luZVN0YXRpc3RpY3MSRQoKcGFyYW1ldGVycxgHIAMoCzIxLndhdGNodG93ZXIudjEuV2F0Y2h0b3dlclNuYXBzaG90LlBhcmFtZXRlcnNFbnRyeRIqCgVhdWRpdBgIIAEoCzIbLndhdGNodG93ZXIudjEuQXVkaXRTdW1tYXJ5Eg4KBnJ1bl9pZBgJIAEoCRIUCgxzdGF0ZV9kaWdlc3QYCiABKAQaUAoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRIsCgV2YWx1ZRgCIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWU6AjgBIqMCCg9NYWNyb0luZGljYXRvcnMSEwoLbm9taW5hbF9nZHAYASABKAESEAoIcmVhbF9nZHAYAiABKAESFwoPcmVhbF9nZHBfZ3Jvd3RoGAMgASgBEhMKC3ByaWNlX2xldmVsGAQgASgBEhEKCWluZmxhdGlvbhgFIAEoARIZChF1bmVtcGxveW1lbnRfcmF0ZRgGIAEoARIUCgxhdmVyYWdlX3dhZ2UYByABKAESFAoMbW9uZXlfc3VwcGx5GAggASgBEhIKCmJhbmtfbG9hbnMYCSABKAESHQoVaG91c2Vob2xkX2NvbnN1bXB0aW9uGAogASgBEhMKC25ld19sZW5kaW5nGAsgASgBEhkKEWluZmxhdGlvbl8xMl90aWNrGAwgASgBIqcCCg9BZ2VudFN0YXRpc3RpY3MSEgoKaG91c2Vob2xkcxgBIAEoBBIQCghlbXBsb3llZBgCIAEoBBINCgVmaXJtcxgDIAEoBBIUCgxiYW5rcnVwdGNpZXMYBCABKAQSGgoSYmFua3J1cHRjaWVzX3RvdGFsGAUgASgEEhMKC3dlYWx0aF9naW5pGAYgASgBEhMKC2luY29tZV9naW5pGAcgASgBEhIKCndlYWx0aF9wMTAYCCABKAESEgoKd2VhbHRoX3A1MBgJIAEoARISCgp3ZWFsdGhfcDkwGAogASgBEhIKCndlYWx0aF9wOTkYCyABKAESHgoWdW5lbXBsb3llZF9jb25zdW1wdGlvbhgMIAEoARITCgtpbnZlbnRvcmllcxgNIAEoASK8AQoUR292ZXJubWVudEluZGljYXRvcnMSEwoLdGF4X3JldmVudWUYASABKAESEAoIc3BlbmRpbmcYAiABKAESDwoHZGVmaWNpdBgDIAEoARIMCgRkZWJ0GAQgASgBEhMKC3BvbGljeV9yYXRlGAUgASgBEhEKCXRyYW5zZmVycxgGIAEoARISCgppbmNvbWVfdGF4GAcgASgBEhUKDWNvcnBvcmF0ZV90YXgYCCABKAESCwoDdmF0GAkgASgBIrMBChBFbmdpbmVTdGF0aXN0aWNzEhQKDG1lYXN1cmVkX3RwcxgBIAEoARIdChVsYXN0X3RpY2tfZHVyYXRpb25fdXMYAiABKAESEwoLcXVldWVfZGVwdGgYAyABKAQSGAoQY29tbWFuZHNfYXBwbGllZBgEIAEoBBIZChFjb21tYW5kc19yZWplY3RlZBgFIAEoBBISCgp0YXJnZXRfdHBzGAYgASgBEgwKBHNlZWQYByABKAQiSQoMQXVkaXRTdW1tYXJ5Eg0KBXRvdGFsGAEgASgEEioKBnJlY2VudBgCIAMoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2UitwEKFldlYlNvY2tldENsaWVudE1lc3NhZ2USLAoHY29tbWFuZBgBIAEoCzIZLndhdGNodG93ZXIudjEuR29kQ29tbWFuZEgAEjYKCXN1YnNjcmliZRgCIAEoCzIhLndhdGNodG93ZXIudjEuV2ViU29ja2V0U3Vic2NyaWJlSAASLAoEYXV0aBgDIAEoCzIcLndhdGNodG93ZXIudjEuV2ViU29ja2V0QXV0aEgAQgkKB21lc3NhZ2UiHgoNV2ViU29ja2V0QXV0aBINCgV0b2tlbhgBIAEoCSIpChJXZWJTb2NrZXRTdWJzY3JpYmUSEwoLaW50ZXJ2YWxfbXMYASABKA0i7AEKFldlYlNvY2tldFNlcnZlck1lc3NhZ2USLgoIcmVzcG9uc2UYASABKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlSAASNQoIc25hcHNob3QYAiABKAsyIS53YXRjaHRvd2VyLnYxLldhdGNodG93ZXJTbmFwc2hvdEgAEi4KBWVycm9yGAMgASgLMh0ud2F0Y2h0b3dlci52MS5XZWJTb2NrZXRFcnJvckgAEjAKB3Nlc3Npb24YBCABKAsyHS53YXRjaHRvd2VyLnYxLldob0FtSVJlc3BvbnNlSABCCQoHbWVzc2FnZSJSCg5XZWJTb2NrZXRFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEgoKY29tbWFuZF9pZBgDIAEoCRINCgVmaWVsZBgEIAEoCSpCCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIRCg1ST0xFX09CU0VSVkVSEAESEQoNUk9MRV9PUEVSQVRPUhACKrwCCg9SZWplY3Rpb25SZWFzb24SIAocUkVKRUNUSU9OX1JFQVNPTl9VTlNQRUNJRklFRBAAEiAKHFJFSkVDVElPTl9SRUFTT05fVU5LTk9XTl9LRVkQARIiCh5SRUpFQ1RJT05fUkVBU09OX01JU1NJTkdfVkFMVUUQAhIfChtSRUpFQ1RJT05fUkVBU09OX1dST05HX1RZUEUQAxIfChtSRUpFQ1RJT05fUkVBU09OX05PVF9GSU5JVEUQBBIhCh1SRUpFQ1RJT05fUkVBU09OX09VVF9PRl9SQU5HRRAFEh4KGlJFSkVDVElPTl9SRUFTT05fSU1NVVRBQkxFEAYSHAoYUkVKRUNUSU9OX1JFQVNPTl9FWFBJUkVEEAcSHgoaUkVKRUNUSU9OX1JFQVNPTl9DQU5DRUxMRUQQCCprCglWYWx1ZVR5cGUSGgoWVkFMVUVfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVZBTFVFX1RZUEVfTlVNQkVSEAESFgoSVkFMVUVfVFlQRV9JTlRFR0VSEAISEwoPVkFMVUVfVFlQRV9GTEFHEAMywwQKEVdhdGNodG93ZXJTZXJ2aWNlElcKDEFwcGx5Q29tbWFuZBIiLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVxdWVzdBojLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVzcG9uc2USawoSU3Vic2NyaWJlVGVsZW1ldHJ5Eigud2F0Y2h0b3dlci52MS5TdWJzY3JpYmVUZWxlbWV0cnlSZXF1ZXN0Gikud2F0Y2h0b3dlci52MS5TdWJzY3JpYmVUZWxlbWV0cnlSZXNwb25zZTABEl0KDkxpc3RQYXJhbWV0ZXJzEiQud2F0Y2h0b3dlci52MS5MaXN0UGFyYW1ldGVyc1JlcXVlc3QaJS53YXRjaHRvd2VyLnYxLkxpc3RQYXJhbWV0ZXJzUmVzcG9uc2USXQoOR2V0U2VydmVyU3RhdHMSJC53YXRjaHRvd2VyLnYxLkdldFNlcnZlclN0YXRzUmVxdWVzdBolLndhdGNodG93ZXIudjEuR2V0U2VydmVyU3RhdHNSZXNwb25zZRJFCgZXaG9BbUkSHC53YXRjaHRvd2VyLnYxLldob0FtSVJlcXVlc3QaHS53YXRjaHRvd2VyLnYxLldob0FtSVJlc3BvbnNlEmMKEExpc3RBdWRpdEVudHJpZXMSJi53YXRjaHRvd2VyLnYxLkxpc3RBdWRpdEVudHJpZXNSZXF1ZXN0Gicud2F0Y2h0b3dlci52MS5MaXN0QXVkaXRFbnRyaWVzUmVzcG9uc2ViBnByb3RvMw");
 
 /**
  * WhoAmIRequest asks who the caller is. It has no fields.
@@ -57,6 +57,84 @@ export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
   messageDesc(file_watchtower_v1_watchtower, 1);
 
 /**
+ * ListAuditEntriesRequest selects a page of the audit log.
+ *
+ * @generated from message watchtower.v1.ListAuditEntriesRequest
+ */
+export type ListAuditEntriesRequest = Message<"watchtower.v1.ListAuditEntriesRequest"> & {
+  /**
+   * Only entries for this parameter key; empty means every key.
+   *
+   * @generated from field: string key = 1;
+   */
+  key: string;
+
+  /**
+   * Only entries applied at this tick or later.
+   *
+   * @generated from field: uint64 from_tick = 2;
+   */
+  fromTick: bigint;
+
+  /**
+   * Only entries applied at this tick or earlier; 0 means no upper bound.
+   *
+   * @generated from field: uint64 to_tick = 3;
+   */
+  toTick: bigint;
+
+  /**
+   * Most entries in the page: 0 means 100; at most 1000.
+   *
+   * @generated from field: uint32 page_size = 4;
+   */
+  pageSize: number;
+
+  /**
+   * The next_page_token of the previous page; empty for the first page.
+   *
+   * @generated from field: string page_token = 5;
+   */
+  pageToken: string;
+};
+
+/**
+ * Describes the message watchtower.v1.ListAuditEntriesRequest.
+ * Use `create(ListAuditEntriesRequestSchema)` to create a new message.
+ */
+export const ListAuditEntriesRequestSchema: GenMessage<ListAuditEntriesRequest> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 2);
+
+/**
+ * ListAuditEntriesResponse is one page of the audit log, oldest first.
+ *
+ * @generated from message watchtower.v1.ListAuditEntriesResponse
+ */
+export type ListAuditEntriesResponse = Message<"watchtower.v1.ListAuditEntriesResponse"> & {
+  /**
+   * The entries, oldest first.
+   *
+   * @generated from field: repeated watchtower.v1.GodResponse entries = 1;
+   */
+  entries: GodResponse[];
+
+  /**
+   * Pass as page_token to get the next page; empty when this is the last
+   * page so far (entries appended later start a new page at that token).
+   *
+   * @generated from field: string next_page_token = 2;
+   */
+  nextPageToken: string;
+};
+
+/**
+ * Describes the message watchtower.v1.ListAuditEntriesResponse.
+ * Use `create(ListAuditEntriesResponseSchema)` to create a new message.
+ */
+export const ListAuditEntriesResponseSchema: GenMessage<ListAuditEntriesResponse> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 3);
+
+/**
  * GetServerStatsRequest asks for the server's counters. It has no fields.
  *
  * @generated from message watchtower.v1.GetServerStatsRequest
@@ -69,7 +147,7 @@ export type GetServerStatsRequest = Message<"watchtower.v1.GetServerStatsRequest
  * Use `create(GetServerStatsRequestSchema)` to create a new message.
  */
 export const GetServerStatsRequestSchema: GenMessage<GetServerStatsRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 2);
+  messageDesc(file_watchtower_v1_watchtower, 4);
 
 /**
  * GetServerStatsResponse holds the server's counters since start.
@@ -111,6 +189,14 @@ export type GetServerStatsResponse = Message<"watchtower.v1.GetServerStatsRespon
    * @generated from field: uint64 latest_tick = 5;
    */
   latestTick: bigint;
+
+  /**
+   * The id of the recorded run (its directory under --data-dir); empty with
+   * `--data-dir off`.
+   *
+   * @generated from field: string run_id = 6;
+   */
+  runId: string;
 };
 
 /**
@@ -118,7 +204,7 @@ export type GetServerStatsResponse = Message<"watchtower.v1.GetServerStatsRespon
  * Use `create(GetServerStatsResponseSchema)` to create a new message.
  */
 export const GetServerStatsResponseSchema: GenMessage<GetServerStatsResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 3);
+  messageDesc(file_watchtower_v1_watchtower, 5);
 
 /**
  * ApplyCommandRequest carries one god-mode command.
@@ -139,7 +225,7 @@ export type ApplyCommandRequest = Message<"watchtower.v1.ApplyCommandRequest"> &
  * Use `create(ApplyCommandRequestSchema)` to create a new message.
  */
 export const ApplyCommandRequestSchema: GenMessage<ApplyCommandRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 4);
+  messageDesc(file_watchtower_v1_watchtower, 6);
 
 /**
  * ApplyCommandResponse carries the engine's verdict on the command.
@@ -160,7 +246,7 @@ export type ApplyCommandResponse = Message<"watchtower.v1.ApplyCommandResponse">
  * Use `create(ApplyCommandResponseSchema)` to create a new message.
  */
 export const ApplyCommandResponseSchema: GenMessage<ApplyCommandResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 5);
+  messageDesc(file_watchtower_v1_watchtower, 7);
 
 /**
  * SubscribeTelemetryRequest opens a telemetry stream.
@@ -191,7 +277,7 @@ export type SubscribeTelemetryRequest = Message<"watchtower.v1.SubscribeTelemetr
  * Use `create(SubscribeTelemetryRequestSchema)` to create a new message.
  */
 export const SubscribeTelemetryRequestSchema: GenMessage<SubscribeTelemetryRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 6);
+  messageDesc(file_watchtower_v1_watchtower, 8);
 
 /**
  * SubscribeTelemetryResponse carries one snapshot.
@@ -212,7 +298,7 @@ export type SubscribeTelemetryResponse = Message<"watchtower.v1.SubscribeTelemet
  * Use `create(SubscribeTelemetryResponseSchema)` to create a new message.
  */
 export const SubscribeTelemetryResponseSchema: GenMessage<SubscribeTelemetryResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 7);
+  messageDesc(file_watchtower_v1_watchtower, 9);
 
 /**
  * ListParametersRequest asks for the parameter catalogue. It has no fields.
@@ -227,7 +313,7 @@ export type ListParametersRequest = Message<"watchtower.v1.ListParametersRequest
  * Use `create(ListParametersRequestSchema)` to create a new message.
  */
 export const ListParametersRequestSchema: GenMessage<ListParametersRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 8);
+  messageDesc(file_watchtower_v1_watchtower, 10);
 
 /**
  * ListParametersResponse is the parameter catalogue, sorted by key.
@@ -248,7 +334,7 @@ export type ListParametersResponse = Message<"watchtower.v1.ListParametersRespon
  * Use `create(ListParametersResponseSchema)` to create a new message.
  */
 export const ListParametersResponseSchema: GenMessage<ListParametersResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 9);
+  messageDesc(file_watchtower_v1_watchtower, 11);
 
 /**
  * GodCommand asks the engine to set one parameter (the spec's GodCommandDTO).
@@ -292,7 +378,7 @@ export type GodCommand = Message<"watchtower.v1.GodCommand"> & {
  * Use `create(GodCommandSchema)` to create a new message.
  */
 export const GodCommandSchema: GenMessage<GodCommand> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 10);
+  messageDesc(file_watchtower_v1_watchtower, 12);
 
 /**
  * ParameterValue is a typed parameter value.
@@ -337,7 +423,7 @@ export type ParameterValue = Message<"watchtower.v1.ParameterValue"> & {
  * Use `create(ParameterValueSchema)` to create a new message.
  */
 export const ParameterValueSchema: GenMessage<ParameterValue> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 11);
+  messageDesc(file_watchtower_v1_watchtower, 13);
 
 /**
  * GodResponse is the engine's record of one command (the spec's GodResponseDTO).
@@ -438,7 +524,7 @@ export type GodResponse = Message<"watchtower.v1.GodResponse"> & {
  * Use `create(GodResponseSchema)` to create a new message.
  */
 export const GodResponseSchema: GenMessage<GodResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 12);
+  messageDesc(file_watchtower_v1_watchtower, 14);
 
 /**
  * ParameterSpec describes one parameter of the GlobalRegistry.
@@ -522,7 +608,7 @@ export type ParameterSpec = Message<"watchtower.v1.ParameterSpec"> & {
  * Use `create(ParameterSpecSchema)` to create a new message.
  */
 export const ParameterSpecSchema: GenMessage<ParameterSpec> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 13);
+  messageDesc(file_watchtower_v1_watchtower, 15);
 
 /**
  * WatchtowerSnapshot is an immutable view of the engine after one tick's
@@ -586,6 +672,22 @@ export type WatchtowerSnapshot = Message<"watchtower.v1.WatchtowerSnapshot"> & {
    * @generated from field: watchtower.v1.AuditSummary audit = 8;
    */
   audit?: AuditSummary | undefined;
+
+  /**
+   * The id of the recorded run; empty with `--data-dir off`.
+   *
+   * @generated from field: string run_id = 9;
+   */
+  runId: string;
+
+  /**
+   * A 64-bit hash (XXH3) of the engine state after this tick's settlement:
+   * the tick, every parameter and the whole economy. Two runs with the same
+   * seed, parameters and commands at the same ticks have equal digests.
+   *
+   * @generated from field: uint64 state_digest = 10;
+   */
+  stateDigest: bigint;
 };
 
 /**
@@ -593,7 +695,7 @@ export type WatchtowerSnapshot = Message<"watchtower.v1.WatchtowerSnapshot"> & {
  * Use `create(WatchtowerSnapshotSchema)` to create a new message.
  */
 export const WatchtowerSnapshotSchema: GenMessage<WatchtowerSnapshot> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 14);
+  messageDesc(file_watchtower_v1_watchtower, 16);
 
 /**
  * MacroIndicators are the economy-wide flows and prices of the last tick.
@@ -691,7 +793,7 @@ export type MacroIndicators = Message<"watchtower.v1.MacroIndicators"> & {
  * Use `create(MacroIndicatorsSchema)` to create a new message.
  */
 export const MacroIndicatorsSchema: GenMessage<MacroIndicators> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 15);
+  messageDesc(file_watchtower_v1_watchtower, 17);
 
 /**
  * AgentStatistics summarises households and firms.
@@ -796,7 +898,7 @@ export type AgentStatistics = Message<"watchtower.v1.AgentStatistics"> & {
  * Use `create(AgentStatisticsSchema)` to create a new message.
  */
 export const AgentStatisticsSchema: GenMessage<AgentStatistics> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 16);
+  messageDesc(file_watchtower_v1_watchtower, 18);
 
 /**
  * GovernmentIndicators covers the government and the central bank.
@@ -873,7 +975,7 @@ export type GovernmentIndicators = Message<"watchtower.v1.GovernmentIndicators">
  * Use `create(GovernmentIndicatorsSchema)` to create a new message.
  */
 export const GovernmentIndicatorsSchema: GenMessage<GovernmentIndicators> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 17);
+  messageDesc(file_watchtower_v1_watchtower, 19);
 
 /**
  * EngineStatistics describes the engine thread itself.
@@ -936,7 +1038,7 @@ export type EngineStatistics = Message<"watchtower.v1.EngineStatistics"> & {
  * Use `create(EngineStatisticsSchema)` to create a new message.
  */
 export const EngineStatisticsSchema: GenMessage<EngineStatistics> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 18);
+  messageDesc(file_watchtower_v1_watchtower, 20);
 
 /**
  * AuditSummary is the tail of the engine's audit log.
@@ -964,7 +1066,7 @@ export type AuditSummary = Message<"watchtower.v1.AuditSummary"> & {
  * Use `create(AuditSummarySchema)` to create a new message.
  */
 export const AuditSummarySchema: GenMessage<AuditSummary> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 19);
+  messageDesc(file_watchtower_v1_watchtower, 21);
 
 /**
  * WebSocketClientMessage is one JSON text frame from a legacy WebSocket client
@@ -1012,7 +1114,7 @@ export type WebSocketClientMessage = Message<"watchtower.v1.WebSocketClientMessa
  * Use `create(WebSocketClientMessageSchema)` to create a new message.
  */
 export const WebSocketClientMessageSchema: GenMessage<WebSocketClientMessage> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 20);
+  messageDesc(file_watchtower_v1_watchtower, 22);
 
 /**
  * WebSocketAuth presents a bearer token on a WebSocket connection.
@@ -1033,7 +1135,7 @@ export type WebSocketAuth = Message<"watchtower.v1.WebSocketAuth"> & {
  * Use `create(WebSocketAuthSchema)` to create a new message.
  */
 export const WebSocketAuthSchema: GenMessage<WebSocketAuth> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 21);
+  messageDesc(file_watchtower_v1_watchtower, 23);
 
 /**
  * WebSocketSubscribe changes the telemetry interval of one connection.
@@ -1055,7 +1157,7 @@ export type WebSocketSubscribe = Message<"watchtower.v1.WebSocketSubscribe"> & {
  * Use `create(WebSocketSubscribeSchema)` to create a new message.
  */
 export const WebSocketSubscribeSchema: GenMessage<WebSocketSubscribe> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 22);
+  messageDesc(file_watchtower_v1_watchtower, 24);
 
 /**
  * WebSocketServerMessage is one JSON text frame to a legacy WebSocket client.
@@ -1108,7 +1210,7 @@ export type WebSocketServerMessage = Message<"watchtower.v1.WebSocketServerMessa
  * Use `create(WebSocketServerMessageSchema)` to create a new message.
  */
 export const WebSocketServerMessageSchema: GenMessage<WebSocketServerMessage> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 23);
+  messageDesc(file_watchtower_v1_watchtower, 25);
 
 /**
  * WebSocketError explains why a client frame was refused.
@@ -1152,7 +1254,7 @@ export type WebSocketError = Message<"watchtower.v1.WebSocketError"> & {
  * Use `create(WebSocketErrorSchema)` to create a new message.
  */
 export const WebSocketErrorSchema: GenMessage<WebSocketError> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 24);
+  messageDesc(file_watchtower_v1_watchtower, 26);
 
 /**
  * Role is what a principal may do.
@@ -1390,6 +1492,19 @@ export const WatchtowerService: GenService<{
     methodKind: "unary";
     input: typeof WhoAmIRequestSchema;
     output: typeof WhoAmIResponseSchema;
+  },
+  /**
+   * ListAuditEntries pages through this run's durable audit log, oldest
+   * first: every command outcome (applied or rejected) that was acknowledged.
+   * Filter by key and by a tick range. A server started with
+   * `--data-dir off` keeps no log on disk and answers FAILED_PRECONDITION.
+   *
+   * @generated from rpc watchtower.v1.WatchtowerService.ListAuditEntries
+   */
+  listAuditEntries: {
+    methodKind: "unary";
+    input: typeof ListAuditEntriesRequestSchema;
+    output: typeof ListAuditEntriesResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_watchtower_v1_watchtower, 0);

@@ -1,0 +1,225 @@
+//! Durability: every run recorded in its own directory, so nothing
+//! acknowledged is lost and any run can be resumed or replayed.
+//!
+//! - [`manifest`]: the run directory and its manifest (seed, parameters);
+//! - [`writer`]: the `watchtower-audit` thread: group commit of outcomes,
+//!   per-tick digests, replies only once durable, failure and recovery;
+//! - [`checkpoint`]: the `watchtower-checkpoint` thread and the file format;
+//! - [`log_file`]: the audit log and digest formats, torn-tail repair, reads;
+//! - [`replay`]: `watchtower replay`, re-running a run from its directory.
+//!
+//! The engine knows none of this: it hands records to a
+//! [`crate::engine::Journal`] over channels and never waits. [`open`] (at
+//! start-up, on the caller's thread) builds the engine for a new or resumed
+//! run and starts the two writer threads. See `docs/durability.md`.
+
+pub mod checkpoint;
+pub mod log_file;
+pub mod manifest;
+pub mod replay;
+pub mod writer;
+
+use std::{
+    fs::{self, File},
+    io::Write,
+    path::{Path, PathBuf},
+    thread::JoinHandle,
+};
+
+use tracing::info;
+
+pub use log_file::{AuditFile, AuditPage, AuditQuery};
+pub use manifest::Manifest;
+pub use writer::{FaultSwitch, LogHealth};
+
+use crate::engine::{Durability, EngineError, GlobalRegistry, SimulationEngine};
+
+/// Why a run directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A file or directory could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The manifest is unreadable or does not fit this build.
+    #[error("bad manifest: {0}")]
+    Manifest(String),
+    /// There is no run to resume or replay.
+    #[error("{0}")]
+    NoRun(String),
+    /// A file is damaged beyond the repairs made on start.
+    #[error("corrupt: {0}")]
+    Corrupt(String),
+    /// A checkpoint was written in another format version.
+    #[error(
+        "{} was written by Watchtower {found_version} in checkpoint format {found_format}; \
+         this is Watchtower {ours}, which reads checkpoint format {FORMAT_VERSION}",
+        path.display(), ours = env!("CARGO_PKG_VERSION"),
+        FORMAT_VERSION = checkpoint::FORMAT_VERSION
+    )]
+    Version {
+        /// The checkpoint.
+        path: PathBuf,
+        /// Its format version.
+        found_format: u32,
+        /// The Watchtower version that wrote it.
+        found_version: String,
+    },
+    /// The engine could not be built from the run.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl StoreError {
+    fn io(path: &Path, source: std::io::Error) -> Self {
+        StoreError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Writes `bytes` to `path` so that a crash leaves the old file or the new
+/// one, never a mix: a temporary file, synced, renamed, directory synced.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let tmp = path.with_extension("tmp");
+    let mut file = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(|e| StoreError::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(dir, e))
+}
+
+/// How to open the store: the settings that matter to it.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Where run directories live.
+    pub data_dir: PathBuf,
+    /// `latest` or a run id to resume; `None` starts a new run.
+    pub resume: Option<String>,
+    /// A checkpoint every this many ticks (0: only at shutdown).
+    pub checkpoint_every: u64,
+    /// Seed of a new run.
+    pub seed: u64,
+    /// Pace of the run, recorded in a new run's manifest.
+    pub tps: f64,
+}
+
+/// A recorded run, open: the engine to run and the store's threads.
+#[derive(Debug)]
+pub struct OpenedRun {
+    /// The engine, with its journal attached.
+    pub engine: SimulationEngine,
+    /// The writer threads and what the server may see of them.
+    pub store: Store,
+}
+
+/// The store of a running run.
+#[derive(Debug)]
+pub struct Store {
+    /// Whether the audit log can be written.
+    pub health: LogHealth,
+    /// The durable audit log, for `ListAuditEntries`.
+    pub audit: AuditFile,
+    /// Injects write failures (tests, drills).
+    pub faults: FaultSwitch,
+    /// The audit writer; ends once the engine drops its journal.
+    writer: JoinHandle<()>,
+    /// The checkpoint writer; ends once the audit writer has.
+    checkpointer: JoinHandle<()>,
+}
+
+impl Store {
+    /// Waits for both writer threads to finish (after the engine stopped):
+    /// the last outcomes and the shutdown checkpoint are then on disk.
+    pub fn join(self) {
+        let _ = self.writer.join();
+        let _ = self.checkpointer.join();
+    }
+}
+
+/// Opens a new run, or resumes one, for `registry` (a new run's parameters;
+/// a resumed run uses its manifest's): builds the engine, re-queues the
+/// audited outcomes after the checkpoint, and starts the writer threads.
+pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRun, StoreError> {
+    let (dir, manifest, engine, tail) = match &options.resume {
+        None => {
+            let manifest = Manifest::new(&registry, options.seed, options.tps);
+            let dir = manifest.create_run_dir(&options.data_dir)?;
+            info!(run_id = %manifest.run_id, dir = %dir.display(), "recording a new run");
+            let engine = SimulationEngine::new(registry, manifest.seed)?;
+            (dir, manifest, engine, Vec::new())
+        }
+        Some(which) => resume(&options.data_dir, which)?,
+    };
+    let faults = FaultSwitch::default();
+    let (checkpoints, checkpointer) = checkpoint::spawn_writer(dir.join(manifest::CHECKPOINT_DIR))?;
+    let audit_path = dir.join(manifest::AUDIT_FILE);
+    let (recorder, writer) = writer::spawn(
+        audit_path.clone(),
+        &dir.join(manifest::DIGESTS_FILE),
+        checkpoints,
+        faults.clone(),
+    )?;
+    let mut engine = engine;
+    engine.attach_durability(
+        manifest.run_id.clone(),
+        Durability::new(Box::new(recorder), options.checkpoint_every, tail),
+    );
+    Ok(OpenedRun {
+        engine,
+        store: Store {
+            health: writer.health,
+            audit: AuditFile::new(audit_path, writer.durable_len),
+            faults,
+            writer: writer.thread,
+            checkpointer,
+        },
+    })
+}
+
+type Resumed = (
+    PathBuf,
+    Manifest,
+    SimulationEngine,
+    Vec<crate::pb::GodResponse>,
+);
+
+/// Resumes run `which`: the newest valid checkpoint, plus every audited
+/// outcome of a later tick (in tick order, log order within a tick) to
+/// re-apply; digests after the checkpoint are recorded again.
+fn resume(data_dir: &Path, which: &str) -> Result<Resumed, StoreError> {
+    let dir = manifest::find_run(data_dir, which)?;
+    let manifest = Manifest::read(&dir)?;
+    let registry = manifest.registry()?;
+    let state = checkpoint::load_newest(&dir.join(manifest::CHECKPOINT_DIR))?;
+    let entries = log_file::read_and_repair(&dir.join(manifest::AUDIT_FILE))?;
+    let (engine, tick) = match state {
+        Some(state) => {
+            let tick = state.tick;
+            (SimulationEngine::restore(registry, state)?, tick)
+        }
+        None => (SimulationEngine::new(registry, manifest.seed)?, 0),
+    };
+    let mut tail: Vec<_> = entries
+        .into_iter()
+        .filter(|e| e.applied_tick > tick)
+        .collect();
+    tail.sort_by_key(|e| e.applied_tick);
+    log_file::truncate_digests(&dir.join(manifest::DIGESTS_FILE), tick)?;
+    info!(
+        run_id = %manifest.run_id,
+        checkpoint_tick = tick,
+        to_reapply = tail.len(),
+        "resuming run"
+    );
+    Ok((dir, manifest, engine, tail))
+}

@@ -1,0 +1,587 @@
+//! Durability through the real binary and real files: every acknowledged
+//! outcome is on disk, ids are idempotent across restarts, `kill -9` and
+//! `--resume` lose nothing, `replay --verify` proves a run bit for bit, and
+//! a disk that refuses writes stops commands but not telemetry.
+
+mod common;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+};
+
+use common::{
+    Client, PATIENCE, command, connect, next_snapshot, number, process::Running, spawn_stepped_app,
+    subscribe, test_config,
+};
+use tonic::Code;
+use watchtower::{Config, pb};
+
+/// A small economy, so the debug binary ticks fast.
+const SMALL: &str = "agents.households: 1000\nagents.firms: 20\n";
+const KEY: &str = "fiscal.vat_rate";
+
+/// A temporary data directory and a params file for a small economy.
+struct Data {
+    dir: tempfile::TempDir,
+}
+
+impl Data {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        std::fs::write(dir.path().join("small.yaml"), SMALL).unwrap();
+        Self { dir }
+    }
+
+    fn root(&self) -> String {
+        self.dir.path().join("runs").display().to_string()
+    }
+
+    fn params(&self) -> String {
+        self.dir.path().join("small.yaml").display().to_string()
+    }
+
+    /// Starts the binary recording into this directory.
+    fn start(&self, extra: &[&str]) -> Running {
+        let (root, params) = (self.root(), self.params());
+        let mut args = vec!["--data-dir", &root, "--params", &params];
+        args.extend_from_slice(extra);
+        Running::start(&args)
+    }
+
+    /// The one run directory.
+    fn run_dir(&self) -> PathBuf {
+        let mut runs: Vec<_> = std::fs::read_dir(self.root())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(runs.len(), 1, "one run: {runs:?}");
+        runs.pop().unwrap()
+    }
+
+    fn checkpoints(&self) -> Vec<PathBuf> {
+        let mut files: Vec<_> = std::fs::read_dir(self.run_dir().join("checkpoints"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "ckpt"))
+            .collect();
+        files.sort();
+        files
+    }
+}
+
+fn replay(run_dir: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_watchtower"))
+        .arg("replay")
+        .arg(run_dir)
+        .args(extra)
+        .output()
+        .expect("run watchtower replay")
+}
+
+/// Every entry of the audit log, paged through seven at a time.
+async fn all_entries(client: &mut Client) -> Vec<pb::GodResponse> {
+    let mut entries = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = client
+            .list_audit_entries(pb::ListAuditEntriesRequest {
+                page_size: 7,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .expect("ListAuditEntries")
+            .into_inner();
+        assert!(page.entries.len() <= 7);
+        entries.extend(page.entries);
+        if page.next_page_token.is_empty() {
+            return entries;
+        }
+        token = page.next_page_token;
+    }
+}
+
+/// The outcome of a command, rejected or applied, as the caller saw it.
+async fn apply(
+    client: &mut Client,
+    id: &str,
+    value: f64,
+) -> Result<pb::GodResponse, tonic::Status> {
+    client
+        .apply_command(command(id, KEY, number(value)))
+        .await
+        .map(|r| r.into_inner().response.expect("a response"))
+}
+
+/// SIGTERM once the server answers,
+/// then a clean exit.
+async fn stop(mut app: Running) {
+    let mut client = connect(app.addr()).await;
+    client
+        .get_server_stats(pb::GetServerStatsRequest {})
+        .await
+        .expect("the server answers");
+    app.terminate();
+    app.wait_for(&["watchtower stopped"]);
+    assert_eq!(app.wait_exit(PATIENCE).code(), Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_stream_then_resume_loses_no_answered_command_and_replays_bit_identically() {
+    let data = Data::new();
+    let mut app = data.start(&["--tps", "100", "--checkpoint-every", "20"]);
+    let addr = app.addr();
+    // Three clients send a stream of commands; the process is killed while
+    // they are still sending.
+    let mut clients = Vec::new();
+    for c in 0..3 {
+        let mut client = connect(addr).await;
+        clients.push(tokio::spawn(async move {
+            let mut answered = Vec::new();
+            for i in 0..200 {
+                let id = format!("c{c}-{i}");
+                // Every fifth value is out of range: rejected, but audited.
+                let value = if i % 5 == 4 {
+                    0.9
+                } else {
+                    0.01 * f64::from(i % 40)
+                };
+                match apply(&mut client, &id, value).await {
+                    Ok(response) => answered.push((id, response.applied_tick)),
+                    Err(status) if status.code() == Code::InvalidArgument => {
+                        answered.push((id, 0));
+                    }
+                    Err(_) => break,
+                }
+            }
+            answered
+        }));
+    }
+    let mut watch = connect(addr).await;
+    let mut stream = subscribe(&mut watch, 10).await;
+    while next_snapshot(&mut stream).await.tick < 70 {}
+    app.child.kill().expect("kill -9");
+    app.child.wait().unwrap();
+    let mut answered = Vec::new();
+    for client in clients {
+        answered.extend(client.await.unwrap());
+    }
+    assert!(
+        answered.len() > 10,
+        "commands were answered before the kill"
+    );
+    let newest = data
+        .checkpoints()
+        .pop()
+        .expect("a checkpoint before the kill");
+
+    let mut app = data.start(&[
+        "--tps",
+        "100",
+        "--checkpoint-every",
+        "20",
+        "--resume",
+        "latest",
+    ]);
+    let line = app.wait_for(&["resuming run", "checkpoint_tick="]);
+    let checkpoint_tick: u64 = line
+        .split("checkpoint_tick=")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        newest.ends_with(format!("tick-{checkpoint_tick:012}.ckpt")),
+        "{line}"
+    );
+    let mut client = connect(app.addr()).await;
+    let mut stream = subscribe(&mut client, 10).await;
+    let first = next_snapshot(&mut stream).await;
+    assert!(
+        first.tick >= checkpoint_tick,
+        "the tick goes on from the checkpoint"
+    );
+    let indicators = first.r#macro.expect("macro indicators");
+    assert!(
+        indicators.price_level > 0.0,
+        "restored indicators: {indicators:?}"
+    );
+    assert_eq!(
+        first.run_id,
+        data.run_dir().file_name().unwrap().to_str().unwrap()
+    );
+
+    let entries = all_entries(&mut client).await;
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for entry in &entries {
+        *seen.entry(&entry.command_id).or_default() += 1;
+    }
+    for (id, tick) in &answered {
+        assert_eq!(
+            seen.get(id.as_str()),
+            Some(&1),
+            "{id} is in the log exactly once"
+        );
+        if *tick > 0 {
+            let entry = entries.iter().find(|e| &e.command_id == id).unwrap();
+            assert_eq!(entry.applied_tick, *tick);
+        }
+    }
+    assert!(seen.values().all(|&n| n == 1), "no id is recorded twice");
+    while next_snapshot(&mut stream).await.tick < checkpoint_tick + 30 {}
+    stop(app).await;
+
+    // An uninterrupted run with the same commands at the same ticks has the
+    // same digest at every tick.
+    let output = replay(&data.run_dir(), &["--verify"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("every digest matches"), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_with_a_recorded_id_returns_the_recorded_outcome_before_and_after_a_restart() {
+    let data = Data::new();
+    let mut app = data.start(&["--tps", "50"]);
+    let mut client = connect(app.addr()).await;
+    let first = apply(&mut client, "once", 0.15).await.unwrap();
+    let again = apply(&mut client, "once", 0.3).await.unwrap();
+    assert_eq!(again, first, "the recorded outcome, not a new one");
+    let mut stream = subscribe(&mut client, 10).await;
+    let snapshot = next_snapshot(&mut stream).await;
+    assert_eq!(
+        snapshot.parameters[KEY],
+        number(0.15).unwrap(),
+        "the retry changed nothing"
+    );
+    assert_eq!(all_entries(&mut client).await.len(), 1);
+    stop(app).await;
+
+    let mut app = data.start(&["--tps", "50", "--resume", "latest"]);
+    let mut client = connect(app.addr()).await;
+    let after = apply(&mut client, "once", 0.4).await.unwrap();
+    assert_eq!(after, first, "still the recorded outcome after a restart");
+    let entries = all_entries(&mut client).await;
+    assert_eq!(entries, vec![first]);
+    let mut stream = subscribe(&mut client, 10).await;
+    assert_eq!(
+        next_snapshot(&mut stream).await.parameters[KEY],
+        number(0.15).unwrap()
+    );
+    stop(app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_verify_passes_and_names_the_tick_after_one_audit_line_is_edited() {
+    let data = Data::new();
+    let mut app = data.start(&["--tps", "100"]);
+    let mut client = connect(app.addr()).await;
+    let mut applied = Vec::new();
+    for (i, value) in [0.12, 0.9, 0.18, 0.05].into_iter().enumerate() {
+        if let Ok(response) = apply(&mut client, &format!("edit-{i}"), value).await {
+            applied.push(response);
+        }
+    }
+    let mut stream = subscribe(&mut client, 10).await;
+    let end = applied.last().unwrap().applied_tick + 20;
+    while next_snapshot(&mut stream).await.tick < end {}
+    stop(app).await;
+    let run = data.run_dir();
+    let output = replay(&run, &["--verify"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Change the value of the second applied command in the log.
+    let target = &applied[1];
+    let log = run.join("audit.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let edited: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let mut json: serde_json::Value = serde_json::from_str(line).unwrap();
+            if json["entry"]["commandId"] == target.command_id.as_str() {
+                json["entry"]["newValue"]["number"] = serde_json::json!(0.2);
+            }
+            json.to_string()
+        })
+        .collect();
+    assert_ne!(edited.join("\n") + "\n", text, "one line was edited");
+    std::fs::write(&log, edited.join("\n") + "\n").unwrap();
+    let output = replay(&run, &["--verify"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the edit is caught");
+    assert!(
+        stderr.contains(&format!("diverged at tick {}:", target.applied_tick)),
+        "{stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_newest_checkpoint_falls_back_and_a_version_mismatch_names_both_versions() {
+    let data = Data::new();
+    let mut app = data.start(&["--tps", "200", "--checkpoint-every", "10"]);
+    app.wait_for(&["checkpoint written", "tick=30"]);
+    stop(app).await;
+    let checkpoints = data.checkpoints();
+    let (previous, newest) = (
+        &checkpoints[checkpoints.len() - 2],
+        checkpoints.last().unwrap(),
+    );
+    let mut bytes = std::fs::read(newest).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(newest, &bytes).unwrap();
+
+    let mut app = data.start(&[
+        "--tps",
+        "200",
+        "--checkpoint-every",
+        "10",
+        "--resume",
+        "latest",
+    ]);
+    app.wait_for(&["checkpoint unusable", "checksum mismatch"]);
+    let name = previous.display().to_string();
+    app.wait_for(&["loaded checkpoint", &name]);
+    app.wait_for(&["engine started"]);
+    stop(app).await;
+
+    let newest = data.checkpoints().pop().unwrap();
+    let mut bytes = std::fs::read(&newest).unwrap();
+    bytes[8..12].copy_from_slice(&999u32.to_le_bytes());
+    std::fs::write(&newest, &bytes).unwrap();
+    let (root, params) = (data.root(), data.params());
+    let output = Command::new(env!("CARGO_BIN_EXE_watchtower"))
+        .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"])
+        .args([
+            "--data-dir",
+            &root,
+            "--params",
+            &params,
+            "--resume",
+            "latest",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("checkpoint format 999"), "{stderr}");
+    assert!(stderr.contains("reads checkpoint format 1"), "{stderr}");
+}
+
+/// The disk is simulated by an injected write failure (tests run as root,
+/// so a read-only directory would not stop them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disk_that_refuses_writes_makes_commands_unavailable_while_telemetry_goes_on() {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: Some(dir.path().to_owned()),
+        ..test_config()
+    };
+    let app = spawn_stepped_app(config).await;
+    let mut client = app.client.clone();
+    let mut health = HealthClient::new(common::channel(app.addr).await);
+    let service = common::service_name().to_owned();
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: service.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let pending = common::spawn_apply(&client, command("before", KEY, number(0.11)));
+    app.wait_queue_depth(1).await;
+    app.step(1);
+    pending
+        .await
+        .unwrap()
+        .expect("applied while the disk works");
+
+    let mut wait_for = async |want: ServingStatus| {
+        while watch.message().await.unwrap().unwrap().status() != want {}
+    };
+    wait_for(ServingStatus::Serving).await;
+
+    let faults = app.server.store_faults().expect("a recorded run");
+    faults.set(true);
+    let pending = common::spawn_apply(&client, command("during", KEY, number(0.13)));
+    app.wait_queue_depth(1).await;
+    app.step(1);
+    let status = pending.await.unwrap().expect_err("not acknowledged");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("audit log"), "{status:?}");
+    wait_for(ServingStatus::NotServing).await;
+    let refused = apply(&mut client, "refused", 0.14)
+        .await
+        .expect_err("refused at once");
+    assert_eq!(refused.code(), Code::Unavailable);
+    app.step(2);
+    let snapshot = app.snapshot_at(4).await;
+    assert_eq!(snapshot.tick, 4, "telemetry goes on");
+
+    faults.set(false);
+    wait_for(ServingStatus::Serving).await;
+    // The outcome decided while the disk was failing was kept and written;
+    // its retry returns it.
+    let pending = common::spawn_apply(&client, command("during", KEY, number(0.2)));
+    app.wait_queue_depth(1).await;
+    app.step(1);
+    let retried = pending
+        .await
+        .unwrap()
+        .unwrap()
+        .into_inner()
+        .response
+        .unwrap();
+    assert_eq!((retried.applied_tick, retried.new_value), (2, number(0.13)));
+    let ids: Vec<_> = all_entries(&mut client)
+        .await
+        .into_iter()
+        .map(|e| e.command_id)
+        .collect();
+    assert_eq!(ids, ["before", "during"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_torn_last_audit_line_is_dropped_and_logged_on_resume() {
+    let data = Data::new();
+    let mut app = data.start(&["--tps", "50"]);
+    let mut client = connect(app.addr()).await;
+    let whole = apply(&mut client, "whole", 0.15).await.unwrap();
+    stop(app).await;
+    // A crash in the middle of an append leaves half a line.
+    let log = data.run_dir().join("audit.jsonl");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    let whole_len = text.len() as u64;
+    text.push_str(r#"{"wall_unix_ms":1,"entry":{"commandId":"torn""#);
+    std::fs::write(&log, &text).unwrap();
+
+    let mut app = data.start(&["--tps", "50", "--resume", "latest"]);
+    app.wait_for(&["torn line", "dropped_bytes="]);
+    let mut client = connect(app.addr()).await;
+    assert_eq!(all_entries(&mut client).await, vec![whole]);
+    assert_eq!(std::fs::metadata(&log).unwrap().len(), whole_len);
+    stop(app).await;
+}
+
+#[tokio::test]
+async fn list_audit_entries_filters_by_key_and_tick_pages_and_refuses_bad_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: Some(dir.path().to_owned()),
+        ..test_config()
+    };
+    let app = spawn_stepped_app(config).await;
+    let client = app.client.clone();
+    let mut applied = Vec::new();
+    for (i, key) in [KEY, "fiscal.income_tax_rate", KEY].into_iter().enumerate() {
+        let pending = common::spawn_apply(&client, command(&format!("l{i}"), key, number(0.15)));
+        app.wait_queue_depth(1).await;
+        app.step(1);
+        applied.push(
+            pending
+                .await
+                .unwrap()
+                .unwrap()
+                .into_inner()
+                .response
+                .unwrap(),
+        );
+    }
+    let list = |request: pb::ListAuditEntriesRequest| {
+        let mut client = client.clone();
+        async move {
+            client
+                .list_audit_entries(request)
+                .await
+                .map(|r| r.into_inner())
+        }
+    };
+    let by_key = list(pb::ListAuditEntriesRequest {
+        key: KEY.into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(by_key.entries, [applied[0].clone(), applied[2].clone()]);
+    let ticks = list(pb::ListAuditEntriesRequest {
+        from_tick: 2,
+        to_tick: 2,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(ticks.entries, [applied[1].clone()]);
+    let first = list(pb::ListAuditEntriesRequest {
+        page_size: 2,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(first.entries, applied[..2]);
+    let rest = list(pb::ListAuditEntriesRequest {
+        page_size: 2,
+        page_token: first.next_page_token,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (rest.entries, rest.next_page_token),
+        (applied[2..].to_vec(), String::new())
+    );
+    assert_eq!(all_entries(&mut app.client.clone()).await, applied);
+
+    for (request, field) in [
+        (
+            pb::ListAuditEntriesRequest {
+                page_size: 1001,
+                ..Default::default()
+            },
+            "page_size",
+        ),
+        (
+            pb::ListAuditEntriesRequest {
+                page_token: "x".into(),
+                ..Default::default()
+            },
+            "page_token",
+        ),
+        (
+            pb::ListAuditEntriesRequest {
+                from_tick: 3,
+                to_tick: 2,
+                ..Default::default()
+            },
+            "to_tick",
+        ),
+    ] {
+        let status = list(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(field), "{status:?}");
+    }
+
+    let memory = spawn_stepped_app(test_config()).await;
+    let status = memory
+        .client
+        .clone()
+        .list_audit_entries(pb::ListAuditEntriesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+}
