@@ -10,10 +10,14 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, thread, time::Duration};
 
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+    task::JoinHandle,
+};
 use tokio_util::sync::CancellationToken;
 use tonic_health::{ServingStatus, server::HealthReporter};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::{
     bridge::{CommandSender, TelemetryReader, command_queue, telemetry_exchange},
@@ -31,8 +35,13 @@ use crate::{
 
 /// How long `stop` lets in-flight calls finish before closing the queue.
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(1200);
-/// Pause between two server restarts.
+/// Pause before the first restart of a failed server; it doubles with each
+/// failure in a row, up to [`MAX_RESTART_BACKOFF`].
 const RESTART_BACKOFF: Duration = Duration::from_millis(200);
+/// The longest pause between two restarts.
+const MAX_RESTART_BACKOFF: Duration = Duration::from_secs(5);
+/// A server up this long after a failure ends the episode.
+const STABLE_AFTER: Duration = Duration::from_secs(10);
 
 /// Why Watchtower could not start.
 #[derive(Debug, thiserror::Error)]
@@ -185,10 +194,13 @@ impl SimulationServer {
 
         let shutdown = CancellationToken::new();
         let health = HealthReporter::new();
+        // Listeners being restarted right now.
+        let servers_down = Arc::new(watch::channel(0usize).0);
         tokio::spawn(report_health(
             health.clone(),
             telemetry.clone(),
             run.health.clone(),
+            servers_down.subscribe(),
         ));
         let api = WatchtowerApi::new(
             commands.clone(),
@@ -221,6 +233,7 @@ impl SimulationServer {
                 router,
                 Arc::clone(&transport),
                 shutdown.clone(),
+                Arc::clone(&servers_down),
             ))
         };
         let mut servers = vec![serve("gRPC", listener, server::router(&parts))];
@@ -338,43 +351,111 @@ impl SimulationServer {
     }
 }
 
-/// Runs a server on `listener` and restarts it if it fails, while the
-/// engine keeps ticking (spec §5, "Server Thread Crash").
+/// Runs a server on `listener` and restarts it if it fails (returns, errs
+/// or panics), while the engine keeps ticking (spec §5, "Server Thread
+/// Crash"). Connections already open live in their own tasks and carry on.
+/// Repeated failures back off exponentially, and an episode of failures is
+/// logged once when it starts and once when the server has been up again for
+/// [`STABLE_AFTER`].
 async fn supervise(
     name: &'static str,
     listener: std::net::TcpListener,
     router: axum::Router,
     transport: Arc<Transport>,
     shutdown: CancellationToken,
+    down: Arc<watch::Sender<usize>>,
 ) {
+    let mut failures = 0u32;
     loop {
-        let result = match listener.try_clone().and_then(|l| {
-            l.set_nonblocking(true)?;
-            TcpListener::from_std(l)
-        }) {
-            Ok(listener) => {
-                let serving = server::serve(
-                    listener,
-                    router.clone(),
-                    Arc::clone(&transport),
-                    shutdown.clone(),
-                );
-                serving.await
-            }
-            Err(err) => Err(err),
-        };
+        let serving = tokio::spawn(serve_once(
+            name,
+            listener.try_clone(),
+            router.clone(),
+            Arc::clone(&transport),
+            shutdown.clone(),
+        ));
+        let outcome = wait_serving(serving, &mut failures, name).await;
         if shutdown.is_cancelled() {
             return;
         }
-        match result {
-            Ok(()) => warn!(server = name, "server stopped unexpectedly; restarting"),
-            Err(err) => error!(server = name, error = %err, "server failed; restarting"),
+        failures += 1;
+        if failures == 1 {
+            error!(server = name, error = %outcome, "server failed; restarting while the engine keeps ticking");
+        } else {
+            debug!(server = name, error = %outcome, failures, "server failed again");
         }
+        down.send_modify(|n| *n += 1);
+        let pause = restart_backoff(failures);
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(RESTART_BACKOFF) => {}
+            () = tokio::time::sleep(pause) => {}
+        }
+        down.send_modify(|n| *n -= 1);
+    }
+}
+
+/// One run of the server on a clone of the listening socket.
+async fn serve_once(
+    name: &'static str,
+    listener: std::io::Result<std::net::TcpListener>,
+    router: axum::Router,
+    transport: Arc<Transport>,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let listener = listener?;
+    listener.set_nonblocking(true)?;
+    server::serve(
+        name,
+        TcpListener::from_std(listener)?,
+        router,
+        transport,
+        shutdown,
+    )
+    .await
+}
+
+/// Waits for a server run to end and says why; once it has stayed up for
+/// [`STABLE_AFTER`], an episode of failures is over and is logged as such.
+async fn wait_serving(
+    mut serving: JoinHandle<std::io::Result<()>>,
+    failures: &mut u32,
+    name: &'static str,
+) -> String {
+    if *failures > 0 {
+        tokio::select! {
+            ended = &mut serving => return describe(ended),
+            () = tokio::time::sleep(STABLE_AFTER) => {
+                info!(server = name, failures = *failures, "server is back after an episode of failures");
+                *failures = 0;
+            }
         }
     }
+    describe(serving.await)
+}
+
+fn describe(ended: Result<std::io::Result<()>, tokio::task::JoinError>) -> String {
+    match ended {
+        Ok(Ok(())) => "the server stopped unexpectedly".to_owned(),
+        Ok(Err(err)) => err.to_string(),
+        Err(err) if err.is_panic() => {
+            let panic = err.into_panic();
+            let message = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            format!("panicked: {message}")
+        }
+        Err(err) => err.to_string(),
+    }
+}
+
+/// The pause before the `failures`-th restart in a row: 200 ms, doubling,
+/// at most 5 s.
+fn restart_backoff(failures: u32) -> Duration {
+    RESTART_BACKOFF
+        .saturating_mul(1 << failures.saturating_sub(1).min(5))
+        .min(MAX_RESTART_BACKOFF)
 }
 
 /// Refuses to serve a non-loopback address where callers without a token
@@ -431,16 +512,24 @@ fn origin_policy(
 }
 
 /// The whole server is SERVING once the engine has completed a tick and
-/// NOT_SERVING once it stops; `WatchtowerService` (the command path) is also
-/// NOT_SERVING while the audit log cannot be written.
-async fn report_health(health: HealthReporter, mut telemetry: TelemetryReader, log: LogHealth) {
+/// NOT_SERVING once it stops, or while a listener is being restarted;
+/// `WatchtowerService` (the command path) is also NOT_SERVING while the
+/// audit log cannot be written.
+async fn report_health(
+    health: HealthReporter,
+    mut telemetry: TelemetryReader,
+    log: LogHealth,
+    mut down: watch::Receiver<usize>,
+) {
     type Api = WatchtowerServiceServer<WatchtowerApi>;
     let mut log = log.watch();
     let mut log_open = true;
+    let mut down_open = true;
     let mut shown = None;
     loop {
         let ticking = telemetry.latest().is_some_and(|s| s.tick > 0);
-        let status = (ticking, ticking && log.borrow().is_none());
+        let up = ticking && *down.borrow() == 0;
+        let status = (up, up && log.borrow().is_none());
         if shown != Some(status) {
             shown = Some(status);
             health
@@ -456,6 +545,7 @@ async fn report_health(health: HealthReporter, mut telemetry: TelemetryReader, l
         tokio::select! {
             changed = telemetry.changed() => if changed.is_err() { break },
             changed = log.changed(), if log_open => log_open = changed.is_ok(),
+            changed = down.changed(), if down_open => down_open = changed.is_ok(),
         }
     }
     health.set_not_serving::<Api>().await;

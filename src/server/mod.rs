@@ -8,6 +8,8 @@
 //! - [`origin`]: the origin and `Host` rules for every browser path;
 //! - [`limits`]: every bound a client can hit on the API;
 //! - [`transport`]: the accept loop, TLS and connection limits;
+//! - `faults`: injected failures for the reliability tests (only with the
+//!   `fault-injection` feature);
 //! - [`hub`]: follows the exchange, encodes each snapshot once, keeps the
 //!   history ring for late subscribers;
 //! - [`web`]: the embedded dashboard;
@@ -21,6 +23,8 @@
 
 pub mod auth;
 pub mod error;
+#[cfg(feature = "fault-injection")]
+pub mod faults;
 pub mod hub;
 pub mod limits;
 pub mod origin;

@@ -197,6 +197,7 @@ fn descriptor_budget() -> Option<usize> {
 /// accepting and waits for open connections to finish (telemetry streams and
 /// WebSockets end themselves on the same token).
 pub async fn serve(
+    name: &'static str,
     listener: TcpListener,
     router: Router,
     transport: Arc<Transport>,
@@ -220,10 +221,13 @@ pub async fn serve(
                 continue;
             }
         };
+        #[cfg(feature = "fault-injection")]
+        super::faults::on_accept(name)?;
         let Ok(slot) = Arc::clone(&transport.connections).try_acquire_owned() else {
             transport.refusals.note(|n| {
                 warn!(
                     %peer,
+                    listener = name,
                     times = n,
                     max_connections = transport.max_connections,
                     "connection refused: at the connection cap"
