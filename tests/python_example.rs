@@ -2,8 +2,9 @@
 //! stubs are generated from proto/ by its generate.sh, and the client must
 //! list, stream, apply and decode the rich details of a rejection.
 //!
-//! Needs Python 3 with examples/python/requirements.txt installed; without it
-//! this test fails and says how to install it.
+//! Runs the Python named by `WATCHTOWER_TEST_PYTHON` (`./test` points it at
+//! the `.venv` it sets up), or `python3`. Without grpcio there, this test
+//! fails and says how to install it; it never skips.
 
 use std::{
     io::{BufRead, BufReader},
@@ -65,8 +66,14 @@ fn start_server() -> (Server, String) {
     }
 }
 
+/// The Python interpreter the tests run: `WATCHTOWER_TEST_PYTHON`, or `python3`.
+fn python() -> String {
+    std::env::var("WATCHTOWER_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
+}
+
 fn require_python_packages() {
-    let check = Command::new("python3")
+    let python = python();
+    let check = Command::new(&python)
         .args([
             "-c",
             "import grpc, grpc_tools, grpc_status, google.rpc.error_details_pb2",
@@ -75,13 +82,14 @@ fn require_python_packages() {
     match check {
         Ok(out) if out.status.success() => {}
         Ok(out) => panic!(
-            "the Python example's packages are missing ({}); run \
-             `pip install -r examples/python/requirements.txt` (or .ci/python-setup)",
+            "the Python example's packages are missing from {python} ({}); run `./test`, \
+             which sets up .venv, or `pip install -r examples/python/requirements.txt` \
+             and set WATCHTOWER_TEST_PYTHON to that Python",
             String::from_utf8_lossy(&out.stderr).trim()
         ),
         Err(err) => panic!(
-            "python3 cannot be run ({err}); install Python 3, then \
-             `pip install -r examples/python/requirements.txt`"
+            "{python} cannot be run ({err}); install Python 3 and run `./test`, or set \
+             WATCHTOWER_TEST_PYTHON to a Python with examples/python/requirements.txt"
         ),
     }
 }
@@ -91,6 +99,7 @@ fn python_client_lists_streams_applies_and_decodes_bad_request() {
     require_python_packages();
     let generate = Command::new("bash")
         .arg(example_dir().join("generate.sh"))
+        .env("PYTHON", python())
         .output()
         .expect("run generate.sh");
     assert!(
@@ -100,7 +109,7 @@ fn python_client_lists_streams_applies_and_decodes_bad_request() {
     );
 
     let (_server, addr) = start_server();
-    let run = Command::new("python3")
+    let run = Command::new(python())
         .arg(example_dir().join("watchtower_client.py"))
         .args(["--addr", &addr])
         .output()
