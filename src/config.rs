@@ -1,19 +1,78 @@
 //! Command-line and environment settings, with defaults that run the whole
-//! product on the embedded `economy_params.yaml`.
+//! product on the embedded `economy_params.yaml`: [`Cli`] is the whole
+//! command line, the server's [`Config`] plus an optional subcommand.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    path::PathBuf,
+};
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
     bridge::DEFAULT_QUEUE_CAPACITY,
     engine::{GlobalRegistry, ParamsError},
 };
 
-/// Watchtower's settings. Every flag can also be set through the environment
-/// variable named beside it.
+/// The `watchtower` command line: with no subcommand it runs the server on
+/// [`Config`]; a subcommand runs a tool instead.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "watchtower", version, about)]
+pub struct Cli {
+    /// The server's settings; a subcommand may read some of them.
+    #[command(flatten)]
+    pub config: Config,
+
+    /// A tool to run instead of the server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The tools `watchtower` runs instead of the server.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Asks a running server's gRPC health service whether it is SERVING;
+    /// exits 0 if so, 1 otherwise (the container's HEALTHCHECK).
+    Healthcheck(HealthcheckArgs),
+}
+
+/// `watchtower healthcheck`'s settings.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The server to ask; by default the `--listen` address, with an
+    /// unspecified IP (0.0.0.0, ::) replaced by loopback.
+    #[arg(long)]
+    pub addr: Option<SocketAddr>,
+}
+
+impl HealthcheckArgs {
+    /// The address to ask: `--addr`, or where a server on `config` listens.
+    pub fn target(&self, config: &Config) -> SocketAddr {
+        self.addr.unwrap_or_else(|| {
+            let mut addr = config.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr.ip() {
+                    IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+                    IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            addr
+        })
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, `key=value` fields.
+    Text,
+    /// One JSON object per line, fields at the top level, for log pipelines.
+    Json,
+}
+
+/// Watchtower's server settings. Every flag can also be set through the
+/// environment variable named beside it.
+#[derive(Debug, Clone, Args)]
 pub struct Config {
     /// Address the gRPC server listens on.
     #[arg(long, env = "WATCHTOWER_LISTEN", default_value = "127.0.0.1:50051")]
@@ -58,11 +117,15 @@ pub struct Config {
     #[arg(long, env = "WATCHTOWER_QUEUE_CAPACITY", default_value_t = DEFAULT_QUEUE_CAPACITY,
           value_parser = parse_capacity)]
     pub queue_capacity: usize,
+
+    /// Log line format; `RUST_LOG` sets the level (default `info`).
+    #[arg(long, env = "WATCHTOWER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self::parse_from(["watchtower"])
+        Cli::parse_from(["watchtower"]).config
     }
 }
 

@@ -1,27 +1,65 @@
-//! The `watchtower` binary: engine and gRPC server on the embedded defaults.
+//! The `watchtower` binary: with no subcommand, the engine and gRPC server on
+//! the embedded defaults; `watchtower healthcheck` asks a running one.
 
-use std::io::IsTerminal;
+use std::{io::IsTerminal, net::SocketAddr, process::ExitCode};
 
 use anyhow::Context;
 use clap::Parser;
+use tonic_health::pb::health_check_response::ServingStatus;
 use tracing_subscriber::EnvFilter;
-use watchtower::{Config, server::shutdown_signal};
+use watchtower::{
+    Config,
+    config::{Cli, Command, LogFormat},
+    healthcheck,
+    server::shutdown_signal,
+};
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
-    let config = Config::parse();
+async fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    init_logging(cli.config.log_format);
+    match &cli.command {
+        None => serve(&cli.config).await.map(|()| ExitCode::SUCCESS),
+        Some(Command::Healthcheck(args)) => Ok(check_health(args.target(&cli.config)).await),
+    }
+}
+
+/// Logs to stdout in `format`, at the level `RUST_LOG` sets (default info).
+fn init_logging(format: LogFormat) {
+    let logs = tracing_subscriber::fmt().with_env_filter(
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    );
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stdout().is_terminal()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_span_list(false).init(),
+    }
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
     // Check the parameters before binding, so a bad file fails fast and alone.
     config.registry().context("invalid parameters")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let report = watchtower::run(listener, &config, shutdown_signal()).await?;
+    let report = watchtower::run(listener, config, shutdown_signal()).await?;
     tracing::info!(ticks = report.ticks, "watchtower stopped");
     Ok(())
+}
+
+/// Prints the server's health status; success only when it is SERVING.
+async fn check_health(addr: SocketAddr) -> ExitCode {
+    match healthcheck::check(addr).await {
+        Ok(ServingStatus::Serving) => {
+            println!("{addr}: SERVING");
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            println!("{addr}: {}", status.as_str_name());
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("{:#}", anyhow::Error::from(err));
+            ExitCode::FAILURE
+        }
+    }
 }

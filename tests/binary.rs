@@ -1,4 +1,5 @@
-//! The `watchtower` binary as a user runs it: logs, signals, exit codes.
+//! The `watchtower` binary as a user runs it: logs (text and JSON, the access
+//! log), signals, exit codes, and the `healthcheck` subcommand.
 
 mod common;
 
@@ -19,10 +20,15 @@ struct Running {
 
 impl Running {
     fn start(args: &[&str]) -> Self {
+        Self::start_logging(args, "info")
+    }
+
+    /// Starts the binary with `RUST_LOG` set to `filter`.
+    fn start_logging(args: &[&str], filter: &str) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
             .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"])
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -69,17 +75,22 @@ impl Running {
         }
     }
 
+    /// The address from the `gRPC server listening` line, in either format.
     fn addr(&mut self) -> std::net::SocketAddr {
         let line = self.wait_for(&["gRPC server listening"]);
-        let addr = line
-            .split("local_addr=")
-            .nth(1)
-            .expect("the address is logged");
-        addr.split_whitespace()
-            .next()
-            .unwrap()
-            .parse()
-            .expect("a socket address")
+        let addr = match serde_json::from_str::<serde_json::Value>(&line) {
+            Ok(json) => json["local_addr"]
+                .as_str()
+                .expect("the JSON line has local_addr")
+                .to_owned(),
+            Err(_) => line
+                .split("local_addr=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .expect("the address is logged")
+                .to_owned(),
+        };
+        addr.parse().expect("a socket address")
     }
 
     fn terminate(&mut self) {
@@ -229,4 +240,127 @@ fn a_legacy_port_in_use_stops_start_up_cleanly() {
     // Nothing started: no engine ran a tick before the failure.
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!stdout.contains("engine started"), "{stdout}");
+}
+
+/// Runs `watchtower healthcheck --addr ADDR` and returns its exit status and
+/// what it printed.
+fn healthcheck(addr: std::net::SocketAddr) -> (std::process::ExitStatus, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_watchtower"))
+        .args(["healthcheck", "--addr", &addr.to_string()])
+        .output()
+        .expect("run watchtower healthcheck");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status, text)
+}
+
+/// With `--log-format json` every line is one JSON object; the `Registry
+/// updated` line keeps key, old, new and tick as fields, and the access log
+/// (at debug) has one line per call with method, path, status, duration and
+/// peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_parse_and_keep_the_registry_and_access_fields() {
+    let mut app = Running::start_logging(
+        &["--tps", "20", "--log-format", "json"],
+        "info,watchtower::access=debug",
+    );
+    let addr = app.addr();
+    let mut client = connect(addr).await;
+    let response = client
+        .apply_command(command("json", "fiscal.vat_rate", number(0.15)))
+        .await
+        .unwrap()
+        .into_inner()
+        .response
+        .unwrap();
+
+    let line = app.wait_for(&["Registry updated", "fiscal.vat_rate"]);
+    let updated: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(updated["level"], "INFO", "{line}");
+    assert_eq!(updated["key"], "fiscal.vat_rate", "{line}");
+    assert_eq!(updated["old"], "0.1", "{line}");
+    assert_eq!(updated["new"], "0.15", "{line}");
+    assert_eq!(updated["tick"], response.applied_tick, "{line}");
+
+    let call = app.wait_for(&["\"message\":\"response\"", "ApplyCommand"]);
+    let call: serde_json::Value = serde_json::from_str(&call).expect("a JSON line");
+    assert_eq!(call["target"], "watchtower::access", "{call}");
+    assert_eq!(call["status"], 200, "{call}");
+    assert!(
+        call["duration_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{call}"
+    );
+    let span = &call["span"];
+    assert_eq!(span["method"], "POST", "{call}");
+    assert_eq!(
+        span["path"], "/watchtower.v1.WatchtowerService/ApplyCommand",
+        "{call}"
+    );
+    let peer: std::net::SocketAddr = span["peer"]
+        .as_str()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("the peer is a socket address: {call}"));
+    assert!(peer.ip().is_loopback(), "{call}");
+    let end = app.wait_for(&["end of stream", "ApplyCommand"]);
+    let end: serde_json::Value = serde_json::from_str(&end).expect("a JSON line");
+    assert_eq!(end["grpc_status"], "0", "{end}");
+
+    app.terminate();
+    tokio::task::block_in_place(|| app.wait_exit(Duration::from_secs(5)));
+    while let Ok(line) = app.lines.try_recv() {
+        app.seen.push(line);
+    }
+    for line in &app.seen {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|err| panic!("not JSON ({err}): {line}"));
+    }
+}
+
+/// `watchtower healthcheck` exits 0 and says SERVING while the server ticks,
+/// and fails once the server has stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_passes_on_a_serving_server_and_fails_on_a_stopped_one() {
+    let mut app = Running::start(&["--tps", "20"]);
+    let addr = app.addr();
+    wait_until_serving(addr).await;
+    let (status, text) = tokio::task::block_in_place(|| healthcheck(addr));
+    assert!(status.success(), "{text}");
+    assert_eq!(text.trim(), format!("{addr}: SERVING"));
+
+    app.terminate();
+    let stopped = tokio::task::block_in_place(|| app.wait_exit(Duration::from_secs(5)));
+    assert_eq!(stopped.code(), Some(0));
+    let (status, text) = tokio::task::block_in_place(|| healthcheck(addr));
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(text.contains("cannot connect"), "{text}");
+}
+
+/// Waits on `grpc.health.v1.Health/Watch` until the server reports SERVING.
+async fn wait_until_serving(addr: std::net::SocketAddr) {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect");
+    let mut updates = HealthClient::new(channel)
+        .watch(HealthCheckRequest::default())
+        .await
+        .expect("Health/Watch")
+        .into_inner();
+    tokio::time::timeout(PATIENCE, async {
+        while let Some(update) = updates.message().await.expect("a health update") {
+            if update.status() == ServingStatus::Serving {
+                return;
+            }
+        }
+        panic!("the health stream ended before SERVING");
+    })
+    .await
+    .expect("SERVING within the patience");
 }

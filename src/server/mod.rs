@@ -8,13 +8,15 @@
 //!   history ring for late subscribers;
 //! - [`web`]: gRPC-Web CORS and the embedded dashboard;
 //! - [`ws`]: the legacy JSON WebSocket path;
-//! - [`shutdown`]: the Ctrl-C / SIGTERM signal.
+//! - [`shutdown`]: the Ctrl-C / SIGTERM signal;
+//! - [`access_log`]: one debug line per call, on every listener.
 //!
 //! One listener serves gRPC (HTTP/2), gRPC-Web (HTTP/1.1 and HTTP/2, binary
 //! and text), the dashboard at `/` and the WebSocket at `/ws`. The server
 //! knows only the bridge halves and the protobuf data that crosses it, never
 //! the engine (the spec's dependency inversion). Nothing here may block.
 
+pub mod access_log;
 pub mod error;
 pub mod hub;
 pub mod service;
@@ -102,9 +104,9 @@ pub fn router(parts: &ServerParts) -> Router {
         .layer(CatchPanicLayer::new())
 }
 
-/// Serves `router` on `listener` until `shutdown` is cancelled, then stops
-/// accepting and waits for open connections (telemetry streams and
-/// WebSockets end themselves on the same token).
+/// Serves `router` on `listener`, with the access log, until `shutdown` is
+/// cancelled, then stops accepting and waits for open connections
+/// (telemetry streams and WebSockets end themselves on the same token).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -114,7 +116,10 @@ pub async fn serve(
         // Telemetry frames are small and latency matters more than packing.
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router)
+    let app = router
+        .layer(access_log::layer())
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await
 }
