@@ -132,6 +132,10 @@ impl SimulationServer {
             shutdown.clone(),
             config.history_cap,
         );
+        tokio::spawn(server::metrics::follow_snapshots(
+            api.hub().clone(),
+            shutdown.clone(),
+        ));
         let parts = ServerParts {
             api: api.clone(),
             health,

@@ -1,5 +1,5 @@
 //! The `watchtower` binary as a user runs it: logs (text and JSON, the access
-//! log), signals, exit codes, and the `healthcheck` subcommand.
+//! log), signals, exit codes, the `healthcheck` subcommand and `/metrics`.
 
 mod common;
 
@@ -363,4 +363,160 @@ async fn wait_until_serving(addr: std::net::SocketAddr) {
     })
     .await
     .expect("SERVING within the patience");
+}
+
+/// GETs `path` over a fresh HTTP/1.1 connection; the content type and body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .expect("HTTP/1.1 handshake");
+    tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, addr.to_string())
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = tokio::time::timeout(PATIENCE, sender.send_request(request))
+        .await
+        .expect("an answer in time")
+        .expect("an HTTP response");
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()[hyper::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        content_type,
+        String::from_utf8(body.to_vec()).expect("UTF-8"),
+    )
+}
+
+/// The value of the one sample of `metric` whose labels include `labels`.
+fn sample(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    let found: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one {metric}{labels:?} in {:#?}",
+        scrape.samples
+    );
+    match &found[0].value {
+        prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => *v,
+        other => panic!("{metric} is not a counter or gauge: {other:?}"),
+    }
+}
+
+/// A scrape of `/metrics` through a real HTTP client parses as Prometheus
+/// text and counts what the test did: one applied and one rejected command,
+/// one open gRPC stream and one WebSocket, ticks and their durations, the
+/// target TPS, and the process's memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_scrape_parses_and_counts_commands_streams_and_ticks() {
+    use futures_util::StreamExt;
+    use prometheus_parse::{Scrape, Value};
+
+    let mut app = Running::start(&["--tps", "20"]);
+    let addr = app.addr();
+    let mut client = connect(addr).await;
+    let mut stream = client
+        .subscribe_telemetry(watchtower::pb::SubscribeTelemetryRequest {
+            interval_ms: 10,
+            history: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    stream.message().await.unwrap().expect("a snapshot");
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("WebSocket upgrade");
+    socket.next().await.expect("a frame").expect("a snapshot");
+    let applied = client
+        .apply_command(command("m1", "fiscal.vat_rate", number(0.2)))
+        .await
+        .unwrap()
+        .into_inner()
+        .response
+        .unwrap();
+    let rejected = client
+        .apply_command(command("m2", "fiscal.vat_rate", number(0.9)))
+        .await
+        .unwrap_err();
+    assert_eq!(rejected.code(), tonic::Code::InvalidArgument);
+
+    let (content_type, text) = http_get(addr, "/metrics").await;
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text");
+
+    let commands = "watchtower_commands_total";
+    assert_eq!(sample(&scrape, commands, &[("outcome", "applied")]), 1.0);
+    assert_eq!(sample(&scrape, commands, &[("outcome", "rejected")]), 1.0);
+    let failures = "watchtower_command_failures_total";
+    assert_eq!(
+        sample(&scrape, failures, &[("reason", "OUT_OF_RANGE")]),
+        1.0
+    );
+    let streams = "watchtower_open_streams";
+    assert_eq!(sample(&scrape, streams, &[("transport", "grpc")]), 1.0);
+    assert_eq!(sample(&scrape, streams, &[("transport", "websocket")]), 1.0);
+    assert_eq!(
+        sample(&scrape, "watchtower_websocket_connections_total", &[]),
+        1.0
+    );
+    let ticks = sample(&scrape, "watchtower_ticks_total", &[]);
+    assert!(ticks >= applied.applied_tick as f64, "{ticks} ticks");
+    assert!(sample(&scrape, "watchtower_snapshots_encoded_total", &[]) >= 1.0);
+    assert!(sample(&scrape, "watchtower_snapshots_delivered_total", &[]) >= 1.0);
+    assert_eq!(
+        sample(&scrape, "watchtower_target_ticks_per_second", &[]),
+        20.0
+    );
+    // The engine measures over a window, so early on it may still be 0.
+    let measured = sample(&scrape, "watchtower_measured_ticks_per_second", &[]);
+    assert!(measured.is_finite() && measured >= 0.0, "{measured}");
+    assert_eq!(sample(&scrape, "watchtower_command_queue_depth", &[]), 0.0);
+    assert_eq!(
+        sample(&scrape, "watchtower_command_queue_capacity", &[]),
+        100.0
+    );
+    assert!(sample(&scrape, "process_resident_memory_bytes", &[]) > 1e6);
+    assert!(sample(&scrape, "process_cpu_seconds_total", &[]) >= 0.0);
+    assert!(sample(&scrape, "process_threads", &[]) >= 2.0);
+    assert!(sample(&scrape, "process_open_fds", &[]) >= 3.0);
+
+    let histogram = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == "watchtower_tick_duration_seconds")
+        .expect("the tick-duration histogram");
+    let Value::Histogram(buckets) = &histogram.value else {
+        panic!("not a histogram: {histogram:?}");
+    };
+    assert_eq!(
+        buckets.len(),
+        watchtower::server::metrics::TICK_DURATION_BUCKETS.len() + 1
+    );
+    assert!(
+        buckets.windows(2).all(|w| w[0].count <= w[1].count),
+        "{buckets:?}"
+    );
+    let observed = buckets.last().unwrap().count;
+    assert!(
+        observed >= 1.0 && observed <= ticks + 1.0,
+        "{observed} of {ticks} ticks"
+    );
+    for name in ["watchtower_tick_duration_seconds", commands, streams] {
+        assert!(scrape.docs.contains_key(name), "no # HELP for {name}");
+    }
 }

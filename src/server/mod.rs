@@ -9,7 +9,8 @@
 //! - [`web`]: gRPC-Web CORS and the embedded dashboard;
 //! - [`ws`]: the legacy JSON WebSocket path;
 //! - [`shutdown`]: the Ctrl-C / SIGTERM signal;
-//! - [`access_log`]: one debug line per call, on every listener.
+//! - [`access_log`]: one debug line per call, on every listener;
+//! - [`metrics`]: Prometheus text at `/metrics`.
 //!
 //! One listener serves gRPC (HTTP/2), gRPC-Web (HTTP/1.1 and HTTP/2, binary
 //! and text), the dashboard at `/` and the WebSocket at `/ws`. The server
@@ -19,6 +20,7 @@
 pub mod access_log;
 pub mod error;
 pub mod hub;
+pub mod metrics;
 pub mod service;
 pub mod shutdown;
 pub mod web;
@@ -81,8 +83,8 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
 }
 
-/// The main listener's routes: gRPC and gRPC-Web services, `/ws`, and the
-/// dashboard.
+/// The main listener's routes: gRPC and gRPC-Web services, `/ws`, the
+/// dashboard and `/metrics`.
 pub fn router(parts: &ServerParts) -> Router {
     let grpc = Routes::builder()
         .add_service(HealthServer::new(HealthService::from_health_reporter(
@@ -98,6 +100,7 @@ pub fn router(parts: &ServerParts) -> Router {
         .layer(GrpcWebLayer::new());
     grpc.merge(ws::routes(parts.api.clone(), &["/ws"]))
         .merge(web::dashboard())
+        .merge(metrics::routes(parts.api.clone()))
         .layer(web::cors(&parts.cors_origins))
         // A bug in one handler answers that one call with an error; it never
         // takes the connection, the server or the engine down with it.

@@ -28,6 +28,7 @@ use super::{
     encoded::watchtower_service_server::WatchtowerService,
     error::ApiError,
     hub::{EncodedTelemetry, Frame, TelemetryHub},
+    metrics,
 };
 use crate::{
     bridge::{CommandSender, TelemetryReader},
@@ -109,6 +110,7 @@ impl WatchtowerApi {
 
     /// Counts a WebSocket session for as long as the guard lives.
     pub fn websocket_guard(&self) -> CountGuard {
+        metrics::websocket_opened();
         CountGuard::new(&self.websockets)
     }
 
@@ -159,8 +161,13 @@ impl WatchtowerService for WatchtowerApi {
         let span = tracing::Span::current();
         span.record("command_id", command.id.as_str());
         span.record("key", command.key.as_str());
-        let pending = self.commands.try_submit(command).map_err(ApiError::from)?;
+        let pending = self
+            .commands
+            .try_submit(command)
+            .inspect_err(metrics::command_refused)
+            .map_err(ApiError::from)?;
         let response = pending.response().await.map_err(ApiError::from)?;
+        metrics::command_answered(&response);
         if response.success {
             Ok(Response::new(ApplyCommandResponse {
                 response: Some(response),

@@ -160,14 +160,21 @@ fn handle_text(
                 command.id = uuid::Uuid::new_v4().to_string();
             }
             let id = command.id.clone();
-            match api.commands().try_submit(command) {
+            let submitted = api.commands().try_submit(command);
+            if let Err(err) = &submitted {
+                super::metrics::command_refused(err);
+            }
+            match submitted {
                 Ok(pending) => {
                     let outbox = outbox.clone();
                     tokio::spawn(async move {
                         let reply = match pending.response().await {
-                            Ok(response) => WebSocketServerMessage {
-                                message: Some(ServerMessage::Response(response)),
-                            },
+                            Ok(response) => {
+                                super::metrics::command_answered(&response);
+                                WebSocketServerMessage {
+                                    message: Some(ServerMessage::Response(response)),
+                                }
+                            }
                             Err(err) => command_error("UNAVAILABLE", &ApiError::from(err), id),
                         };
                         // A closed connection just drops the reply; the
