@@ -414,14 +414,38 @@ fn sample(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str
     }
 }
 
+/// The buckets of the histogram `metric` whose labels include `labels`,
+/// checked to be cumulative.
+fn histogram(
+    scrape: &prometheus_parse::Scrape,
+    metric: &str,
+    labels: &[(&str, &str)],
+) -> Vec<prometheus_parse::HistogramCount> {
+    let found = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .unwrap_or_else(|| panic!("no {metric}{labels:?} in {:#?}", scrape.samples));
+    let prometheus_parse::Value::Histogram(buckets) = &found.value else {
+        panic!("{metric} is not a histogram: {found:?}");
+    };
+    assert!(
+        buckets.windows(2).all(|w| w[0].count <= w[1].count),
+        "{buckets:?}"
+    );
+    buckets.clone()
+}
+
 /// A scrape of `/metrics` through a real HTTP client parses as Prometheus
 /// text and counts what the test did: one applied and one rejected command,
 /// one open gRPC stream and one WebSocket, ticks and their durations, the
-/// target TPS, and the process's memory.
+/// send lag of live frames on both transports, the target TPS, and the
+/// process's memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_scrape_parses_and_counts_commands_streams_and_ticks() {
     use futures_util::StreamExt;
-    use prometheus_parse::{Scrape, Value};
+    use prometheus_parse::Scrape;
+    use watchtower::server::metrics;
 
     let mut app = Running::start(&["--tps", "20"]);
     let addr = app.addr();
@@ -495,27 +519,22 @@ async fn metrics_scrape_parses_and_counts_commands_streams_and_ticks() {
     assert!(sample(&scrape, "process_threads", &[]) >= 2.0);
     assert!(sample(&scrape, "process_open_fds", &[]) >= 3.0);
 
-    let histogram = scrape
-        .samples
-        .iter()
-        .find(|s| s.metric == "watchtower_tick_duration_seconds")
-        .expect("the tick-duration histogram");
-    let Value::Histogram(buckets) = &histogram.value else {
-        panic!("not a histogram: {histogram:?}");
-    };
-    assert_eq!(
-        buckets.len(),
-        watchtower::server::metrics::TICK_DURATION_BUCKETS.len() + 1
-    );
-    assert!(
-        buckets.windows(2).all(|w| w[0].count <= w[1].count),
-        "{buckets:?}"
-    );
-    let observed = buckets.last().unwrap().count;
+    let ticks_seen = histogram(&scrape, "watchtower_tick_duration_seconds", &[]);
+    assert_eq!(ticks_seen.len(), metrics::TICK_DURATION_BUCKETS.len() + 1);
+    let observed = ticks_seen.last().unwrap().count;
     assert!(
         observed >= 1.0 && observed <= ticks + 1.0,
         "{observed} of {ticks} ticks"
     );
+    for transport in ["grpc", "websocket"] {
+        let lag = histogram(
+            &scrape,
+            "watchtower_telemetry_send_lag_seconds",
+            &[("transport", transport)],
+        );
+        assert_eq!(lag.len(), metrics::SEND_LAG_BUCKETS.len() + 1);
+        assert!(lag.last().unwrap().count >= 1.0, "{transport}: {lag:?}");
+    }
     for name in ["watchtower_tick_duration_seconds", commands, streams] {
         assert!(scrape.docs.contains_key(name), "no # HELP for {name}");
     }

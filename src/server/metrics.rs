@@ -4,7 +4,8 @@
 //! - each snapshot the [`TelemetryHub`] sees, followed by one task
 //!   ([`follow_snapshots`]): ticks and the tick-duration histogram;
 //! - the calls that finish a command ([`command_answered`],
-//!   [`command_refused`]) and open a WebSocket ([`websocket_opened`]);
+//!   [`command_refused`]), open a WebSocket ([`websocket_opened`]) and send
+//!   a live frame ([`frame_sent`]);
 //! - the live state, read at scrape time: queue depth, open streams, the
 //!   latest snapshot's TPS, the hub's counters, and the process's RSS and CPU
 //!   (procfs).
@@ -14,14 +15,17 @@
 //! below are the whole list (docs/operations.md describes each). Runs on the
 //! tokio runtime; nothing here blocks.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    sync::OnceLock,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
-use super::{TelemetryHub, WatchtowerApi};
+use super::{TelemetryHub, WatchtowerApi, hub::Frame};
 use crate::{bridge::SubmitError, pb};
 
 /// Ticks the engine has completed.
@@ -43,6 +47,9 @@ pub const COMMANDS: &str = "watchtower_commands_total";
 pub const COMMAND_FAILURES: &str = "watchtower_command_failures_total";
 /// Telemetry streams open now, by `transport` (`grpc` includes gRPC-Web).
 pub const OPEN_STREAMS: &str = "watchtower_open_streams";
+/// Time from the engine capturing a snapshot to a live stream handing it
+/// to its transport, by `transport`.
+pub const SEND_LAG: &str = "watchtower_telemetry_send_lag_seconds";
 /// Snapshots encoded by the hub (once each, however many subscribers).
 pub const SNAPSHOTS_ENCODED: &str = "watchtower_snapshots_encoded_total";
 /// Snapshot frames handed to gRPC telemetry streams.
@@ -63,6 +70,10 @@ pub const TICK_DURATION_BUCKETS: [f64; 14] = [
     0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
     1.0,
 ];
+/// Upper bounds of the send-lag buckets: 1 ms to 10 s.
+pub const SEND_LAG_BUCKETS: [f64; 13] = [
+    0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 /// How often the follower folds recorded histogram samples into buckets, so
 /// memory stays bounded when nobody scrapes.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -77,7 +88,8 @@ fn recorder() -> Option<&'static PrometheusHandle> {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(TICK_DURATION.into()), &TICK_DURATION_BUCKETS)
-                .expect("the bucket list is not empty")
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(SEND_LAG.into()), &SEND_LAG_BUCKETS))
+                .expect("the bucket lists are not empty")
                 .build_recorder();
             let handle = recorder.handle();
             match metrics::set_global_recorder(recorder) {
@@ -265,6 +277,19 @@ pub fn command_refused(err: &SubmitError) {
     };
     counter!(COMMANDS, "outcome" => "refused").increment(1);
     counter!(COMMAND_FAILURES, "reason" => reason).increment(1);
+}
+
+/// Records how long after the engine captured it a live frame is handed to
+/// a `transport` (`grpc` or `websocket`) stream. Past frames sent for
+/// `history` are not live and are not recorded.
+pub fn frame_sent(transport: &'static str, frame: &Frame) {
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let lag_ms = now_ms
+        .saturating_sub(frame.snapshot.captured_at_unix_ms)
+        .max(0);
+    histogram!(SEND_LAG, "transport" => transport).record(lag_ms as f64 / 1e3);
 }
 
 /// Counts a WebSocket session as it opens.

@@ -207,7 +207,8 @@ impl WatchtowerService for WatchtowerApi {
             shutdown: self.shutdown.clone(),
             _guard: CountGuard::new(&self.subscribers),
         }
-        .into_stream();
+        .into_stream()
+        .inspect(|frame| metrics::frame_sent("grpc", frame));
         let stats = Arc::clone(&self.hub.stats_arc());
         let stream = futures_util::stream::iter(past)
             .chain(live)

@@ -92,6 +92,7 @@ async fn session(socket: WebSocket, api: WatchtowerApi) {
                 match newest {
                     Some(frame) if last_tick.is_none_or(|last| frame.tick() > last) => {
                         last_tick = Some(frame.tick());
+                        super::metrics::frame_sent("websocket", &frame);
                         Message::Text(frame.json())
                     }
                     _ => continue,
