@@ -4,127 +4,18 @@
 mod common;
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
+    process::Command,
     time::{Duration, Instant},
 };
 
-use common::{PATIENCE, command, connect, number};
-
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Running {
-    fn start(args: &[&str]) -> Self {
-        Self::start_logging(args, "info")
-    }
-
-    /// Starts the binary with `RUST_LOG` set to `filter`.
-    fn start_logging(args: &[&str], filter: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
-            .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"])
-            .args(args)
-            .env("RUST_LOG", filter)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the binary");
-        let (tx, lines) = mpsc::channel();
-        for pipe in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a log line containing every one of `parts`.
-    fn wait_for(&mut self, parts: &[&str]) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        if let Some(line) = self
-            .seen
-            .iter()
-            .find(|l| parts.iter().all(|p| l.contains(p)))
-        {
-            return line.clone();
-        }
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no log line with {parts:?}; saw {:#?}", self.seen));
-            self.seen.push(line.clone());
-            if parts.iter().all(|p| line.contains(p)) {
-                return line;
-            }
-        }
-    }
-
-    /// The address from the `gRPC server listening` line, in either format.
-    fn addr(&mut self) -> std::net::SocketAddr {
-        let line = self.wait_for(&["gRPC server listening"]);
-        let addr = match serde_json::from_str::<serde_json::Value>(&line) {
-            Ok(json) => json["local_addr"]
-                .as_str()
-                .expect("the JSON line has local_addr")
-                .to_owned(),
-            Err(_) => line
-                .split("local_addr=")
-                .nth(1)
-                .and_then(|rest| rest.split_whitespace().next())
-                .expect("the address is logged")
-                .to_owned(),
-        };
-        addr.parse().expect("a socket address")
-    }
-
-    fn terminate(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-
-    fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "still running after {limit:?}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
+use common::{PATIENCE, binary::Binary, command, connect, number};
 
 /// The spec's integration check: an applied command logs `Registry updated`
 /// with its key, old and new value, and tick; SIGTERM then stops the process
 /// cleanly within 2 s, with exit code 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applied_commands_are_logged_and_sigterm_exits_cleanly() {
-    let mut app = Running::start(&["--tps", "20"]);
+    let mut app = Binary::start(&["--tps", "20"]);
     let addr = app.addr();
     let mut client = connect(addr).await;
     let mut stream = client
@@ -220,7 +111,7 @@ fn a_bad_params_file_stops_start_up_naming_key_value_and_range() {
     // A good file is accepted and its values are in force.
     let path = dir.join("good.yaml");
     std::fs::write(&path, "fiscal.vat_rate: 0.2\nagents.households: 500\n").unwrap();
-    let mut app = Running::start(&["--params", path.to_str().unwrap()]);
+    let mut app = Binary::start(&["--params", path.to_str().unwrap()]);
     app.addr();
     app.wait_for(&["engine started"]);
 }
@@ -263,7 +154,7 @@ fn healthcheck(addr: std::net::SocketAddr) -> (std::process::ExitStatus, String)
 /// peer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_parse_and_keep_the_registry_and_access_fields() {
-    let mut app = Running::start_logging(
+    let mut app = Binary::start_logging(
         &["--tps", "20", "--log-format", "json"],
         "info,watchtower::access=debug",
     );
@@ -310,10 +201,7 @@ async fn json_logs_parse_and_keep_the_registry_and_access_fields() {
 
     app.terminate();
     tokio::task::block_in_place(|| app.wait_exit(Duration::from_secs(5)));
-    while let Ok(line) = app.lines.try_recv() {
-        app.seen.push(line);
-    }
-    for line in &app.seen {
+    for line in app.log() {
         serde_json::from_str::<serde_json::Value>(line)
             .unwrap_or_else(|err| panic!("not JSON ({err}): {line}"));
     }
@@ -323,7 +211,7 @@ async fn json_logs_parse_and_keep_the_registry_and_access_fields() {
 /// and fails once the server has stopped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn healthcheck_passes_on_a_serving_server_and_fails_on_a_stopped_one() {
-    let mut app = Running::start(&["--tps", "20"]);
+    let mut app = Binary::start(&["--tps", "20"]);
     let addr = app.addr();
     wait_until_serving(addr).await;
     let (status, text) = tokio::task::block_in_place(|| healthcheck(addr));
@@ -447,7 +335,7 @@ async fn metrics_scrape_parses_and_counts_commands_streams_and_ticks() {
     use prometheus_parse::Scrape;
     use watchtower::server::metrics;
 
-    let mut app = Running::start(&["--tps", "20"]);
+    let mut app = Binary::start(&["--tps", "20"]);
     let addr = app.addr();
     let mut client = connect(addr).await;
     let mut stream = client

@@ -8,64 +8,24 @@
 //! the `.venv` it sets up), or `python3`. Without grpcio there, this test
 //! fails and says how to install it; it never skips.
 
+mod common;
+
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
+    process::Command,
 };
 
-const PATIENCE: Duration = Duration::from_secs(20);
+use common::binary::Binary;
 
 fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python")
 }
 
-/// The binary, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the binary on port 0 and reads its address from the log.
-fn start_server() -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
-        .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"])
-        .args(["--tps", "20"])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the binary");
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = lines
-            .recv_timeout(left)
-            .expect("the binary logs `gRPC server listening local_addr=…`");
-        if let Some(rest) = line.split("local_addr=").nth(1) {
-            let addr = rest.split_whitespace().next().unwrap().to_owned();
-            // Keep draining the log so the binary never blocks on a full pipe.
-            std::thread::spawn(move || while lines.recv().is_ok() {});
-            return (server, addr);
-        }
-    }
+/// The binary at 20 ticks/s, and its address as `HOST:PORT`.
+fn start_server() -> (Binary, String) {
+    let mut server = Binary::start(&["--tps", "20"]);
+    let addr = server.addr().to_string();
+    (server, addr)
 }
 
 /// The Python interpreter the tests run: `WATCHTOWER_TEST_PYTHON`, or `python3`.

@@ -1,7 +1,10 @@
 //! Shared test harness: starts Watchtower in-process on port 0 and connects a
 //! real tonic client over a real socket. `TEST_LOG=1` turns logs on.
+//! [`binary`] is the harness for the real binary.
 
 #![allow(dead_code)]
+
+pub mod binary;
 
 use std::{net::SocketAddr, sync::Once, time::Duration};
 
