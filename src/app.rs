@@ -216,6 +216,10 @@ impl SimulationServer {
             },
             run,
         );
+        tokio::spawn(server::metrics::follow_snapshots(
+            api.hub().clone(),
+            shutdown.clone(),
+        ));
         let parts = ServerParts {
             api: api.clone(),
             health,

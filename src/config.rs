@@ -1,24 +1,93 @@
 //! Command-line and environment settings, with defaults that run the whole
-//! product on the embedded `economy_params.yaml`.
+//! product on the embedded `economy_params.yaml`: [`Cli`] is the whole
+//! command line, the server's [`Config`] plus an optional subcommand.
 
-use std::{net::SocketAddr, path::PathBuf, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr},
+    path::PathBuf,
+    time::Duration,
+};
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::{
     bridge::DEFAULT_QUEUE_CAPACITY,
     engine::{GlobalRegistry, ParamsError},
 };
 
-/// Watchtower's settings. Every flag can also be set through the environment
-/// variable named beside it.
+/// The `watchtower` command line: with no subcommand it runs the server on
+/// [`Config`]; a subcommand runs a tool instead.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "watchtower", version, about)]
-pub struct Config {
-    /// A tool to run instead of the server; none starts the server.
-    #[command(subcommand)]
-    pub command: Option<Tool>,
+pub struct Cli {
+    /// The server's settings; a subcommand may read some of them.
+    #[command(flatten)]
+    pub config: Config,
 
+    /// A tool to run instead of the server.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The tools `watchtower` runs instead of the server.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Asks a running server's gRPC health service whether it is SERVING;
+    /// exits 0 if so, 1 otherwise (the container's HEALTHCHECK).
+    Healthcheck(HealthcheckArgs),
+    /// Re-run a recorded run from its directory, without a server, and
+    /// print its final tick and state digest.
+    Replay {
+        /// The run's directory (under --data-dir).
+        run_dir: PathBuf,
+        /// Stop after this tick (default: the last recorded tick).
+        #[arg(long)]
+        to_tick: Option<u64>,
+        /// Compare every tick's digest with the recorded one; exit non-zero
+        /// naming the first tick that differs.
+        #[arg(long)]
+        verify: bool,
+    },
+}
+
+/// `watchtower healthcheck`'s settings.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The server to ask; by default the `--listen` address, with an
+    /// unspecified IP (0.0.0.0, ::) replaced by loopback.
+    #[arg(long)]
+    pub addr: Option<SocketAddr>,
+}
+
+impl HealthcheckArgs {
+    /// The address to ask: `--addr`, or where a server on `config` listens.
+    pub fn target(&self, config: &Config) -> SocketAddr {
+        self.addr.unwrap_or_else(|| {
+            let mut addr = config.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(match addr.ip() {
+                    IpAddr::V4(_) => Ipv4Addr::LOCALHOST.into(),
+                    IpAddr::V6(_) => Ipv6Addr::LOCALHOST.into(),
+                });
+            }
+            addr
+        })
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines, `key=value` fields.
+    Text,
+    /// One JSON object per line, fields at the top level, for log pipelines.
+    Json,
+}
+
+/// Watchtower's server settings. Every flag can also be set through the
+/// environment variable named beside it.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
     /// Directory where every run is recorded (manifest, audit log, digests,
     /// checkpoints), or `off` to keep everything in memory.
     #[arg(long, env = "WATCHTOWER_DATA_DIR", default_value = "./watchtower-data",
@@ -92,6 +161,10 @@ pub struct Config {
     /// Connection limits.
     #[command(flatten)]
     pub transport: TransportConfig,
+
+    /// Log line format; `RUST_LOG` sets the level (default `info`).
+    #[arg(long, env = "WATCHTOWER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// Who may do what, and from where (docs/security.md).
@@ -238,24 +311,6 @@ fn parse_streams(text: &str) -> Result<u32, String> {
     }
 }
 
-/// Tools the binary runs instead of the server.
-#[derive(Debug, Clone, Subcommand)]
-pub enum Tool {
-    /// Re-run a recorded run from its directory, without a server, and
-    /// print its final tick and state digest.
-    Replay {
-        /// The run's directory (under --data-dir).
-        run_dir: PathBuf,
-        /// Stop after this tick (default: the last recorded tick).
-        #[arg(long)]
-        to_tick: Option<u64>,
-        /// Compare every tick's digest with the recorded one; exit non-zero
-        /// naming the first tick that differs.
-        #[arg(long)]
-        verify: bool,
-    },
-}
-
 fn parse_data_dir(text: &str) -> Result<Option<PathBuf>, String> {
     match text {
         "off" | "none" | "" => Ok(None),
@@ -265,7 +320,7 @@ fn parse_data_dir(text: &str) -> Result<Option<PathBuf>, String> {
 
 impl Default for Config {
     fn default() -> Self {
-        Self::parse_from(["watchtower"])
+        Cli::parse_from(["watchtower"]).config
     }
 }
 

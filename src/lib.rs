@@ -30,12 +30,14 @@
 //! - [`app`]: the production wiring (spec §4.3): `SimulationServer` starts the
 //!   engine thread and the server, supervises the server and stops both.
 //! - [`config`]: command-line and environment settings.
+//! - [`healthcheck`]: the `watchtower healthcheck` client.
 //! - [`pb`]: the generated `watchtower.v1` protobuf types and service stubs.
 
 pub mod app;
 pub mod bridge;
 pub mod config;
 pub mod engine;
+pub mod healthcheck;
 pub mod server;
 pub mod store;
 

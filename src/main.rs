@@ -1,30 +1,48 @@
-//! The `watchtower` binary: engine and gRPC server on the embedded defaults,
-//! or, with `replay`, a recorded run re-run from its directory.
+//! The `watchtower` binary: with no subcommand, the engine and gRPC server on
+//! the embedded defaults; `watchtower healthcheck` asks a running one;
+//! `watchtower replay` re-runs a recorded run from its directory.
 
-use std::{io::IsTerminal, process::ExitCode};
+use std::{io::IsTerminal, net::SocketAddr, process::ExitCode};
 
 use anyhow::Context;
 use clap::Parser;
+use tonic_health::pb::health_check_response::ServingStatus;
 use tracing_subscriber::EnvFilter;
-use watchtower::{Config, config::Tool, server::shutdown_signal, store::replay};
+use watchtower::{
+    Config,
+    config::{Cli, Command, LogFormat},
+    healthcheck,
+    server::shutdown_signal,
+    store::replay,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::stdout().is_terminal())
-        .init();
-    let config = Config::parse();
-    if let Some(Tool::Replay {
-        run_dir,
-        to_tick,
-        verify,
-    }) = &config.command
-    {
-        return run_replay(run_dir, *to_tick, *verify);
+    let cli = Cli::parse();
+    init_logging(cli.config.log_format);
+    match &cli.command {
+        None => serve(&cli.config).await.map(|()| ExitCode::SUCCESS),
+        Some(Command::Healthcheck(args)) => Ok(check_health(args.target(&cli.config)).await),
+        Some(Command::Replay {
+            run_dir,
+            to_tick,
+            verify,
+        }) => run_replay(run_dir, *to_tick, *verify),
     }
+}
+
+/// Logs to stdout in `format`, at the level `RUST_LOG` sets (default info).
+fn init_logging(format: LogFormat) {
+    let logs = tracing_subscriber::fmt().with_env_filter(
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    );
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stdout().is_terminal()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_span_list(false).init(),
+    }
+}
+
+async fn serve(config: &Config) -> anyhow::Result<()> {
     // Before anything starts, so a SIGTERM during start-up is graceful.
     let shutdown = shutdown_signal();
     // Check the parameters before binding, so a bad file fails fast and alone.
@@ -32,9 +50,27 @@ async fn main() -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let report = watchtower::run(listener, &config, shutdown).await?;
+    let report = watchtower::run(listener, config, shutdown).await?;
     tracing::info!(ticks = report.ticks, "watchtower stopped");
-    Ok(ExitCode::SUCCESS)
+    Ok(())
+}
+
+/// Prints the server's health status; success only when it is SERVING.
+async fn check_health(addr: SocketAddr) -> ExitCode {
+    match healthcheck::check(addr).await {
+        Ok(ServingStatus::Serving) => {
+            println!("{addr}: SERVING");
+            ExitCode::SUCCESS
+        }
+        Ok(status) => {
+            println!("{addr}: {}", status.as_str_name());
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            eprintln!("{:#}", anyhow::Error::from(err));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// `watchtower replay`: prints the final tick and digest; with `--verify`,

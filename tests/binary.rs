@@ -1,4 +1,5 @@
-//! The `watchtower` binary as a user runs it: logs, signals, exit codes.
+//! The `watchtower` binary as a user runs it: logs (text and JSON, the access
+//! log), signals, exit codes, the `healthcheck` subcommand and `/metrics`.
 
 mod common;
 
@@ -7,14 +8,14 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{command, connect, number, process::Running};
+use common::{PATIENCE, binary::Binary, command, connect, number};
 
 /// The spec's integration check: an applied command logs `Registry updated`
 /// with its key, old and new value, and tick; SIGTERM then stops the process
 /// cleanly within 2 s, with exit code 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applied_commands_are_logged_and_sigterm_exits_cleanly() {
-    let mut app = Running::start(&["--tps", "20"]);
+    let mut app = Binary::start(&["--tps", "20"]);
     let addr = app.addr();
     let mut client = connect(addr).await;
     let mut stream = client
@@ -113,7 +114,7 @@ fn a_bad_params_file_stops_start_up_naming_key_value_and_range() {
     // A good file is accepted and its values are in force.
     let path = dir.join("good.yaml");
     std::fs::write(&path, "fiscal.vat_rate: 0.2\nagents.households: 500\n").unwrap();
-    let mut app = Running::start(&["--params", path.to_str().unwrap()]);
+    let mut app = Binary::start(&["--params", path.to_str().unwrap()]);
     app.addr();
     app.wait_for(&["engine started"]);
 }
@@ -152,11 +153,10 @@ fn a_non_loopback_address_needs_an_operator_token_to_start() {
     assert!(stderr.contains("0.0.0.0"), "names the address: {stderr}");
 
     let base = ["--listen", "0.0.0.0:0", "--legacy-ws-listen", "off"];
-    let mut with_token =
-        Running::launch(&base, &[("WATCHTOWER_OPERATOR_TOKEN", "t0ken-for-start")]);
+    let mut with_token = Binary::launch(&base, &[("WATCHTOWER_OPERATOR_TOKEN", "t0ken-for-start")]);
     with_token.addr();
     let mut anonymous =
-        Running::launch(&[&base[..], &["--allow-anonymous-operators"]].concat(), &[]);
+        Binary::launch(&[&base[..], &["--allow-anonymous-operators"]].concat(), &[]);
     anonymous.addr();
 }
 
@@ -176,7 +176,7 @@ async fn no_token_appears_in_the_log() {
         "--tps",
         "50",
     ];
-    let mut app = Running::launch(
+    let mut app = Binary::launch(
         &base,
         &[
             ("RUST_LOG", "debug"),
@@ -217,5 +217,300 @@ async fn no_token_appears_in_the_log() {
     for token in [OPERATOR, OBSERVER, WRONG] {
         let leaked: Vec<_> = lines.iter().filter(|l| l.contains(token)).collect();
         assert!(leaked.is_empty(), "{token} logged: {leaked:#?}");
+    }
+}
+
+/// Runs `watchtower healthcheck --addr ADDR` and returns its exit status and
+/// what it printed.
+fn healthcheck(addr: std::net::SocketAddr) -> (std::process::ExitStatus, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_watchtower"))
+        .args(["healthcheck", "--addr", &addr.to_string()])
+        .output()
+        .expect("run watchtower healthcheck");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status, text)
+}
+
+/// With `--log-format json` every line is one JSON object; the `Registry
+/// updated` line keeps key, old, new and tick as fields, and the access log
+/// (at debug) has one line per call with method, path, status, duration and
+/// peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_parse_and_keep_the_registry_and_access_fields() {
+    let mut app = Binary::start_logging(
+        &["--tps", "20", "--log-format", "json"],
+        "info,watchtower::access=debug",
+    );
+    let addr = app.addr();
+    let mut client = connect(addr).await;
+    let response = client
+        .apply_command(command("json", "fiscal.vat_rate", number(0.15)))
+        .await
+        .unwrap()
+        .into_inner()
+        .response
+        .unwrap();
+
+    let line = app.wait_for(&["Registry updated", "fiscal.vat_rate"]);
+    let updated: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(updated["level"], "INFO", "{line}");
+    assert_eq!(updated["key"], "fiscal.vat_rate", "{line}");
+    assert_eq!(updated["old"], "0.1", "{line}");
+    assert_eq!(updated["new"], "0.15", "{line}");
+    assert_eq!(updated["tick"], response.applied_tick, "{line}");
+
+    let call = app.wait_for(&["\"message\":\"response\"", "ApplyCommand"]);
+    let call: serde_json::Value = serde_json::from_str(&call).expect("a JSON line");
+    assert_eq!(call["target"], "watchtower::access", "{call}");
+    assert_eq!(call["status"], 200, "{call}");
+    assert!(
+        call["duration_ms"].as_f64().is_some_and(|ms| ms >= 0.0),
+        "{call}"
+    );
+    let span = &call["span"];
+    assert_eq!(span["method"], "POST", "{call}");
+    assert_eq!(
+        span["path"], "/watchtower.v1.WatchtowerService/ApplyCommand",
+        "{call}"
+    );
+    let peer: std::net::SocketAddr = span["peer"]
+        .as_str()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("the peer is a socket address: {call}"));
+    assert!(peer.ip().is_loopback(), "{call}");
+    let end = app.wait_for(&["end of stream", "ApplyCommand"]);
+    let end: serde_json::Value = serde_json::from_str(&end).expect("a JSON line");
+    assert_eq!(end["grpc_status"], "0", "{end}");
+
+    app.terminate();
+    tokio::task::block_in_place(|| app.wait_exit(Duration::from_secs(5)));
+    for line in app.log() {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|err| panic!("not JSON ({err}): {line}"));
+    }
+}
+
+/// `watchtower healthcheck` exits 0 and says SERVING while the server ticks,
+/// and fails once the server has stopped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_passes_on_a_serving_server_and_fails_on_a_stopped_one() {
+    let mut app = Binary::start(&["--tps", "20"]);
+    let addr = app.addr();
+    wait_until_serving(addr).await;
+    let (status, text) = tokio::task::block_in_place(|| healthcheck(addr));
+    assert!(status.success(), "{text}");
+    assert_eq!(text.trim(), format!("{addr}: SERVING"));
+
+    app.terminate();
+    let stopped = tokio::task::block_in_place(|| app.wait_exit(Duration::from_secs(5)));
+    assert_eq!(stopped.code(), Some(0));
+    let (status, text) = tokio::task::block_in_place(|| healthcheck(addr));
+    assert_eq!(status.code(), Some(1), "{text}");
+    assert!(text.contains("cannot connect"), "{text}");
+}
+
+/// Waits on `grpc.health.v1.Health/Watch` until the server reports SERVING.
+async fn wait_until_serving(addr: std::net::SocketAddr) {
+    use tonic_health::pb::{
+        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    };
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect");
+    let mut updates = HealthClient::new(channel)
+        .watch(HealthCheckRequest::default())
+        .await
+        .expect("Health/Watch")
+        .into_inner();
+    tokio::time::timeout(PATIENCE, async {
+        while let Some(update) = updates.message().await.expect("a health update") {
+            if update.status() == ServingStatus::Serving {
+                return;
+            }
+        }
+        panic!("the health stream ended before SERVING");
+    })
+    .await
+    .expect("SERVING within the patience");
+}
+
+/// GETs `path` over a fresh HTTP/1.1 connection; the content type and body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use http_body_util::{BodyExt, Empty};
+    use hyper::body::Bytes;
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .expect("HTTP/1.1 handshake");
+    tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, addr.to_string())
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = tokio::time::timeout(PATIENCE, sender.send_request(request))
+        .await
+        .expect("an answer in time")
+        .expect("an HTTP response");
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()[hyper::header::CONTENT_TYPE]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        content_type,
+        String::from_utf8(body.to_vec()).expect("UTF-8"),
+    )
+}
+
+/// The value of the one sample of `metric` whose labels include `labels`.
+fn sample(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    let found: Vec<_> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one {metric}{labels:?} in {:#?}",
+        scrape.samples
+    );
+    match &found[0].value {
+        prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => *v,
+        other => panic!("{metric} is not a counter or gauge: {other:?}"),
+    }
+}
+
+/// The buckets of the histogram `metric` whose labels include `labels`,
+/// checked to be cumulative.
+fn histogram(
+    scrape: &prometheus_parse::Scrape,
+    metric: &str,
+    labels: &[(&str, &str)],
+) -> Vec<prometheus_parse::HistogramCount> {
+    let found = scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .unwrap_or_else(|| panic!("no {metric}{labels:?} in {:#?}", scrape.samples));
+    let prometheus_parse::Value::Histogram(buckets) = &found.value else {
+        panic!("{metric} is not a histogram: {found:?}");
+    };
+    assert!(
+        buckets.windows(2).all(|w| w[0].count <= w[1].count),
+        "{buckets:?}"
+    );
+    buckets.clone()
+}
+
+/// A scrape of `/metrics` through a real HTTP client parses as Prometheus
+/// text and counts what the test did: one applied and one rejected command,
+/// one open gRPC stream and one WebSocket, ticks and their durations, the
+/// send lag of live frames on both transports, the target TPS, and the
+/// process's memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_scrape_parses_and_counts_commands_streams_and_ticks() {
+    use futures_util::StreamExt;
+    use prometheus_parse::Scrape;
+    use watchtower::server::metrics;
+
+    let mut app = Binary::start(&["--tps", "20"]);
+    let addr = app.addr();
+    let mut client = connect(addr).await;
+    let mut stream = client
+        .subscribe_telemetry(watchtower::pb::SubscribeTelemetryRequest {
+            interval_ms: 10,
+            history: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    stream.message().await.unwrap().expect("a snapshot");
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
+        .await
+        .expect("WebSocket upgrade");
+    socket.next().await.expect("a frame").expect("a snapshot");
+    let applied = client
+        .apply_command(command("m1", "fiscal.vat_rate", number(0.2)))
+        .await
+        .unwrap()
+        .into_inner()
+        .response
+        .unwrap();
+    let rejected = client
+        .apply_command(command("m2", "fiscal.vat_rate", number(0.9)))
+        .await
+        .unwrap_err();
+    assert_eq!(rejected.code(), tonic::Code::InvalidArgument);
+
+    let (content_type, text) = http_get(addr, "/metrics").await;
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text");
+
+    let commands = "watchtower_commands_total";
+    assert_eq!(sample(&scrape, commands, &[("outcome", "applied")]), 1.0);
+    assert_eq!(sample(&scrape, commands, &[("outcome", "rejected")]), 1.0);
+    let failures = "watchtower_command_failures_total";
+    assert_eq!(
+        sample(&scrape, failures, &[("reason", "OUT_OF_RANGE")]),
+        1.0
+    );
+    let streams = "watchtower_open_streams";
+    assert_eq!(sample(&scrape, streams, &[("transport", "grpc")]), 1.0);
+    assert_eq!(sample(&scrape, streams, &[("transport", "websocket")]), 1.0);
+    assert_eq!(
+        sample(&scrape, "watchtower_websocket_connections_total", &[]),
+        1.0
+    );
+    let ticks = sample(&scrape, "watchtower_ticks_total", &[]);
+    assert!(ticks >= applied.applied_tick as f64, "{ticks} ticks");
+    assert!(sample(&scrape, "watchtower_snapshots_encoded_total", &[]) >= 1.0);
+    assert!(sample(&scrape, "watchtower_snapshots_delivered_total", &[]) >= 1.0);
+    assert_eq!(
+        sample(&scrape, "watchtower_target_ticks_per_second", &[]),
+        20.0
+    );
+    // The engine measures over a window, so early on it may still be 0.
+    let measured = sample(&scrape, "watchtower_measured_ticks_per_second", &[]);
+    assert!(measured.is_finite() && measured >= 0.0, "{measured}");
+    assert_eq!(sample(&scrape, "watchtower_command_queue_depth", &[]), 0.0);
+    assert_eq!(
+        sample(&scrape, "watchtower_command_queue_capacity", &[]),
+        100.0
+    );
+    assert!(sample(&scrape, "process_resident_memory_bytes", &[]) > 1e6);
+    assert!(sample(&scrape, "process_cpu_seconds_total", &[]) >= 0.0);
+    assert!(sample(&scrape, "process_threads", &[]) >= 2.0);
+    assert!(sample(&scrape, "process_open_fds", &[]) >= 3.0);
+
+    let ticks_seen = histogram(&scrape, "watchtower_tick_duration_seconds", &[]);
+    assert_eq!(ticks_seen.len(), metrics::TICK_DURATION_BUCKETS.len() + 1);
+    let observed = ticks_seen.last().unwrap().count;
+    assert!(
+        observed >= 1.0 && observed <= ticks + 1.0,
+        "{observed} of {ticks} ticks"
+    );
+    for transport in ["grpc", "websocket"] {
+        let lag = histogram(
+            &scrape,
+            "watchtower_telemetry_send_lag_seconds",
+            &[("transport", transport)],
+        );
+        assert_eq!(lag.len(), metrics::SEND_LAG_BUCKETS.len() + 1);
+        assert!(lag.last().unwrap().count >= 1.0, "{transport}: {lag:?}");
+    }
+    for name in ["watchtower_tick_duration_seconds", commands, streams] {
+        assert!(scrape.docs.contains_key(name), "no # HELP for {name}");
     }
 }

@@ -4,94 +4,19 @@
 //! check). Needs Node, `npm ci` in `web/` and Debian's Chromium; without them
 //! the test fails and says how to install them, it never skips.
 
+mod common;
+
 use std::{
-    io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
-    process::{Child, Command, ExitStatus, Stdio},
-    sync::{Arc, Mutex, mpsc},
+    process::{Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
 
+use common::binary::Binary;
+
 const CHROMIUM: &str = "/usr/bin/chromium";
-/// Upper bound for the server to start and log its address.
-const START_PATIENCE: Duration = Duration::from_secs(20);
 /// Upper bound for the whole browser run.
 const BROWSER_PATIENCE: Duration = Duration::from_secs(120);
-
-/// The binary, with every stdout and stderr line collected as it arrives.
-struct Server {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    /// The binary at 20 ticks/s, with the given environment (tokens).
-    fn start(envs: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
-            .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"])
-            .args(["--data-dir", "off"])
-            .args(["--tps", "20"])
-            .env("RUST_LOG", "info")
-            .envs(envs.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start the watchtower binary");
-        let (tx, lines) = mpsc::channel();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let pipes: [Box<dyn Read + Send>; 2] = [
-            Box::new(child.stdout.take().expect("piped stdout")),
-            Box::new(child.stderr.take().expect("piped stderr")),
-        ];
-        for pipe in pipes {
-            let (tx, log) = (tx.clone(), Arc::clone(&log));
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(line.clone());
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        Self { child, lines, log }
-    }
-
-    /// The port from `gRPC server listening local_addr=127.0.0.1:PORT`.
-    fn addr(&self) -> String {
-        let deadline = Instant::now() + START_PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
-                panic!(
-                    "the server logged no listening address; log:\n{}",
-                    self.log_text()
-                )
-            });
-            if let Some(rest) = line
-                .contains("gRPC server listening")
-                .then(|| line.split("local_addr=").nth(1))
-                .flatten()
-            {
-                return rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-            }
-        }
-    }
-
-    fn log_text(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Fails with install instructions when something the browser test needs is missing.
 fn require_tools(web: &Path) {
@@ -150,7 +75,7 @@ fn run_browser_test(root: &Path, url: &str, shots: &Path, extra: &[&str]) -> Exi
 fn dashboard_drives_the_real_binary_in_chromium() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     require_tools(&root.join("web"));
-    let server = Server::start(&[]);
+    let mut server = Binary::start(&["--tps", "20"]);
     let url = format!("http://{}", server.addr());
     let shots = root.join("target/dashboard-screenshots");
 
@@ -181,10 +106,21 @@ fn dashboard_asks_for_a_token_and_shows_the_role() {
     const OBSERVER: &str = "dash-observer-token-9e02";
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     require_tools(&root.join("web"));
-    let server = Server::start(&[
-        ("WATCHTOWER_OPERATOR_TOKEN", OPERATOR),
-        ("WATCHTOWER_OBSERVER_TOKEN", OBSERVER),
-    ]);
+    let mut server = Binary::launch(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--legacy-ws-listen",
+            "off",
+            "--tps",
+            "20",
+        ],
+        &[
+            ("RUST_LOG", "info"),
+            ("WATCHTOWER_OPERATOR_TOKEN", OPERATOR),
+            ("WATCHTOWER_OBSERVER_TOKEN", OBSERVER),
+        ],
+    );
     let url = format!("http://{}", server.addr());
     let shots = root.join("target/dashboard-screenshots/auth");
     let tokens = format!("{OPERATOR},{OBSERVER}");

@@ -12,7 +12,7 @@ use std::{
 };
 
 use common::{
-    Client, PATIENCE, command, connect, next_snapshot, number, process::Running, spawn_stepped_app,
+    Client, PATIENCE, binary::Binary, command, connect, next_snapshot, number, spawn_stepped_app,
     subscribe, test_config,
 };
 use tonic::Code;
@@ -43,11 +43,11 @@ impl Data {
     }
 
     /// Starts the binary recording into this directory.
-    fn start(&self, extra: &[&str]) -> Running {
+    fn start(&self, extra: &[&str]) -> Binary {
         let (root, params) = (self.root(), self.params());
         let mut args = vec!["--data-dir", &root, "--params", &params];
         args.extend_from_slice(extra);
-        Running::start(&args)
+        Binary::start(&args)
     }
 
     /// The one run directory.
@@ -117,7 +117,7 @@ async fn apply(
 
 /// SIGTERM once the server answers,
 /// then a clean exit.
-async fn stop(mut app: Running) {
+async fn stop(mut app: Binary) {
     let mut client = connect(app.addr()).await;
     client
         .get_server_stats(pb::GetServerStatsRequest {})

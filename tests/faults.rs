@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{process::Running, *};
+use common::{binary::Binary, *};
 use tokio_tungstenite::connect_async;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -18,9 +18,9 @@ use watchtower::pb::{
 
 const KEY: &str = "fiscal.vat_rate";
 
-fn launch(faults: &str, extra: &[&str]) -> Running {
+fn launch(faults: &str, extra: &[&str]) -> Binary {
     let args = [&["--listen", "127.0.0.1:0", "--tps", "50"][..], extra].concat();
-    Running::launch(
+    Binary::launch(
         &args,
         &[("RUST_LOG", "info"), ("WATCHTOWER_FAULTS", faults)],
     )

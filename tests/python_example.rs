@@ -1,97 +1,44 @@
-//! The Python example client (examples/python) against the real binary: the
-//! stubs are generated from proto/ by its generate.sh, and the client must
-//! list, stream, apply and decode the rich details of a rejection.
+//! Python against the real binary: the example client (examples/python) on
+//! stubs its generate.sh makes from proto/, which must list, stream, apply
+//! and decode the rich details of a rejection; the `watchtower-client`
+//! package's own pytest suite (clients/python); and the notebook-style
+//! analysis example, which must write its PNG.
 //!
-//! Needs Python 3 with examples/python/requirements.txt installed; without it
-//! this test fails and says how to install it.
+//! Runs the Python named by `WATCHTOWER_TEST_PYTHON` (`./test` points it at
+//! the `.venv` it sets up), or `python3`. Without grpcio there, this test
+//! fails and says how to install it; it never skips.
+
+mod common;
 
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
+    process::Command,
 };
 
-const PATIENCE: Duration = Duration::from_secs(20);
+use common::binary::Binary;
 
 fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python")
 }
 
-/// The binary, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// The binary at 20 ticks/s, and its address as `HOST:PORT`.
+fn start_server() -> (Binary, String) {
+    let mut server = Binary::start(&["--tps", "20"]);
+    let addr = server.addr().to_string();
+    (server, addr)
 }
 
-/// Starts the binary on port 0 and reads its address from the log.
-fn start_server() -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
-        .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"])
-        .args(["--data-dir", "off"])
-        .args(["--tps", "20"])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the binary");
-    let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = lines
-            .recv_timeout(left)
-            .expect("the binary logs `gRPC server listening local_addr=…`");
-        if let Some(rest) = line.split("local_addr=").nth(1) {
-            let addr = rest.split_whitespace().next().unwrap().to_owned();
-            // Keep draining the log so the binary never blocks on a full pipe.
-            std::thread::spawn(move || while lines.recv().is_ok() {});
-            return (server, addr);
-        }
-    }
-}
-
-fn require_python_packages() {
-    let check = Command::new("python3")
-        .args([
-            "-c",
-            "import grpc, grpc_tools, grpc_status, google.rpc.error_details_pb2",
-        ])
-        .output();
-    match check {
-        Ok(out) if out.status.success() => {}
-        Ok(out) => panic!(
-            "the Python example's packages are missing ({}); run \
-             `pip install -r examples/python/requirements.txt` (or .ci/python-setup)",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(err) => panic!(
-            "python3 cannot be run ({err}); install Python 3, then \
-             `pip install -r examples/python/requirements.txt`"
-        ),
-    }
+/// The Python interpreter the tests run: `WATCHTOWER_TEST_PYTHON`, or `python3`.
+fn python() -> String {
+    std::env::var("WATCHTOWER_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
 #[test]
 fn python_client_lists_streams_applies_and_decodes_bad_request() {
-    require_python_packages();
+    require_modules("grpc, grpc_tools, grpc_status, google.rpc.error_details_pb2");
     let generate = Command::new("bash")
         .arg(example_dir().join("generate.sh"))
+        .env("PYTHON", python())
         .output()
         .expect("run generate.sh");
     assert!(
@@ -101,8 +48,8 @@ fn python_client_lists_streams_applies_and_decodes_bad_request() {
     );
 
     let (_server, addr) = start_server();
-    let run = Command::new("python3")
-        .arg(example_dir().join("watchtower_client.py"))
+    let run = Command::new(python())
+        .arg(example_dir().join("stubs_client.py"))
         .args(["--addr", &addr])
         .output()
         .expect("run the Python client");
@@ -136,4 +83,80 @@ fn python_client_lists_streams_applies_and_decodes_bad_request() {
         stdout.matches("snapshot tick=").count() >= 3,
         "three snapshots are shown:\n{stdout}"
     );
+}
+
+/// Fails, saying how to install them, unless `modules` import in the test Python.
+fn require_modules(modules: &str) {
+    let python = python();
+    let check = Command::new(&python)
+        .args(["-c", &format!("import {modules}")])
+        .output()
+        .unwrap_or_else(|err| panic!("{python} cannot be run ({err}); run `./test`"));
+    assert!(
+        check.status.success(),
+        "{python} lacks {modules} ({}); run `./test`, which installs clients/python and \
+         examples/python/requirements.txt into .venv, or install them and set \
+         WATCHTOWER_TEST_PYTHON",
+        String::from_utf8_lossy(&check.stderr).trim()
+    );
+}
+
+/// The installed `watchtower-client` package passes its pytest suite against
+/// the real binary (every test runs; none is skipped).
+#[test]
+fn python_client_package_passes_its_tests_against_the_binary() {
+    require_modules("watchtower_client, pytest, grpc_tools");
+    let (_server, addr) = start_server();
+    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/tests");
+    let run = Command::new(python())
+        .args(["-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider"])
+        .arg(&tests)
+        .env("WATCHTOWER_ADDR", &addr)
+        .output()
+        .expect("run pytest");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "pytest failed ({}):\n{stdout}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let summary = stdout.lines().last().unwrap_or_default();
+    println!("pytest: {summary}");
+    assert!(summary.contains(" passed"), "{stdout}");
+    assert!(!summary.contains("skipped"), "{stdout}");
+}
+
+/// examples/python/analysis.py moves a policy and plots its effect into a PNG.
+#[test]
+fn analysis_example_plots_a_policy_change_to_a_png() {
+    require_modules("watchtower_client, matplotlib");
+    let (_server, addr) = start_server();
+    let out = std::env::temp_dir().join(format!("watchtower-analysis-{}.png", std::process::id()));
+    let _ = std::fs::remove_file(&out);
+    let run = Command::new(python())
+        .arg(example_dir().join("analysis.py"))
+        .args(["--addr", &addr, "--seconds", "1", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run analysis.py");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "analysis.py failed ({}):\n{stdout}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("-> 0.35"),
+        "the change is reported:\n{stdout}"
+    );
+    let png = std::fs::read(&out).expect("analysis.py wrote its PNG");
+    assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(
+        png.len() > 10_000,
+        "a {}-byte PNG is too small for three plots",
+        png.len()
+    );
+    let _ = std::fs::remove_file(&out);
 }

@@ -155,6 +155,33 @@ impl ApiError {
         }
     }
 
+    /// A short machine-readable reason, for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ApiError::MissingField { .. }
+            | ApiError::InvalidField { .. }
+            | ApiError::InvalidHistory { .. } => "INVALID_FIELD",
+            ApiError::TooLong { .. } => "TOO_LONG",
+            ApiError::MultipleMessages => "MULTIPLE_MESSAGES",
+            ApiError::RequestTooLarge { .. } => "REQUEST_TOO_LARGE",
+            ApiError::Submit(SubmitError::Full { .. }) => "QUEUE_FULL",
+            ApiError::Submit(SubmitError::OverShare { .. }) => "QUEUE_SHARE",
+            ApiError::RateLimited { .. } => "COMMAND_RATE",
+            ApiError::TooManySubscribers { .. } => "MAX_SUBSCRIBERS",
+            ApiError::Submit(SubmitError::Closed)
+            | ApiError::EngineGone
+            | ApiError::EngineStopped
+            | ApiError::NoTelemetry => "ENGINE_STOPPED",
+            ApiError::Unrecorded(_) => "AUDIT_LOG_UNAVAILABLE",
+            ApiError::NoAuditLog => "NO_AUDIT_LOG",
+            ApiError::AuditRead(_) => "AUDIT_READ",
+            ApiError::Rejected(_) => "REJECTED",
+            ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
+            ApiError::PermissionDenied { .. } => "PERMISSION_DENIED",
+            ApiError::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        }
+    }
+
     /// The request field at fault, if one is.
     pub fn field(&self) -> Option<&str> {
         match self {

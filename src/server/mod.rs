@@ -14,19 +14,23 @@
 //!   history ring for late subscribers;
 //! - [`web`]: the embedded dashboard;
 //! - [`ws`]: the legacy JSON WebSocket path;
-//! - [`shutdown`]: the Ctrl-C / SIGTERM signal.
+//! - [`shutdown`]: the Ctrl-C / SIGTERM signal;
+//! - [`access_log`]: one debug line per call, on every listener;
+//! - [`metrics`]: Prometheus text at `/metrics`.
 //!
 //! One listener serves gRPC (HTTP/2), gRPC-Web (HTTP/1.1 and HTTP/2, binary
 //! and text), the dashboard at `/` and the WebSocket at `/ws`. The server
 //! knows only the bridge halves and the protobuf data that crosses it, never
 //! the engine (the spec's dependency inversion). Nothing here may block.
 
+pub mod access_log;
 pub mod auth;
 pub mod error;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 pub mod hub;
 pub mod limits;
+pub mod metrics;
 pub mod origin;
 pub mod service;
 pub mod shutdown;
@@ -95,8 +99,8 @@ fn reflection() -> tonic_reflection::server::Builder<'static> {
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
 }
 
-/// The main listener's routes: gRPC and gRPC-Web services, `/ws`, and the
-/// dashboard, behind the origin guard, CORS and the auth guard.
+/// The main listener's routes: gRPC and gRPC-Web services, `/ws`, the
+/// dashboard and `/metrics`, behind the origin guard, CORS and the auth guard.
 pub fn router(parts: &ServerParts) -> Router {
     let api = WatchtowerServiceServer::new(parts.api.clone())
         .max_decoding_message_size(limits::MAX_REQUEST_BYTES);
@@ -118,7 +122,9 @@ pub fn router(parts: &ServerParts) -> Router {
         .layer(GrpcWebLayer::new());
     let ws = ws::routes(parts.api.clone(), &["/ws"])
         .layer(from_fn_with_state(parts.auth_state(&[]), auth::guard));
-    browser_safe(grpc.merge(ws).merge(web::dashboard()), parts)
+    let metrics = metrics::routes(parts.api.clone())
+        .layer(from_fn_with_state(parts.auth_state(&[]), auth::guard));
+    browser_safe(grpc.merge(ws).merge(web::dashboard()).merge(metrics), parts)
 }
 
 /// The legacy listener's routes: the WebSocket at `/` and `/ws`.
@@ -128,8 +134,8 @@ pub fn legacy_router(parts: &ServerParts) -> Router {
     browser_safe(ws, parts)
 }
 
-/// The layers every listener has: CORS, the origin guard, and containment of
-/// handler panics.
+/// The layers every listener has: CORS, the origin guard, the access log,
+/// and containment of handler panics.
 fn browser_safe(router: Router, parts: &ServerParts) -> Router {
     router
         .layer(parts.origins.cors())
@@ -137,6 +143,7 @@ fn browser_safe(router: Router, parts: &ServerParts) -> Router {
             Arc::clone(&parts.origins),
             origin::guard,
         ))
+        .layer(access_log::layer())
         // A bug in one handler answers that one call with an error; it never
         // takes the connection, the server or the engine down with it.
         .layer(CatchPanicLayer::new())

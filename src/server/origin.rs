@@ -191,13 +191,17 @@ pub async fn guard(
 }
 
 /// A request a browser could have made on a page's behalf: anything with an
-/// `Origin`, gRPC-Web, and plain GETs (the dashboard, WebSocket upgrades).
-/// Native gRPC (HTTP/2 POSTs of `application/grpc` with no `Origin`) is not.
+/// `Origin`, gRPC-Web, and plain GETs (the dashboard, `/metrics`). Native
+/// gRPC (HTTP/2 POSTs of `application/grpc` with no `Origin`) is not, and
+/// neither is a WebSocket upgrade without an `Origin`: browsers always send
+/// one there, so it comes from a program (Python, Streamlit).
 fn is_browser_request(parts: &Parts, has_origin: bool) -> bool {
     let content_type = header_str(&parts.headers, &header::CONTENT_TYPE).unwrap_or("");
+    let websocket = header_str(&parts.headers, &header::UPGRADE)
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     has_origin
         || content_type.starts_with("application/grpc-web")
-        || parts.method == Method::GET
+        || (parts.method == Method::GET && !websocket)
         || parts.method == Method::OPTIONS
 }
 

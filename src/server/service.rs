@@ -31,6 +31,7 @@ use super::{
     error::ApiError,
     hub::{EncodedTelemetry, Frame, TelemetryHub},
     limits::{self, CommandRate, SubscriberSlot, SubscriberSlots},
+    metrics,
     transport::ConnectionInfo,
 };
 use crate::{
@@ -184,7 +185,12 @@ impl WatchtowerApi {
     /// caller must be an operator, the command within its size limits, the
     /// caller within its rate and its share of the queue, and the audit log
     /// writable (otherwise its outcome could not be acknowledged).
-    pub fn submit(
+    pub fn submit(&self, command: GodCommand, caller: &Caller) -> Result<PendingReply, ApiError> {
+        self.checked_submit(command, caller)
+            .inspect_err(metrics::command_refused)
+    }
+
+    fn checked_submit(
         &self,
         mut command: GodCommand,
         caller: &Caller,
@@ -205,6 +211,11 @@ impl WatchtowerApi {
             deadline: caller.deadline,
         };
         Ok(self.commands.try_submit(command, origin)?)
+    }
+
+    /// Commands waiting for the next Phase 0, and the queue's capacity.
+    pub fn queue_depth(&self) -> (usize, usize) {
+        (self.commands.len(), self.commands.capacity())
     }
 
     /// A slot for one more telemetry subscriber, under `--max-subscribers`.
@@ -229,6 +240,7 @@ impl WatchtowerApi {
 
     /// Counts a WebSocket session for as long as the guard lives.
     pub fn websocket_guard(&self) -> CountGuard {
+        metrics::websocket_opened();
         CountGuard::new(&self.websockets)
     }
 
@@ -283,6 +295,7 @@ impl WatchtowerService for WatchtowerApi {
             None => pending.response().await,
         }
         .map_err(ApiError::from)?;
+        metrics::command_answered(&response);
         if response.success {
             Ok(Response::new(ApplyCommandResponse {
                 response: Some(response),
@@ -324,7 +337,8 @@ impl WatchtowerService for WatchtowerApi {
             _guard: CountGuard::new(&self.subscribers),
             _slot: slot,
         }
-        .into_stream();
+        .into_stream()
+        .inspect(|frame| metrics::frame_sent("grpc", frame));
         let stats = Arc::clone(&self.hub.stats_arc());
         let stream = futures_util::stream::iter(past)
             .chain(live)

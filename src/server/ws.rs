@@ -151,6 +151,7 @@ impl Session {
                     match newest {
                         Some(frame) if self.last_tick.is_none_or(|last| frame.tick() > last) => {
                             self.last_tick = Some(frame.tick());
+                            super::metrics::frame_sent("websocket", &frame);
                             Message::Text(frame.json())
                         }
                         _ => continue,
@@ -258,7 +259,10 @@ fn submit(
     let outbox = outbox.clone();
     tokio::spawn(async move {
         let reply = match pending.response().await {
-            Ok(response) => server_message(ServerMessage::Response(response)),
+            Ok(response) => {
+                super::metrics::command_answered(&response);
+                server_message(ServerMessage::Response(response))
+            }
             Err(err) => api_error(&ApiError::from(err), id),
         };
         // A closed connection just drops the reply; the command was still

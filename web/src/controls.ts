@@ -3,7 +3,7 @@
 // shown next to the control. Current values follow telemetry.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { client } from "./api.js";
-import { BadRequestSchema, ErrorInfoSchema } from "./gen/google/rpc/error_details_pb.js";
+import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb.js";
 import {
   type GodResponse,
   type ParameterSpec,
@@ -205,6 +205,14 @@ class ParamControl {
       for (const v of bad.fieldViolations) {
         const extra = v.description && v.description !== err.rawMessage ? ` ${v.description}` : "";
         parts.push(el("span", { class: "receipt-detail" }, "field ", el("code", {}, v.field), extra));
+      }
+    }
+    // google.rpc.RetryInfo (a full queue): when trying again makes sense.
+    for (const retry of err.findDetails(RetryInfoSchema)) {
+      const delay = retry.retryDelay;
+      if (delay) {
+        const ms = Number(delay.seconds) * 1000 + Math.round(delay.nanos / 1e6);
+        parts.push(el("span", { class: "receipt-detail" }, `retry in ${ms} ms`));
       }
     }
     this.setReceipt("error", parts, { code: lower });

@@ -1,0 +1,161 @@
+//! The one harness for tests of the real `watchtower` binary: starts it on
+//! port 0 (legacy WebSocket off, `--data-dir off` unless the test names a
+//! data directory), collects every stdout and stderr line as it arrives (so
+//! the child never blocks on a full pipe), reads its address from the log in
+//! either log format, and kills it when dropped.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    net::SocketAddr,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use super::PATIENCE;
+
+/// A running `watchtower` process and the log lines seen so far.
+pub struct Binary {
+    /// The process, for tests that kill it outright.
+    pub child: Child,
+    /// Lines from both pipes, in the order the reader threads got them.
+    lines: mpsc::Receiver<String>,
+    /// Every line received so far.
+    seen: Vec<String>,
+}
+
+impl Binary {
+    /// Starts the binary with `args` and `RUST_LOG=info`.
+    pub fn start(args: &[&str]) -> Self {
+        Self::start_logging(args, "info")
+    }
+
+    /// Starts the binary with `args` and `RUST_LOG` set to `filter`.
+    pub fn start_logging(args: &[&str], filter: &str) -> Self {
+        let base = ["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"];
+        Self::launch(&[&base, args].concat(), &[("RUST_LOG", filter)])
+    }
+
+    /// Starts the binary with exactly `args` (plus `--data-dir off` unless
+    /// they name one) and the environment variables `envs`.
+    pub fn launch(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        let data_dir = if args.contains(&"--data-dir") {
+            &[][..]
+        } else {
+            &["--data-dir", "off"][..]
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
+            .args(data_dir)
+            .args(args)
+            .envs(envs.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the watchtower binary");
+        let (tx, lines) = mpsc::channel();
+        let pipes: [Box<dyn Read + Send>; 2] = [
+            Box::new(child.stdout.take().expect("piped stdout")),
+            Box::new(child.stderr.take().expect("piped stderr")),
+        ];
+        for pipe in pipes {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a log line containing every one of `parts` (or finds one
+    /// already seen).
+    pub fn wait_for(&mut self, parts: &[&str]) -> String {
+        let matches = |line: &String| parts.iter().all(|p| line.contains(p));
+        if let Some(line) = self.seen.iter().find(|l| matches(l)) {
+            return line.clone();
+        }
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|_| {
+                panic!("no log line with {parts:?}; log:\n{}", self.seen.join("\n"))
+            });
+            self.seen.push(line.clone());
+            if matches(&line) {
+                return line;
+            }
+        }
+    }
+
+    /// The address from the `gRPC server listening` line, text or JSON.
+    pub fn addr(&mut self) -> SocketAddr {
+        let line = self.wait_for(&["gRPC server listening"]);
+        let addr = match serde_json::from_str::<serde_json::Value>(&line) {
+            Ok(json) => json["local_addr"]
+                .as_str()
+                .expect("the JSON line has local_addr")
+                .to_owned(),
+            Err(_) => line
+                .split("local_addr=")
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .expect("the address is logged")
+                .to_owned(),
+        };
+        addr.parse().expect("a socket address")
+    }
+
+    /// Every line logged so far.
+    pub fn log(&mut self) -> &[String] {
+        self.seen.extend(self.lines.try_iter());
+        &self.seen
+    }
+
+    /// Every line the process wrote, once it has exited and both pipes are
+    /// closed.
+    pub fn all_lines(&mut self) -> Vec<String> {
+        while let Ok(line) = self.lines.recv_timeout(PATIENCE) {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+
+    /// The log so far, one line per line.
+    pub fn log_text(&mut self) -> String {
+        self.log().join("\n")
+    }
+
+    /// Sends SIGTERM, as `docker stop` or systemd would.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, failing after `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the binary") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "still running after {limit:?}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
