@@ -69,17 +69,20 @@ fn run_browser_test(root: &Path, url: &str, shots: &Path, extra: &[&str]) -> Exi
 }
 
 /// An operator moves a slider in the dashboard; the engine applies it and
-/// logs `Registry updated` for that key; an out-of-range value shows the
-/// server's INVALID_ARGUMENT in the page.
+/// logs `Registry updated` for that key; the audit log panel pages it from
+/// the run's log on disk; an out-of-range value shows the server's
+/// INVALID_ARGUMENT in the page.
 #[test]
 fn dashboard_drives_the_real_binary_in_chromium() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     require_tools(&root.join("web"));
-    let mut server = Binary::start(&["--tps", "20"]);
+    let data = tempfile::tempdir().expect("a temporary data directory");
+    let data_dir = data.path().to_str().expect("a UTF-8 path");
+    let mut server = Binary::start(&["--tps", "20", "--data-dir", data_dir]);
     let url = format!("http://{}", server.addr());
     let shots = root.join("target/dashboard-screenshots");
 
-    let status = run_browser_test(&root, &url, &shots, &[]);
+    let status = run_browser_test(&root, &url, &shots, &["--audit"]);
     assert!(
         status.success(),
         "web/tests/dashboard.mjs failed ({status}); server log:\n{}",

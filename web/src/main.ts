@@ -75,6 +75,44 @@ function feedRow(r: GodResponse): HTMLElement {
   );
 }
 
+/** Entries per page of the audit log panel. */
+const AUDIT_PAGE = 25;
+
+/**
+ * The audit log panel: pages through the run's durable log with
+ * ListAuditEntries (oldest first), one "Load more" at a time.
+ */
+function auditLog(): void {
+  const panel = $("audit-log") as HTMLDetailsElement;
+  const list = $("audit-entries");
+  const more = $("audit-more") as HTMLButtonElement;
+  const status = $("audit-status");
+  let token = "";
+  let loaded = false;
+  const load = async () => {
+    more.disabled = true;
+    try {
+      const page = await client.listAuditEntries({ pageSize: AUDIT_PAGE, pageToken: token });
+      list.append(...page.entries.map(feedRow));
+      token = page.nextPageToken;
+      more.hidden = !token;
+      status.textContent = list.children.length ? "" : "No commands recorded yet.";
+    } catch (e) {
+      const err = ConnectError.from(e);
+      status.textContent = `${codeNames(err.code)[0]}: ${err.rawMessage}`;
+    } finally {
+      more.disabled = false;
+    }
+  };
+  panel.addEventListener("toggle", () => {
+    if (panel.open && !loaded) {
+      loaded = true;
+      void load();
+    }
+  });
+  more.addEventListener("click", () => void load());
+}
+
 async function loadParameters(panel: ControlPanel, canWrite: boolean): Promise<void> {
   const res = await client.listParameters({});
   panel.build(res.parameters, canWrite);
@@ -141,6 +179,7 @@ function renderRole(me: WhoAmIResponse): void {
 }
 
 async function main(): Promise<void> {
+  auditLog();
   const board = new ChartBoard($("charts"));
   const panel = new ControlPanel($("controls"));
   let latest: WatchtowerSnapshot | undefined;

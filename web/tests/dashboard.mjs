@@ -19,9 +19,13 @@ const KEY = "fiscal.income_tax_rate";
 const OUT_OF_RANGE = "5";
 const WAIT_MS = 15_000;
 
-const [url, shotDir, flag, tokenList] = process.argv.slice(2);
-if (!url || !shotDir || (flag && (flag !== "--tokens" || !tokenList))) {
-  console.error("usage: node dashboard.mjs DASHBOARD_URL SCREENSHOT_DIR [--tokens OPERATOR,OBSERVER]");
+const [url, shotDir, ...options] = process.argv.slice(2);
+const tokensAt = options.indexOf("--tokens");
+const tokenList = tokensAt >= 0 ? options[tokensAt + 1] : undefined;
+// --audit: the server records its run, so the audit log panel has entries.
+const checkAudit = options.includes("--audit");
+if (!url || !shotDir || (tokensAt >= 0 && !tokenList)) {
+  console.error("usage: node dashboard.mjs DASHBOARD_URL SCREENSHOT_DIR [--tokens OPERATOR,OBSERVER] [--audit]");
   process.exit(2);
 }
 const [operatorToken, observerToken] = tokenList ? tokenList.split(",") : [];
@@ -177,6 +181,16 @@ try {
     return { done: n > 0 && text.includes("OK") && text.includes(`tick ${appliedTick}`), seen: text };
   });
   ok(`the command feed shows: ${oneLine(await feedRow.innerText())}`);
+  if (checkAudit) {
+    await byTestId(page, "audit-log").locator("summary").click();
+    const entry = byTestId(page, "audit-entries").locator(`[data-testid="feed-row"][data-key="${KEY}"]`).first();
+    await waitFor("the audit log panel lists the command from the log on disk", async () => {
+      const n = await entry.count();
+      const text = n ? await entry.innerText() : await byTestId(page, "audit-status").innerText();
+      return { done: n > 0 && text.includes(`tick ${appliedTick}`), seen: text };
+    });
+    ok(`the audit log panel (ListAuditEntries) shows: ${oneLine(await entry.innerText())}`);
+  }
 
   // 4. An out-of-range value typed into the number input reaches the server and its error is shown.
   await byTestId(page, `input-${KEY}`).fill(OUT_OF_RANGE);
