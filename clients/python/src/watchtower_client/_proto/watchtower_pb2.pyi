@@ -7,6 +7,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNSPECIFIED: _ClassVar[Role]
+    ROLE_OBSERVER: _ClassVar[Role]
+    ROLE_OPERATOR: _ClassVar[Role]
+
 class RejectionReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     REJECTION_REASON_UNSPECIFIED: _ClassVar[RejectionReason]
@@ -16,6 +22,8 @@ class RejectionReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REJECTION_REASON_NOT_FINITE: _ClassVar[RejectionReason]
     REJECTION_REASON_OUT_OF_RANGE: _ClassVar[RejectionReason]
     REJECTION_REASON_IMMUTABLE: _ClassVar[RejectionReason]
+    REJECTION_REASON_EXPIRED: _ClassVar[RejectionReason]
+    REJECTION_REASON_CANCELLED: _ClassVar[RejectionReason]
 
 class ValueType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -23,6 +31,9 @@ class ValueType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VALUE_TYPE_NUMBER: _ClassVar[ValueType]
     VALUE_TYPE_INTEGER: _ClassVar[ValueType]
     VALUE_TYPE_FLAG: _ClassVar[ValueType]
+ROLE_UNSPECIFIED: Role
+ROLE_OBSERVER: Role
+ROLE_OPERATOR: Role
 REJECTION_REASON_UNSPECIFIED: RejectionReason
 REJECTION_REASON_UNKNOWN_KEY: RejectionReason
 REJECTION_REASON_MISSING_VALUE: RejectionReason
@@ -30,28 +41,66 @@ REJECTION_REASON_WRONG_TYPE: RejectionReason
 REJECTION_REASON_NOT_FINITE: RejectionReason
 REJECTION_REASON_OUT_OF_RANGE: RejectionReason
 REJECTION_REASON_IMMUTABLE: RejectionReason
+REJECTION_REASON_EXPIRED: RejectionReason
+REJECTION_REASON_CANCELLED: RejectionReason
 VALUE_TYPE_UNSPECIFIED: ValueType
 VALUE_TYPE_NUMBER: ValueType
 VALUE_TYPE_INTEGER: ValueType
 VALUE_TYPE_FLAG: ValueType
+
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WhoAmIResponse(_message.Message):
+    __slots__ = ("principal", "role")
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    principal: str
+    role: Role
+    def __init__(self, principal: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ...) -> None: ...
+
+class ListAuditEntriesRequest(_message.Message):
+    __slots__ = ("key", "from_tick", "to_tick", "page_size", "page_token")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    FROM_TICK_FIELD_NUMBER: _ClassVar[int]
+    TO_TICK_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    from_tick: int
+    to_tick: int
+    page_size: int
+    page_token: str
+    def __init__(self, key: _Optional[str] = ..., from_tick: _Optional[int] = ..., to_tick: _Optional[int] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListAuditEntriesResponse(_message.Message):
+    __slots__ = ("entries", "next_page_token")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[GodResponse]
+    next_page_token: str
+    def __init__(self, entries: _Optional[_Iterable[_Union[GodResponse, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class GetServerStatsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
 class GetServerStatsResponse(_message.Message):
-    __slots__ = ("active_subscribers", "websocket_connections", "snapshots_encoded", "snapshots_delivered", "latest_tick")
+    __slots__ = ("active_subscribers", "websocket_connections", "snapshots_encoded", "snapshots_delivered", "latest_tick", "run_id")
     ACTIVE_SUBSCRIBERS_FIELD_NUMBER: _ClassVar[int]
     WEBSOCKET_CONNECTIONS_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOTS_ENCODED_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOTS_DELIVERED_FIELD_NUMBER: _ClassVar[int]
     LATEST_TICK_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
     active_subscribers: int
     websocket_connections: int
     snapshots_encoded: int
     snapshots_delivered: int
     latest_tick: int
-    def __init__(self, active_subscribers: _Optional[int] = ..., websocket_connections: _Optional[int] = ..., snapshots_encoded: _Optional[int] = ..., snapshots_delivered: _Optional[int] = ..., latest_tick: _Optional[int] = ...) -> None: ...
+    run_id: str
+    def __init__(self, active_subscribers: _Optional[int] = ..., websocket_connections: _Optional[int] = ..., snapshots_encoded: _Optional[int] = ..., snapshots_delivered: _Optional[int] = ..., latest_tick: _Optional[int] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class ApplyCommandRequest(_message.Message):
     __slots__ = ("command",)
@@ -112,7 +161,7 @@ class ParameterValue(_message.Message):
     def __init__(self, number: _Optional[float] = ..., integer: _Optional[int] = ..., flag: _Optional[bool] = ...) -> None: ...
 
 class GodResponse(_message.Message):
-    __slots__ = ("command_id", "success", "error", "applied_tick", "old_value", "new_value", "key", "reason", "field", "allowed", "rejection")
+    __slots__ = ("command_id", "success", "error", "applied_tick", "old_value", "new_value", "key", "reason", "field", "allowed", "rejection", "principal")
     COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -124,6 +173,7 @@ class GodResponse(_message.Message):
     FIELD_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     REJECTION_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
     command_id: str
     success: bool
     error: str
@@ -135,7 +185,8 @@ class GodResponse(_message.Message):
     field: str
     allowed: str
     rejection: RejectionReason
-    def __init__(self, command_id: _Optional[str] = ..., success: _Optional[bool] = ..., error: _Optional[str] = ..., applied_tick: _Optional[int] = ..., old_value: _Optional[_Union[ParameterValue, _Mapping]] = ..., new_value: _Optional[_Union[ParameterValue, _Mapping]] = ..., key: _Optional[str] = ..., reason: _Optional[str] = ..., field: _Optional[str] = ..., allowed: _Optional[str] = ..., rejection: _Optional[_Union[RejectionReason, str]] = ...) -> None: ...
+    principal: str
+    def __init__(self, command_id: _Optional[str] = ..., success: _Optional[bool] = ..., error: _Optional[str] = ..., applied_tick: _Optional[int] = ..., old_value: _Optional[_Union[ParameterValue, _Mapping]] = ..., new_value: _Optional[_Union[ParameterValue, _Mapping]] = ..., key: _Optional[str] = ..., reason: _Optional[str] = ..., field: _Optional[str] = ..., allowed: _Optional[str] = ..., rejection: _Optional[_Union[RejectionReason, str]] = ..., principal: _Optional[str] = ...) -> None: ...
 
 class ParameterSpec(_message.Message):
     __slots__ = ("key", "description", "unit", "value_type", "min", "max", "default_value", "current_value", "mutable", "step")
@@ -162,7 +213,7 @@ class ParameterSpec(_message.Message):
     def __init__(self, key: _Optional[str] = ..., description: _Optional[str] = ..., unit: _Optional[str] = ..., value_type: _Optional[_Union[ValueType, str]] = ..., min: _Optional[_Union[ParameterValue, _Mapping]] = ..., max: _Optional[_Union[ParameterValue, _Mapping]] = ..., default_value: _Optional[_Union[ParameterValue, _Mapping]] = ..., current_value: _Optional[_Union[ParameterValue, _Mapping]] = ..., mutable: _Optional[bool] = ..., step: _Optional[float] = ...) -> None: ...
 
 class WatchtowerSnapshot(_message.Message):
-    __slots__ = ("tick", "captured_at_unix_ms", "macro", "agents", "government", "engine", "parameters", "audit")
+    __slots__ = ("tick", "captured_at_unix_ms", "macro", "agents", "government", "engine", "parameters", "audit", "run_id", "state_digest")
     class ParametersEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -178,6 +229,8 @@ class WatchtowerSnapshot(_message.Message):
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     AUDIT_FIELD_NUMBER: _ClassVar[int]
+    RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_DIGEST_FIELD_NUMBER: _ClassVar[int]
     tick: int
     captured_at_unix_ms: int
     macro: MacroIndicators
@@ -186,7 +239,9 @@ class WatchtowerSnapshot(_message.Message):
     engine: EngineStatistics
     parameters: _containers.MessageMap[str, ParameterValue]
     audit: AuditSummary
-    def __init__(self, tick: _Optional[int] = ..., captured_at_unix_ms: _Optional[int] = ..., macro: _Optional[_Union[MacroIndicators, _Mapping]] = ..., agents: _Optional[_Union[AgentStatistics, _Mapping]] = ..., government: _Optional[_Union[GovernmentIndicators, _Mapping]] = ..., engine: _Optional[_Union[EngineStatistics, _Mapping]] = ..., parameters: _Optional[_Mapping[str, ParameterValue]] = ..., audit: _Optional[_Union[AuditSummary, _Mapping]] = ...) -> None: ...
+    run_id: str
+    state_digest: int
+    def __init__(self, tick: _Optional[int] = ..., captured_at_unix_ms: _Optional[int] = ..., macro: _Optional[_Union[MacroIndicators, _Mapping]] = ..., agents: _Optional[_Union[AgentStatistics, _Mapping]] = ..., government: _Optional[_Union[GovernmentIndicators, _Mapping]] = ..., engine: _Optional[_Union[EngineStatistics, _Mapping]] = ..., parameters: _Optional[_Mapping[str, ParameterValue]] = ..., audit: _Optional[_Union[AuditSummary, _Mapping]] = ..., run_id: _Optional[str] = ..., state_digest: _Optional[int] = ...) -> None: ...
 
 class MacroIndicators(_message.Message):
     __slots__ = ("nominal_gdp", "real_gdp", "real_gdp_growth", "price_level", "inflation", "unemployment_rate", "average_wage", "money_supply", "bank_loans", "household_consumption", "new_lending", "inflation_12_tick")
@@ -295,12 +350,20 @@ class AuditSummary(_message.Message):
     def __init__(self, total: _Optional[int] = ..., recent: _Optional[_Iterable[_Union[GodResponse, _Mapping]]] = ...) -> None: ...
 
 class WebSocketClientMessage(_message.Message):
-    __slots__ = ("command", "subscribe")
+    __slots__ = ("command", "subscribe", "auth")
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
+    AUTH_FIELD_NUMBER: _ClassVar[int]
     command: GodCommand
     subscribe: WebSocketSubscribe
-    def __init__(self, command: _Optional[_Union[GodCommand, _Mapping]] = ..., subscribe: _Optional[_Union[WebSocketSubscribe, _Mapping]] = ...) -> None: ...
+    auth: WebSocketAuth
+    def __init__(self, command: _Optional[_Union[GodCommand, _Mapping]] = ..., subscribe: _Optional[_Union[WebSocketSubscribe, _Mapping]] = ..., auth: _Optional[_Union[WebSocketAuth, _Mapping]] = ...) -> None: ...
+
+class WebSocketAuth(_message.Message):
+    __slots__ = ("token",)
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    def __init__(self, token: _Optional[str] = ...) -> None: ...
 
 class WebSocketSubscribe(_message.Message):
     __slots__ = ("interval_ms",)
@@ -309,14 +372,16 @@ class WebSocketSubscribe(_message.Message):
     def __init__(self, interval_ms: _Optional[int] = ...) -> None: ...
 
 class WebSocketServerMessage(_message.Message):
-    __slots__ = ("response", "snapshot", "error")
+    __slots__ = ("response", "snapshot", "error", "session")
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
     response: GodResponse
     snapshot: WatchtowerSnapshot
     error: WebSocketError
-    def __init__(self, response: _Optional[_Union[GodResponse, _Mapping]] = ..., snapshot: _Optional[_Union[WatchtowerSnapshot, _Mapping]] = ..., error: _Optional[_Union[WebSocketError, _Mapping]] = ...) -> None: ...
+    session: WhoAmIResponse
+    def __init__(self, response: _Optional[_Union[GodResponse, _Mapping]] = ..., snapshot: _Optional[_Union[WatchtowerSnapshot, _Mapping]] = ..., error: _Optional[_Union[WebSocketError, _Mapping]] = ..., session: _Optional[_Union[WhoAmIResponse, _Mapping]] = ...) -> None: ...
 
 class WebSocketError(_message.Message):
     __slots__ = ("code", "message", "command_id", "field")

@@ -61,6 +61,16 @@ class WatchtowerServiceStub:
                 request_serializer=watchtower_dot_v1_dot_watchtower__pb2.GetServerStatsRequest.SerializeToString,
                 response_deserializer=watchtower_dot_v1_dot_watchtower__pb2.GetServerStatsResponse.FromString,
                 _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/watchtower.v1.WatchtowerService/WhoAmI',
+                request_serializer=watchtower_dot_v1_dot_watchtower__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=watchtower_dot_v1_dot_watchtower__pb2.WhoAmIResponse.FromString,
+                _registered_method=True)
+        self.ListAuditEntries = channel.unary_unary(
+                '/watchtower.v1.WatchtowerService/ListAuditEntries',
+                request_serializer=watchtower_dot_v1_dot_watchtower__pb2.ListAuditEntriesRequest.SerializeToString,
+                response_deserializer=watchtower_dot_v1_dot_watchtower__pb2.ListAuditEntriesResponse.FromString,
+                _registered_method=True)
 
 
 class WatchtowerServiceServicer:
@@ -80,8 +90,14 @@ class WatchtowerServiceServicer:
         command, and the response carries that real outcome. A rejected command
         changes nothing and fails with INVALID_ARGUMENT (or FAILED_PRECONDITION for
         a parameter that is fixed at start-up) and google.rpc.BadRequest details
-        naming the field and what was allowed. A full command queue fails with
-        RESOURCE_EXHAUSTED at once; a stopped engine fails with UNAVAILABLE.
+        naming the field and what was allowed. A full command queue, a caller
+        holding more than its share of the queue, or one over its command rate
+        fails with RESOURCE_EXHAUSTED at once; a stopped engine fails with
+        UNAVAILABLE. Operators only: a call without a valid token fails with
+        UNAUTHENTICATED where the server requires one, and an observer's with
+        PERMISSION_DENIED. The call honours its deadline: a command whose caller's
+        deadline passed (or who cancelled) before Phase 0 reached it is not
+        applied, and is audited as EXPIRED (or CANCELLED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -114,6 +130,26 @@ class WatchtowerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WhoAmI(self, request, context):
+        """WhoAmI names the caller's principal and role, as the server sees the
+        credentials of this call. It fails with UNAUTHENTICATED when the server
+        requires a token and none (or a wrong one) was sent, which is how a client
+        learns that it must ask its user for one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAuditEntries(self, request, context):
+        """ListAuditEntries pages through this run's durable audit log, oldest
+        first: every command outcome (applied or rejected) that was acknowledged.
+        Filter by key and by a tick range. A server started with
+        `--data-dir off` keeps no log on disk and answers FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WatchtowerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -136,6 +172,16 @@ def add_WatchtowerServiceServicer_to_server(servicer, server):
                     servicer.GetServerStats,
                     request_deserializer=watchtower_dot_v1_dot_watchtower__pb2.GetServerStatsRequest.FromString,
                     response_serializer=watchtower_dot_v1_dot_watchtower__pb2.GetServerStatsResponse.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=watchtower_dot_v1_dot_watchtower__pb2.WhoAmIRequest.FromString,
+                    response_serializer=watchtower_dot_v1_dot_watchtower__pb2.WhoAmIResponse.SerializeToString,
+            ),
+            'ListAuditEntries': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuditEntries,
+                    request_deserializer=watchtower_dot_v1_dot_watchtower__pb2.ListAuditEntriesRequest.FromString,
+                    response_serializer=watchtower_dot_v1_dot_watchtower__pb2.ListAuditEntriesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -253,6 +299,60 @@ class WatchtowerService:
             '/watchtower.v1.WatchtowerService/GetServerStats',
             watchtower_dot_v1_dot_watchtower__pb2.GetServerStatsRequest.SerializeToString,
             watchtower_dot_v1_dot_watchtower__pb2.GetServerStatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchtower.v1.WatchtowerService/WhoAmI',
+            watchtower_dot_v1_dot_watchtower__pb2.WhoAmIRequest.SerializeToString,
+            watchtower_dot_v1_dot_watchtower__pb2.WhoAmIResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuditEntries(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchtower.v1.WatchtowerService/ListAuditEntries',
+            watchtower_dot_v1_dot_watchtower__pb2.ListAuditEntriesRequest.SerializeToString,
+            watchtower_dot_v1_dot_watchtower__pb2.ListAuditEntriesResponse.FromString,
             options,
             channel_credentials,
             insecure,
