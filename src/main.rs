@@ -7,8 +7,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use watchtower::{Config, server::shutdown_signal};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -18,10 +17,17 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     // Check the parameters before binding, so a bad file fails fast and alone.
     config.registry().context("invalid parameters")?;
+    watchtower::app::network_runtime(&config)
+        .context("cannot start the network runtime")?
+        .block_on(serve(&config))
+}
+
+/// Binds the listener and runs until a shutdown signal.
+async fn serve(config: &Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let report = watchtower::run(listener, &config, shutdown_signal()).await?;
+    let report = watchtower::run(listener, config, shutdown_signal()).await?;
     tracing::info!(ticks = report.ticks, "watchtower stopped");
     Ok(())
 }
