@@ -28,6 +28,7 @@ use prost::{
     encoding::{DecodeContext, WireType},
 };
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::{bridge::TelemetryReader, pb::WatchtowerSnapshot};
 
@@ -142,12 +143,21 @@ pub struct TelemetryHub {
     /// Most bytes (by [`Frame::weight`]) the ring keeps.
     byte_cap: usize,
     stats: Arc<HubStats>,
+    /// Cancelled when the hub stops (shutdown, or the engine stopped), for
+    /// streams waiting out their interval; streams waiting for a frame see
+    /// the `watch` close instead, so no stream polls a token per frame.
+    stopped: CancellationToken,
 }
 
 impl TelemetryHub {
-    /// Starts following `reader`, keeping up to `history_cap` frames and
-    /// `history_bytes` bytes of them.
-    pub fn start(mut reader: TelemetryReader, history_cap: usize, history_bytes: usize) -> Self {
+    /// Starts following `reader` until `shutdown`, keeping up to
+    /// `history_cap` frames and `history_bytes` bytes of them.
+    pub fn start(
+        mut reader: TelemetryReader,
+        history_cap: usize,
+        history_bytes: usize,
+        shutdown: CancellationToken,
+    ) -> Self {
         let (tx, latest) = watch::channel(None);
         let hub = Self {
             latest,
@@ -155,9 +165,11 @@ impl TelemetryHub {
             cap: history_cap,
             byte_cap: history_bytes,
             stats: Arc::default(),
+            stopped: CancellationToken::new(),
         };
         let this = hub.clone();
         tokio::spawn(async move {
+            let _stopped = this.stopped.clone().drop_guard();
             let mut last_tick = None;
             loop {
                 reader.mark_seen();
@@ -170,9 +182,11 @@ impl TelemetryHub {
                     this.remember(Arc::clone(&frame));
                     tx.send_replace(Some(frame));
                 }
-                if reader.changed().await.is_err() {
-                    // The engine stopped: dropping `tx` ends every stream.
-                    break;
+                // Shutdown or the engine stopped: dropping `tx` ends every
+                // stream.
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    changed = reader.changed() => if changed.is_err() { break },
                 }
             }
         });
@@ -194,9 +208,16 @@ impl TelemetryHub {
         }
     }
 
-    /// A receiver of the newest frame, for one subscriber.
-    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Frame>>> {
-        self.latest.clone()
+    /// A pacer for one subscriber at `interval` that has already been sent
+    /// up to `last_tick`.
+    pub fn pacer(&self, interval: Duration, last_tick: Option<u64>) -> Pacer {
+        Pacer {
+            frames: self.latest.clone(),
+            stopped: self.stopped.clone(),
+            interval,
+            anchor: None,
+            last_tick,
+        }
     }
 
     /// The newest frame, if any.
@@ -249,8 +270,11 @@ impl TelemetryHub {
 /// messages are never less than three quarters of an interval apart.
 #[derive(Debug)]
 pub struct Pacer {
-    /// The hub's newest frame; woken once per publish.
+    /// The hub's newest frame; woken once per publish, closed when the hub
+    /// stops.
     frames: watch::Receiver<Option<Arc<Frame>>>,
+    /// The hub's stop, watched only while waiting out the interval.
+    stopped: CancellationToken,
     /// The minimum spacing the subscriber asked for.
     interval: Duration,
     /// Where the interval of the last message sent started.
@@ -260,27 +284,14 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// Paces `frames` to `interval`, having already sent up to `last_tick`.
-    pub fn new(
-        frames: watch::Receiver<Option<Arc<Frame>>>,
-        interval: Duration,
-        last_tick: Option<u64>,
-    ) -> Self {
-        Self {
-            frames,
-            interval,
-            anchor: None,
-            last_tick,
-        }
-    }
-
     /// Changes the spacing; the interval already running is measured anew.
     pub fn set_interval(&mut self, interval: Duration) {
         self.interval = interval;
     }
 
     /// The next frame to send: the newest, once it is newer than the last
-    /// sent and the interval is up. `None` once the hub has stopped.
+    /// sent and the interval is up. `None` once the hub has stopped
+    /// (shutdown, or the engine stopped).
     /// Cancel-safe: dropped while waiting, the next call picks up the newest.
     pub async fn next(&mut self) -> Option<Arc<Frame>> {
         loop {
@@ -289,7 +300,10 @@ impl Pacer {
                 Some(frame) if self.last_tick.is_none_or(|last| frame.tick() > last) => {
                     match self.due() {
                         Some(due) if Instant::now() < due => {
-                            tokio::time::sleep_until(due.into()).await;
+                            tokio::select! {
+                                () = self.stopped.cancelled() => return None,
+                                () = tokio::time::sleep_until(due.into()) => {}
+                            }
                         }
                         _ => return Some(self.sent(frame)),
                     }

@@ -135,6 +135,7 @@ impl WatchtowerApi {
                 telemetry.clone(),
                 options.history_cap,
                 options.history_bytes,
+                shutdown.clone(),
             ),
             commands,
             telemetry,
@@ -283,12 +284,7 @@ impl WatchtowerService for WatchtowerApi {
         }
         let past = self.hub.history(wanted);
         let live = Subscriber {
-            pacer: Pacer::new(
-                self.hub.subscribe(),
-                interval,
-                past.last().map(|f| f.tick()),
-            ),
-            shutdown: self.shutdown.clone(),
+            pacer: self.hub.pacer(interval, past.last().map(|f| f.tick())),
             _guard: CountGuard::new(&self.subscribers),
             _slot: slot,
         }
@@ -370,12 +366,11 @@ fn grpc_deadline(metadata: &MetadataMap) -> Option<Instant> {
 /// interval, always the newest, never the same tick twice (the [`Pacer`]).
 /// It holds at most one frame (an `Arc` shared with the hub) and is only
 /// polled when the transport can send, so a reader that stops reading costs
-/// nothing but its connection.
+/// nothing but its connection. It ends when the hub stops, at shutdown or
+/// when the engine stops.
 struct Subscriber {
     /// Picks the frame to send and when.
     pacer: Pacer,
-    /// Ends the stream at shutdown.
-    shutdown: CancellationToken,
     /// Counts this stream as open until it is dropped.
     _guard: CountGuard,
     /// Holds this stream's place under `--max-subscribers`.
@@ -385,18 +380,9 @@ struct Subscriber {
 impl Subscriber {
     fn into_stream(self) -> impl Stream<Item = Arc<Frame>> + Send + 'static {
         futures_util::stream::unfold(self, |mut s| async move {
-            let frame = s.next().await?;
+            let frame = s.pacer.next().await?;
             Some((frame, s))
         })
-    }
-
-    /// The next frame to send. `None` ends the stream: shutdown, or the
-    /// engine stopped.
-    async fn next(&mut self) -> Option<Arc<Frame>> {
-        tokio::select! {
-            () = self.shutdown.cancelled() => None,
-            frame = self.pacer.next() => frame,
-        }
     }
 }
 

@@ -80,11 +80,7 @@ async fn upgrade(
                 }),
                 connection_id: connection.as_ref().map_or(0, |c| c.id),
                 _connection: connection,
-                pacer: Pacer::new(
-                    api.hub().subscribe(),
-                    super::service::DEFAULT_INTERVAL,
-                    None,
-                ),
+                pacer: api.hub().pacer(super::service::DEFAULT_INTERVAL, None),
                 telemetry_open: true,
             };
             session.run(socket, api).await;
