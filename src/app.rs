@@ -1,6 +1,8 @@
 //! Production wiring (spec §4.3, §9): `SimulationServer` builds the bridge,
 //! starts the engine on its own thread and the gRPC server on the tokio
 //! runtime, restarts the server if it fails, and stops both in order.
+//! [`network_runtime`] builds that runtime with its threads below the
+//! engine's priority, so the engine comes first in the scheduler too.
 //!
 //! With a data directory it also opens the run's store (the audit and
 //! checkpoint writer threads) and joins them after the engine stops.
@@ -575,6 +577,40 @@ pub enum RunError {
     /// The engine halted.
     #[error(transparent)]
     Engine(#[from] EngineError),
+}
+
+/// The tokio runtime for the network side: `--network-threads` workers
+/// (0 = one per core), each, like the blocking pool, `--network-nice` below
+/// the thread that builds it. The engine thread is started from `block_on`
+/// on the calling thread, so it keeps that thread's priority.
+pub fn network_runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
+    let nice = config.network_nice;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder
+        .enable_all()
+        .on_thread_start(move || lower_this_thread(nice));
+    if config.network_threads > 0 {
+        builder.worker_threads(config.network_threads);
+    }
+    builder.build()
+}
+
+/// Adds `nice` to the calling thread's niceness (Linux niceness is per
+/// thread); elsewhere, or if refused, the thread keeps its priority.
+fn lower_this_thread(nice: i32) {
+    if nice == 0 {
+        return;
+    }
+    #[cfg(target_os = "linux")]
+    {
+        let tid = rustix::thread::gettid();
+        let result = rustix::process::getpriority_process(Some(tid)).and_then(|current| {
+            rustix::process::setpriority_process(Some(tid), (current + nice).min(19))
+        });
+        if let Err(err) = result {
+            warn!(%err, nice, "cannot lower the network thread's priority");
+        }
+    }
 }
 
 /// Runs Watchtower on `listener` until `shutdown` resolves or the engine

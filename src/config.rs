@@ -15,6 +15,10 @@ use crate::{
     engine::{GlobalRegistry, ParamsError},
 };
 
+/// Default `--network-nice`: low enough that the engine wins a shared core
+/// (see docs/benchmarks.md), not so low that the network starves.
+pub const DEFAULT_NETWORK_NICE: i32 = 10;
+
 /// The `watchtower` command line: with no subcommand it runs the server on
 /// [`Config`]; a subcommand runs a tool instead.
 #[derive(Debug, Clone, Parser)]
@@ -112,6 +116,17 @@ pub struct Config {
     /// Ticks per second; 0 runs the engine as fast as it can.
     #[arg(long, env = "WATCHTOWER_TPS", default_value_t = 10.0, value_parser = parse_tps)]
     pub tps: f64,
+
+    /// Niceness added to the network threads (the tokio runtime), so that
+    /// on a saturated machine the engine thread wins the CPU; 0 to 19, 0 =
+    /// the engine's priority. Raising niceness needs no privilege.
+    #[arg(long, env = "WATCHTOWER_NETWORK_NICE", default_value_t = DEFAULT_NETWORK_NICE,
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub network_nice: i32,
+
+    /// Tokio worker threads; 0 = one per core.
+    #[arg(long, env = "WATCHTOWER_NETWORK_THREADS", default_value_t = 0)]
+    pub network_threads: usize,
 
     /// YAML file of `key: value` overrides for economy_params.yaml.
     #[arg(long, env = "WATCHTOWER_PARAMS")]

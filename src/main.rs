@@ -16,13 +16,18 @@ use watchtower::{
     store::replay,
 };
 
-#[tokio::main]
-async fn main() -> anyhow::Result<ExitCode> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     init_logging(cli.config.log_format);
     match &cli.command {
-        None => serve(&cli.config).await.map(|()| ExitCode::SUCCESS),
-        Some(Command::Healthcheck(args)) => Ok(check_health(args.target(&cli.config)).await),
+        None => watchtower::app::network_runtime(&cli.config)
+            .context("cannot start the network runtime")?
+            .block_on(serve(&cli.config))
+            .map(|()| ExitCode::SUCCESS),
+        Some(Command::Healthcheck(args)) => Ok(tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(check_health(args.target(&cli.config)))),
         Some(Command::Replay {
             run_dir,
             to_tick,
@@ -42,6 +47,8 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// Binds the listener and runs until a shutdown signal, on the network
+/// runtime (whose threads yield the CPU to the engine, `--network-nice`).
 async fn serve(config: &Config) -> anyhow::Result<()> {
     // Before anything starts, so a SIGTERM during start-up is graceful.
     let shutdown = shutdown_signal();

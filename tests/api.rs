@@ -414,6 +414,109 @@ async fn telemetry_at_50ms_yields_rising_ticks() {
     assert!(ticks.windows(2).all(|w| w[0] < w[1]), "{ticks:?}");
 }
 
+/// Push on publish: the interval is a minimum spacing, not a clock, so a
+/// 100 ms stream of a 10 TPS engine sees every tick.
+#[tokio::test]
+async fn a_100ms_subscriber_of_a_10_tps_engine_gets_every_tick() {
+    let app = spawn_app(10.0).await;
+    let mut stream = subscribe(&mut app.client.clone(), 100).await;
+    // The first message is whatever was published before the stream opened;
+    // the interval counts from it, so the next may wait out part of a tick.
+    next_snapshot(&mut stream).await;
+    let mut ticks = Vec::new();
+    while ticks.len() < 12 {
+        ticks.push(next_snapshot(&mut stream).await.tick);
+    }
+    assert!(
+        ticks.windows(2).all(|w| w[1] == w[0] + 1),
+        "consecutive ticks: {ticks:?}"
+    );
+}
+
+/// Waits until the hub has seen `tick` (its `latest_tick` in GetServerStats).
+async fn wait_hub_tick(client: &mut Client, tick: u64) {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let stats = client
+                .get_server_stats(pb::GetServerStatsRequest {})
+                .await
+                .expect("stats")
+                .into_inner();
+            if stats.latest_tick >= tick {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the hub sees the tick");
+}
+
+/// A stream whose interval is not up does not send the snapshots published
+/// meanwhile; when it is up, it sends the newest one only.
+#[tokio::test]
+async fn a_slow_subscriber_gets_the_newest_snapshot_once_its_interval_is_up() {
+    let mut app = spawn_stepped_app(test_config()).await;
+    let mut stream = subscribe(&mut app.client.clone(), 1000).await;
+    let first = next_snapshot(&mut stream).await.tick;
+    let sent = std::time::Instant::now();
+    for tick in first + 1..=first + 3 {
+        app.step(1);
+        wait_hub_tick(&mut app.client, tick).await;
+    }
+    assert_eq!(
+        next_snapshot(&mut stream).await.tick,
+        first + 3,
+        "the newest, not the next"
+    );
+    // The server spaces messages by at least three quarters of the
+    // interval; the margin below absorbs the client's own scheduling.
+    assert!(
+        sent.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        sent.elapsed()
+    );
+    app.step(1);
+    assert_eq!(next_snapshot(&mut stream).await.tick, first + 4);
+}
+
+/// A reader that stops reading fills its flow-control window and is then
+/// not polled: when it reads again it gets what the window held and then
+/// the newest snapshot, never the backlog.
+#[tokio::test]
+async fn a_reader_that_stops_reading_gets_only_the_newest_when_it_resumes() {
+    const WINDOW: u32 = 65_535;
+    const TICKS: u64 = 200;
+    let mut app = spawn_stepped_app(test_config()).await;
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", app.addr))
+        .unwrap()
+        .initial_stream_window_size(WINDOW)
+        .initial_connection_window_size(WINDOW)
+        .connect()
+        .await
+        .expect("connect");
+    let mut reader = Client::new(channel);
+    let mut stream = subscribe(&mut reader, 10).await;
+    let first = next_snapshot(&mut stream).await;
+    for tick in 1..=TICKS {
+        app.step(1);
+        wait_hub_tick(&mut app.client, tick).await;
+    }
+    let mut ticks = vec![first.tick];
+    while *ticks.last().unwrap() < TICKS {
+        ticks.push(next_snapshot(&mut stream).await.tick);
+    }
+    assert!(ticks.windows(2).all(|w| w[0] < w[1]), "{ticks:?}");
+    // What the window could hold, plus one frame h2 had taken but not sent,
+    // plus the newest.
+    let held = WINDOW as usize / prost::Message::encoded_len(&first);
+    assert!(
+        ticks.len() <= held + 3,
+        "{} messages for {TICKS} ticks; the window holds {held}: {ticks:?}",
+        ticks.len()
+    );
+}
+
 #[tokio::test]
 async fn telemetry_intervals_outside_the_range_are_refused() {
     let mut app = spawn_app(10.0).await;
@@ -617,7 +720,8 @@ async fn graceful_stop_ends_streams_answers_pending_commands_and_joins_the_engin
     // command below before the stop.
     app.snapshot_at(1).await;
     let mut stream = subscribe(&mut app.client.clone(), 10).await;
-    stream.message().await.unwrap().unwrap();
+    // Tick 1 is done, so the command below waits for a tick that never comes.
+    while next_snapshot(&mut stream).await.tick < 1 {}
     let pending = spawn_apply(&app.client, command("pending", KEY, number(0.3)));
     app.wait_queue_depth(1).await;
 

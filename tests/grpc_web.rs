@@ -101,6 +101,32 @@ async fn telemetry_streams_frames_with_rising_ticks() {
     }
 }
 
+/// Push on publish: at 100 ms on a 10 TPS engine every tick is sent, in
+/// step with the engine, in both modes.
+#[tokio::test]
+async fn a_100ms_stream_of_a_10_tps_engine_gets_every_tick() {
+    let app = spawn_app(10.0).await;
+    for mode in Mode::ALL {
+        let request = SubscribeTelemetryRequest {
+            interval_ms: 100,
+            history: 0,
+        };
+        let response = call(app.addr, mode, "SubscribeTelemetry", &request, &[]).await;
+        let mut reader = FrameReader::new(response, mode);
+        // The first was published before the stream opened; skip it.
+        let _: SubscribeTelemetryResponse = reader.next_message().await;
+        let mut ticks = Vec::new();
+        for _ in 0..6 {
+            let message: SubscribeTelemetryResponse = reader.next_message().await;
+            ticks.push(message.snapshot.expect("a snapshot").tick);
+        }
+        assert!(
+            ticks.windows(2).all(|w| w[1] == w[0] + 1),
+            "{mode:?}: consecutive ticks: {ticks:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn rejected_command_sends_status_message_and_rich_details() {
     let app = ticking_app().await;

@@ -125,6 +125,18 @@ fn current_vat(app: &TestApp) -> pb::ParameterValue {
         .parameters[KEY]
 }
 
+/// The published value once every command answered so far shows in a
+/// snapshot: answers leave at Phase 0, the snapshot follows at Phase 8.
+async fn settled_vat(app: &TestApp) -> pb::ParameterValue {
+    let telemetry = app.server.telemetry();
+    let tick = telemetry.latest().expect("a snapshot").tick;
+    eventually("a newer snapshot", || {
+        telemetry.latest().is_some_and(|s| s.tick > tick)
+    })
+    .await;
+    current_vat(app)
+}
+
 /// Every RPC over native gRPC, as each kind of caller.
 async fn grpc_matrix(app: &TestApp, value: &mut f64) {
     for who in Who::ALL {
@@ -149,7 +161,7 @@ async fn grpc_matrix(app: &TestApp, value: &mut f64) {
         ];
         assert_eq!(reads, [who.read_code(); 4], "gRPC reads as {who:?}");
         *value += 0.01;
-        let before = current_vat(app);
+        let before = settled_vat(app).await;
         let result = client
             .apply_command(authed(command("", KEY, number(*value)), who))
             .await;
@@ -193,7 +205,7 @@ async fn grpc_web_matrix(app: &TestApp, value: &mut f64) {
         reads.push(first_status_of_stream(stream).await);
         assert_eq!(reads, [who.read_code(); 4], "gRPC-Web reads as {who:?}");
         *value += 0.01;
-        let before = current_vat(app);
+        let before = settled_vat(app).await;
         let reply = unary_with(
             app.addr,
             Mode::Binary,
@@ -314,7 +326,7 @@ async fn ws_matrix(app: &TestApp, url: &str, value: &mut f64) {
         }
         let mut ws = opened.unwrap_or_else(|e| panic!("{url} as {who:?}: {e}"));
         *value += 0.01;
-        let before = current_vat(app);
+        let before = settled_vat(app).await;
         ws.send(ws_command(*value)).await.unwrap();
         let reply = ws_reply(&mut ws).await;
         match (who, reply) {

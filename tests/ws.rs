@@ -215,6 +215,27 @@ async fn telemetry_arrives_at_its_interval_and_subscribe_changes_it() {
     assert!(error.message.contains("10 to 60000"), "{error:?}");
 }
 
+/// Push on publish: at the default 100 ms on a 10 TPS engine every tick is
+/// sent, on both paths.
+#[tokio::test]
+async fn a_10_tps_engine_is_followed_tick_by_tick_on_both_paths() {
+    let (_app, urls) = app_with_both_paths(10.0).await;
+    for url in &urls {
+        let mut ws = open(url).await;
+        // The first was published before the connection opened; skip it.
+        snapshot_from(&mut ws, 0).await;
+        let mut ticks = Vec::new();
+        while ticks.len() < 6 {
+            let next = snapshot_from(&mut ws, 0).await.tick;
+            ticks.push(next);
+        }
+        assert!(
+            ticks.windows(2).all(|w| w[1] == w[0] + 1),
+            "{url}: consecutive ticks: {ticks:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn bad_frames_get_errors_apply_nothing_and_leave_the_connection_usable() {
     let (_app, urls) = app_with_both_paths(50.0).await;

@@ -6,9 +6,11 @@
 //! keeps the last frames in a ring for late joiners
 //! (`SubscribeTelemetryRequest.history`), bounded both in frames and in bytes, and hands the newest to subscribers
 //! through a `watch`, so each subscriber holds at most one frame and never
-//! wakes the engine. At very high tick rates the hub follows the snapshots it
-//! is woken for, so consecutive frames may skip ticks; at the default
-//! 10 ticks/s it sees every one. Runs on the tokio runtime.
+//! wakes the engine. A [`Pacer`] per subscriber turns that into push on
+//! publish: one wake-up per published frame, and a timer only for a stream
+//! whose interval is not yet up. At very high tick rates the hub follows the
+//! snapshots it is woken for, so consecutive frames may skip ticks; at the
+//! default 10 ticks/s it sees every one. Runs on the tokio runtime.
 
 use std::{
     collections::VecDeque,
@@ -16,6 +18,7 @@ use std::{
         Arc, Mutex, OnceLock, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use axum::extract::ws::Utf8Bytes;
@@ -25,6 +28,7 @@ use prost::{
     encoding::{DecodeContext, WireType},
 };
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::{bridge::TelemetryReader, pb::WatchtowerSnapshot};
 
@@ -66,6 +70,9 @@ pub struct Frame {
     pub snapshot: Arc<WatchtowerSnapshot>,
     /// Its `SubscribeTelemetryResponse` encoding.
     pub grpc: EncodedTelemetry,
+    /// When the hub received it; subscribers space their messages on this
+    /// clock (see [`Pacer`]).
+    published: Instant,
     /// Its `{"snapshot": …}` JSON for the WebSocket path, made by the first
     /// WebSocket that needs it; clones share the bytes.
     json: OnceLock<Utf8Bytes>,
@@ -79,6 +86,7 @@ impl Frame {
         prost::encoding::message::encode(1, snapshot.as_ref(), &mut grpc);
         Self {
             grpc: EncodedTelemetry(grpc.into()),
+            published: Instant::now(),
             snapshot,
             json: OnceLock::new(),
         }
@@ -135,12 +143,21 @@ pub struct TelemetryHub {
     /// Most bytes (by [`Frame::weight`]) the ring keeps.
     byte_cap: usize,
     stats: Arc<HubStats>,
+    /// Cancelled when the hub stops (shutdown, or the engine stopped), for
+    /// streams waiting out their interval; streams waiting for a frame see
+    /// the `watch` close instead, so no stream polls a token per frame.
+    stopped: CancellationToken,
 }
 
 impl TelemetryHub {
-    /// Starts following `reader`, keeping up to `history_cap` frames and
-    /// `history_bytes` bytes of them.
-    pub fn start(mut reader: TelemetryReader, history_cap: usize, history_bytes: usize) -> Self {
+    /// Starts following `reader` until `shutdown`, keeping up to
+    /// `history_cap` frames and `history_bytes` bytes of them.
+    pub fn start(
+        mut reader: TelemetryReader,
+        history_cap: usize,
+        history_bytes: usize,
+        shutdown: CancellationToken,
+    ) -> Self {
         let (tx, latest) = watch::channel(None);
         let hub = Self {
             latest,
@@ -148,9 +165,11 @@ impl TelemetryHub {
             cap: history_cap,
             byte_cap: history_bytes,
             stats: Arc::default(),
+            stopped: CancellationToken::new(),
         };
         let this = hub.clone();
         tokio::spawn(async move {
+            let _stopped = this.stopped.clone().drop_guard();
             let mut last_tick = None;
             loop {
                 reader.mark_seen();
@@ -163,9 +182,11 @@ impl TelemetryHub {
                     this.remember(Arc::clone(&frame));
                     tx.send_replace(Some(frame));
                 }
-                if reader.changed().await.is_err() {
-                    // The engine stopped: dropping `tx` ends every stream.
-                    break;
+                // Shutdown or the engine stopped: dropping `tx` ends every
+                // stream.
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    changed = reader.changed() => if changed.is_err() { break },
                 }
             }
         });
@@ -187,9 +208,22 @@ impl TelemetryHub {
         }
     }
 
-    /// A receiver of the newest frame, for one subscriber.
-    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<Frame>>> {
+    /// A receiver of every newest frame, unpaced: for followers of the hub
+    /// itself (the metrics), not for subscribers.
+    pub fn follow(&self) -> watch::Receiver<Option<Arc<Frame>>> {
         self.latest.clone()
+    }
+
+    /// A pacer for one subscriber at `interval` that has already been sent
+    /// up to `last_tick`.
+    pub fn pacer(&self, interval: Duration, last_tick: Option<u64>) -> Pacer {
+        Pacer {
+            frames: self.latest.clone(),
+            stopped: self.stopped.clone(),
+            interval,
+            anchor: None,
+            last_tick,
+        }
     }
 
     /// The newest frame, if any.
@@ -227,6 +261,76 @@ impl TelemetryHub {
     /// The hub's counters, shared.
     pub fn stats_arc(&self) -> Arc<HubStats> {
         Arc::clone(&self.stats)
+    }
+}
+
+/// One subscriber's pacing: the newest frame as soon as it is published,
+/// provided the stream's interval is up; otherwise the newest one when it is.
+/// Never the same tick twice.
+///
+/// The interval is counted from the publication of the frame last sent, not
+/// from the moment the fan-out reached this stream, so a stream that the
+/// fan-out happens to reach late on one tick is not pushed off the next
+/// one. Only a stream sent more than a quarter interval after publication
+/// (a reader the transport held back) counts from then less that quarter, so
+/// messages are never less than three quarters of an interval apart.
+#[derive(Debug)]
+pub struct Pacer {
+    /// The hub's newest frame; woken once per publish, closed when the hub
+    /// stops.
+    frames: watch::Receiver<Option<Arc<Frame>>>,
+    /// The hub's stop, watched only while waiting out the interval.
+    stopped: CancellationToken,
+    /// The minimum spacing the subscriber asked for.
+    interval: Duration,
+    /// Where the interval of the last message sent started.
+    anchor: Option<Instant>,
+    /// The tick last sent, so a snapshot is never sent twice.
+    last_tick: Option<u64>,
+}
+
+impl Pacer {
+    /// Changes the spacing; the interval already running is measured anew.
+    pub fn set_interval(&mut self, interval: Duration) {
+        self.interval = interval;
+    }
+
+    /// The next frame to send: the newest, once it is newer than the last
+    /// sent and the interval is up. `None` once the hub has stopped
+    /// (shutdown, or the engine stopped).
+    /// Cancel-safe: dropped while waiting, the next call picks up the newest.
+    pub async fn next(&mut self) -> Option<Arc<Frame>> {
+        loop {
+            let newest = self.frames.borrow_and_update().clone();
+            match newest {
+                Some(frame) if self.last_tick.is_none_or(|last| frame.tick() > last) => {
+                    match self.due() {
+                        Some(due) if Instant::now() < due => {
+                            tokio::select! {
+                                () = self.stopped.cancelled() => return None,
+                                () = tokio::time::sleep_until(due.into()) => {}
+                            }
+                        }
+                        _ => return Some(self.sent(frame)),
+                    }
+                }
+                _ => self.frames.changed().await.ok()?,
+            }
+        }
+    }
+
+    /// When the next message may go, if one has been sent.
+    fn due(&self) -> Option<Instant> {
+        self.anchor.map(|anchor| anchor + self.interval)
+    }
+
+    fn sent(&mut self, frame: Arc<Frame>) -> Arc<Frame> {
+        let slack = Instant::now()
+            .checked_sub(self.interval / 4)
+            .unwrap_or(frame.published);
+        self.anchor = Some(frame.published.max(slack));
+        self.last_tick = Some(frame.tick());
+        frame
     }
 }
 

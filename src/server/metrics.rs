@@ -184,7 +184,7 @@ pub async fn follow_snapshots(hub: TelemetryHub, shutdown: CancellationToken) {
     if recorder().is_none() {
         return;
     }
-    let mut frames = hub.subscribe();
+    let mut frames = hub.follow();
     let mut upkeep = tokio::time::interval(UPKEEP_INTERVAL);
     let mut last_tick = None;
     loop {

@@ -2,8 +2,8 @@
 //!
 //! `ApplyCommand` checks the caller and the command, queues it without
 //! waiting and then awaits the engine's own verdict until the caller's
-//! deadline; `SubscribeTelemetry` streams the latest frame from
-//! the [`TelemetryHub`] at the caller's interval; `ListParameters` joins the
+//! deadline; `SubscribeTelemetry` pushes each frame the [`TelemetryHub`]
+//! publishes, at most one per the caller's interval; `ListParameters` joins the
 //! fixed catalogue with the values in the latest snapshot. Runs on tokio
 //! worker threads; never blocks.
 
@@ -17,10 +17,6 @@ use std::{
 };
 
 use futures_util::{Stream, StreamExt};
-use tokio::{
-    sync::watch,
-    time::{Interval, MissedTickBehavior},
-};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 use tracing::instrument;
@@ -29,7 +25,7 @@ use super::{
     auth::{ANONYMOUS, Authenticator, Principal, Role},
     encoded::watchtower_service_server::WatchtowerService,
     error::ApiError,
-    hub::{EncodedTelemetry, Frame, TelemetryHub},
+    hub::{EncodedTelemetry, Frame, Pacer, TelemetryHub},
     limits::{self, CommandRate, SubscriberSlot, SubscriberSlots},
     metrics,
     transport::ConnectionInfo,
@@ -163,6 +159,7 @@ impl WatchtowerApi {
                 telemetry.clone(),
                 options.history_cap,
                 options.history_bytes,
+                shutdown.clone(),
             ),
             commands,
             telemetry,
@@ -327,13 +324,8 @@ impl WatchtowerService for WatchtowerApi {
             .into());
         }
         let past = self.hub.history(wanted);
-        let mut ticker = tokio::time::interval(interval);
-        ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let live = Subscriber {
-            frames: self.hub.subscribe(),
-            ticker,
-            last_tick: past.last().map(|f| f.tick()),
-            shutdown: self.shutdown.clone(),
+            pacer: self.hub.pacer(interval, past.last().map(|f| f.tick())),
             _guard: CountGuard::new(&self.subscribers),
             _slot: slot,
         }
@@ -466,19 +458,15 @@ fn audit_query(request: ListAuditEntriesRequest) -> Result<AuditQuery, ApiError>
     })
 }
 
-/// One subscriber: at most one frame per interval, always the newest, never
-/// the same tick twice. It holds at most one frame (an `Arc` shared with the
-/// hub) and is only polled when the transport can send, so a reader that
-/// stops reading costs nothing but its connection.
+/// One subscriber: each frame as soon as it is published, at most one per
+/// interval, always the newest, never the same tick twice (the [`Pacer`]).
+/// It holds at most one frame (an `Arc` shared with the hub) and is only
+/// polled when the transport can send, so a reader that stops reading costs
+/// nothing but its connection. It ends when the hub stops, at shutdown or
+/// when the engine stops.
 struct Subscriber {
-    /// This stream's view of the hub's newest frame.
-    frames: watch::Receiver<Option<Arc<Frame>>>,
-    /// Paces sends to the subscriber's interval.
-    ticker: Interval,
-    /// The tick last sent, so a snapshot is never sent twice.
-    last_tick: Option<u64>,
-    /// Ends the stream at shutdown.
-    shutdown: CancellationToken,
+    /// Picks the frame to send and when.
+    pacer: Pacer,
     /// Counts this stream as open until it is dropped.
     _guard: CountGuard,
     /// Holds this stream's place under `--max-subscribers`.
@@ -488,31 +476,9 @@ struct Subscriber {
 impl Subscriber {
     fn into_stream(self) -> impl Stream<Item = Arc<Frame>> + Send + 'static {
         futures_util::stream::unfold(self, |mut s| async move {
-            let frame = s.next().await?;
+            let frame = s.pacer.next().await?;
             Some((frame, s))
         })
-    }
-
-    /// Waits for the next interval, then for a frame newer than the last one
-    /// sent. `None` ends the stream: shutdown, or the engine stopped.
-    async fn next(&mut self) -> Option<Arc<Frame>> {
-        tokio::select! {
-            () = self.shutdown.cancelled() => return None,
-            _ = self.ticker.tick() => {}
-        }
-        loop {
-            let newest = self.frames.borrow_and_update().clone();
-            if let Some(frame) = newest
-                && self.last_tick.is_none_or(|last| frame.tick() > last)
-            {
-                self.last_tick = Some(frame.tick());
-                return Some(frame);
-            }
-            tokio::select! {
-                () = self.shutdown.cancelled() => return None,
-                changed = self.frames.changed() => changed.ok()?,
-            }
-        }
     }
 }
 

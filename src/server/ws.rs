@@ -4,17 +4,15 @@
 //! (default 127.0.0.1:8765). Frames are protobuf's canonical JSON mapping of
 //! `WebSocketClientMessage` and `WebSocketServerMessage`, with serde impls
 //! generated from the proto by pbjson, so the JSON cannot drift from the API.
-//! Each connection gets the latest snapshot every interval (100 ms unless the
-//! client asks otherwise; the JSON is made once per snapshot and shared) and
-//! one `response` per command. A bad frame gets an `error` message and
+//! Each connection gets each snapshot as it is published, at most one per
+//! interval (100 ms unless the client asks otherwise; the JSON is made once
+//! per snapshot and shared), and one `response` per command. A bad frame gets an `error` message and
 //! changes nothing; the connection stays usable.
 //!
 //! The caller is who its `authorization` header says, or, for browsers that
 //! cannot set one, who its `{"auth": {"token": …}}` message says; where the
 //! server refuses anonymous callers, nothing but `auth` is served until then.
 //! Commands go through the same [`WatchtowerApi::submit`] as gRPC.
-
-use std::time::Duration;
 
 use axum::{
     Extension, Router,
@@ -27,12 +25,13 @@ use axum::{
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::error::Category;
-use tokio::{sync::mpsc, time::MissedTickBehavior};
+use tokio::sync::mpsc;
 
 use super::{
     WatchtowerApi,
     auth::{AuthError, HeaderIdentity},
     error::ApiError,
+    hub::Pacer,
     limits,
     service::{Caller, telemetry_interval},
     transport::ConnectionInfo,
@@ -81,8 +80,8 @@ async fn upgrade(
                 }),
                 connection_id: connection.as_ref().map_or(0, |c| c.id),
                 _connection: connection,
-                ticker: interval(super::service::DEFAULT_INTERVAL),
-                last_tick: None,
+                pacer: api.hub().pacer(super::service::DEFAULT_INTERVAL, None),
+                telemetry_open: true,
             };
             session.run(socket, api).await;
         })
@@ -97,10 +96,10 @@ struct Session {
     /// Keeps the connection's slot under `--max-connections` while the
     /// upgraded socket lives.
     _connection: Option<ConnectionInfo>,
-    /// Paces telemetry to the connection's interval.
-    ticker: tokio::time::Interval,
-    /// The tick last sent, so a snapshot is never sent twice.
-    last_tick: Option<u64>,
+    /// Picks the snapshot to send and when, at the connection's interval.
+    pacer: Pacer,
+    /// False once the engine has stopped publishing.
+    telemetry_open: bool,
 }
 
 impl Session {
@@ -120,7 +119,6 @@ impl Session {
         // reply never stalls telemetry or reading.
         let (outbox, mut replies) = mpsc::channel::<WebSocketServerMessage>(OUTBOX);
         let _counted = (api.websocket_guard(), slot);
-        let published = api.hub().subscribe();
         let shutdown = api.shutdown().clone();
         loop {
             let out: Message = tokio::select! {
@@ -146,15 +144,16 @@ impl Session {
                     Some(Ok(Message::Close(_)) | Err(_)) | None => break,
                 },
                 Some(reply) = replies.recv() => text_message(&reply),
-                _ = self.ticker.tick(), if self.caller.is_some() => {
-                    let newest = published.borrow().clone();
-                    match newest {
-                        Some(frame) if self.last_tick.is_none_or(|last| frame.tick() > last) => {
-                            self.last_tick = Some(frame.tick());
+                frame = self.pacer.next(), if self.caller.is_some() && self.telemetry_open => {
+                    match frame {
+                        Some(frame) => {
                             super::metrics::frame_sent("websocket", &frame);
                             Message::Text(frame.json())
                         }
-                        _ => continue,
+                        None => {
+                            self.telemetry_open = false;
+                            continue;
+                        }
                     }
                 }
             };
@@ -197,7 +196,7 @@ impl Session {
             (Some(ClientMessage::Subscribe(subscribe)), Some(_)) => {
                 match telemetry_interval(subscribe.interval_ms) {
                     Ok(period) => {
-                        self.ticker = interval(period);
+                        self.pacer.set_interval(period);
                         Reply::None
                     }
                     Err(err) => Reply::Send(with_field(
@@ -270,12 +269,6 @@ fn submit(
         let _ = outbox.send(reply).await;
     });
     Reply::None
-}
-
-fn interval(period: Duration) -> tokio::time::Interval {
-    let mut ticker = tokio::time::interval(period);
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    ticker
 }
 
 /// Parses one client frame; a refusal names the problem and, where there is

@@ -321,6 +321,8 @@ impl Fleet {
 pub struct TickSample {
     /// When the probe received it.
     pub received: Instant,
+    /// The same, on the wall clock the server stamps snapshots with, µs.
+    pub received_unix_us: i64,
     /// The snapshot's tick.
     pub tick: u64,
     /// The snapshot's `captured_at_unix_ms`.
@@ -372,6 +374,7 @@ impl Probe {
                             .unwrap_or_else(PoisonError::into_inner)
                             .push(TickSample {
                                 received: Instant::now(),
+                                received_unix_us: now_unix_us(),
                                 tick: s.tick,
                                 captured_ms: s.captured_at_unix_ms,
                             });
@@ -411,6 +414,19 @@ impl Probe {
             0.0
         };
         TpsWindow { tps }
+    }
+
+    /// Staleness (receipt minus capture) of the snapshots received between
+    /// two instants.
+    pub fn staleness(&self, from: Instant, to: Instant) -> Percentiles {
+        let mut h = histogram();
+        for s in self.samples() {
+            if s.received >= from && s.received <= to {
+                let stale = (s.received_unix_us - s.captured_ms * 1000).max(1);
+                h.saturating_record(stale.unsigned_abs());
+            }
+        }
+        Percentiles::of(&h)
     }
 
     /// Stops the probe.

@@ -122,8 +122,8 @@ pub fn apply_table(results: &[ApplyResult]) -> String {
 /// Fan-out: one row per subscriber count.
 pub fn fanout_table(results: &[FanoutResult]) -> String {
     let mut s = String::from(
-        "| server | subscribers | live / failed | ramp s | deliveries/s (ideal) | staleness p50 / p99 / p99.9 ms | max ms | TPS idle → during (ratio) | server CPU % of a core | load generator CPU % | RSS idle → during MiB | RSS per subscriber KiB | encoded | delivered | delivered / encoded |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| server | subscribers | live / failed | ramp s | deliveries/s (ideal) | delivered % | staleness p50 / p99 / p99.9 ms | max ms | publish→receipt p50 / p99 / p99.9 ms (10 ms probe) | waited for the interval, p50 ms | TPS idle → during (ratio) | server CPU % of a core | network CPU µs per delivery | load generator CPU % | RSS idle → during MiB | RSS per subscriber KiB | encoded | delivered | delivered / encoded |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         let ideal = r.args.subscribers as f64 * 1000.0 / f64::from(r.args.interval_ms.max(1));
@@ -138,15 +138,18 @@ pub fn fanout_table(results: &[FanoutResult]) -> String {
         };
         let _ = writeln!(
             s,
-            "| {} | {} | {} / {} | {:.1} | {:.0} ({ideal:.0}) | {} | {:.1} | {:.1} → {:.1} ({:.3}) | {} | {} | {} → {} | {} | {enc} | {del} | {ratio} |",
+            "| {} | {} | {} / {} | {:.1} | {:.0} ({ideal:.0}) | {:.1} | {} | {:.1} | {} | {:.1} | {:.1} → {:.1} ({:.3}) | {} | {} | {} | {} → {} | {} | {enc} | {del} | {ratio} |",
             r.server_label,
             r.args.subscribers,
             r.live,
             r.failed,
             r.ramp_s,
             r.deliveries_per_s,
+            100.0 * r.deliveries_per_s / ideal.max(1.0),
             pct(&r.staleness),
             r.staleness.max,
+            pct(&r.transit),
+            (r.staleness.p50 - r.transit.p50).max(0.0),
             r.idle_tps.tps,
             r.tps.tps,
             if r.idle_tps.tps > 0.0 {
@@ -155,6 +158,7 @@ pub fn fanout_table(results: &[FanoutResult]) -> String {
                 f64::NAN
             },
             cpu(r.cpu),
+            opt(r.cpu_per_delivery_us(), 1),
             opt(r.bench_cpu, 0),
             mib(r.rss_idle_kib),
             mib(r.rss_kib),

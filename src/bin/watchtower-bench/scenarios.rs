@@ -18,6 +18,10 @@ use crate::{
 
 /// Interval of the TPS probe's own subscription.
 const PROBE_INTERVAL_MS: u32 = 100;
+/// Interval of the fan-out's transit probe: the shortest allowed, so the
+/// probe is due whenever a snapshot is published and its staleness is the
+/// publish-to-receipt time alone, under the same load.
+const TRANSIT_PROBE_INTERVAL_MS: u32 = 10;
 
 /// Arguments of `isolation`.
 #[derive(Debug, Clone, Args)]
@@ -313,6 +317,10 @@ pub struct FanoutResult {
     pub deliveries_per_s: f64,
     /// Staleness of received snapshots.
     pub staleness: Percentiles,
+    /// Staleness of a stream that is always due (the transit probe): the
+    /// publish-to-receipt part of `staleness`; the rest is waiting for the
+    /// interval.
+    pub transit: Percentiles,
     /// Engine TPS before the subscribers came.
     pub idle_tps: TpsWindow,
     /// Engine TPS during the window.
@@ -330,6 +338,17 @@ pub struct FanoutResult {
 }
 
 impl FanoutResult {
+    /// CPU of the server's network threads (all but the engine) per
+    /// snapshot the server handed to a stream (GetServerStats), or else per
+    /// snapshot received, µs.
+    pub fn cpu_per_delivery_us(&self) -> Option<f64> {
+        let core_share = self.cpu?.server()? / 100.0;
+        let per_s = self.stats.map_or(self.deliveries_per_s, |d| {
+            d.delivered as f64 / self.args.duration.as_secs_f64()
+        });
+        (per_s > 0.0).then(|| core_share / per_s * 1e6)
+    }
+
     /// RSS growth per subscriber, bytes.
     pub fn rss_per_subscriber(&self) -> Option<f64> {
         let (idle, now) = (self.rss_idle_kib?, self.rss_kib?);
@@ -375,6 +394,7 @@ pub async fn fanout(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
     let pid = args.target.server_pid;
     let mut control = connect(addr).await?;
     let probe = Probe::start(addr, PROBE_INTERVAL_MS).await?;
+    let transit = Probe::start(addr, TRANSIT_PROBE_INTERVAL_MS).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -425,6 +445,7 @@ pub async fn fanout(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
         ramp_s,
         deliveries_per_s: deliveries as f64 / t1.duration_since(t0).as_secs_f64(),
         staleness: Percentiles::of(&staleness),
+        transit: transit.staleness(t0, t1),
         idle_tps,
         tps,
         cpu: s0.zip(s1).map(|(a, b)| procfs::cpu_between(&a, &b)),
@@ -435,6 +456,7 @@ pub async fn fanout(args: &FanoutArgs) -> anyhow::Result<FanoutResult> {
     };
     fleet.stop().await;
     probe.stop().await;
+    transit.stop().await;
     drain_streams(&mut control, 0).await;
     Ok(result)
 }
