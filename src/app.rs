@@ -160,6 +160,9 @@ impl SimulationServer {
                 (opened.engine, Some(opened.store))
             }
         };
+        if config.start_paused {
+            engine.world_mut().run.settings.paused = true;
+        }
         let catalogue = engine.world().registry.catalogue();
         engine.attach_bridge(receiver, publisher);
         let run = RunView {

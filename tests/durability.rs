@@ -378,7 +378,7 @@ async fn a_corrupt_newest_checkpoint_falls_back_and_a_version_mismatch_names_bot
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("checkpoint format 999"), "{stderr}");
-    assert!(stderr.contains("reads checkpoint format 1"), "{stderr}");
+    assert!(stderr.contains("reads checkpoint format 2"), "{stderr}");
 }
 
 /// The disk is simulated by an injected write failure (tests run as root,
@@ -584,4 +584,49 @@ async fn list_audit_entries_filters_by_key_and_tick_pages_and_refuses_bad_reques
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_applied_while_paused_replay_bit_for_bit_and_a_paused_run_resumes_paused() {
+    use pb::control_engine_request::Action;
+    let data = Data::new();
+    let mut app = data.start(&["--tps", "100"]);
+    let mut client = connect(app.addr()).await;
+    let control = |action| pb::ControlEngineRequest {
+        action: Some(action),
+    };
+    let paused = client
+        .control_engine(control(Action::Pause(pb::ControlPause {})))
+        .await
+        .expect("paused")
+        .into_inner();
+    let applied = apply(&mut client, "while-paused", 0.17)
+        .await
+        .expect("applied");
+    assert_eq!(applied.applied_tick, paused.tick);
+    assert!(applied.applied_while_paused);
+    client
+        .control_engine(control(Action::Step(pb::ControlStep { ticks: 10 })))
+        .await
+        .expect("stepped");
+    stop(app).await;
+    let output = replay(&data.run_dir(), &["--verify"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let mut app = data.start(&["--tps", "100", "--resume", "latest"]);
+    let mut client = connect(app.addr()).await;
+    let mut stream = subscribe(&mut client, 10).await;
+    let snapshot = next_snapshot(&mut stream).await;
+    assert_eq!(snapshot.tick, paused.tick + 10, "the resumed run holds");
+    let engine = snapshot.engine.unwrap();
+    assert_eq!(engine.run_state(), pb::RunState::Paused);
+    assert_eq!(snapshot.parameters[KEY], number(0.17).unwrap());
+    let audited = all_entries(&mut client).await;
+    let keys: Vec<_> = audited.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["engine.pause", KEY, "engine.step"]);
+    stop(app).await;
 }

@@ -26,7 +26,7 @@ use std::{
 
 use tokio::sync::oneshot;
 
-use crate::pb::{GodCommand, GodResponse};
+use crate::pb::{ControlEngineResponse, GodCommand, GodResponse, control_engine_request::Action};
 
 /// Creates a command queue holding at most `capacity` commands.
 pub fn command_queue(capacity: usize) -> (CommandSender, CommandReceiver) {
@@ -110,11 +110,27 @@ pub enum Abandoned {
     Cancelled,
 }
 
-/// A command waiting for Phase 0, with the channel its verdict goes back on.
+/// What a queued item asks Phase 0 to do.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// Set one parameter (the command as the client sent it, its id filled in).
+    Command(GodCommand),
+    /// Pause, resume, step or re-pace the engine.
+    Control {
+        /// The audit entry's id, assigned by the server.
+        id: String,
+        /// The action.
+        action: Action,
+    },
+}
+
+/// A command or control action waiting for Phase 0, with the channel its
+/// verdict goes back on. Both kinds share the queue, so a control action
+/// waits its turn behind the commands before it and takes one slot.
 #[derive(Debug)]
 pub struct QueuedCommand {
-    /// The command as the client sent it (with its id filled in).
-    pub command: GodCommand,
+    /// What is asked.
+    pub request: Request,
     /// Who sent it.
     pub origin: CommandOrigin,
     /// Where the verdict goes. Dropped unanswered, it tells the caller the
@@ -127,7 +143,7 @@ impl QueuedCommand {
     pub fn abandoned(&self, now: Instant) -> Option<Abandoned> {
         if self.origin.deadline.is_some_and(|deadline| now >= deadline) {
             Some(Abandoned::Expired)
-        } else if self.reply.0.is_closed() {
+        } else if self.reply.is_closed() {
             Some(Abandoned::Cancelled)
         } else {
             None
@@ -154,18 +170,57 @@ impl QueuedCommand {
 /// One caller's reply channel. It can leave the engine thread: the audit
 /// writer answers once the outcome is durable.
 #[derive(Debug)]
-pub struct Reply(oneshot::Sender<Result<GodResponse, Unrecorded>>);
+pub struct Reply(ReplyTo);
+
+/// A command's caller wants its `GodResponse`; a control action's caller
+/// wants the run state, which the engine attaches before handing it over.
+#[derive(Debug)]
+enum ReplyTo {
+    Command(oneshot::Sender<Result<GodResponse, Unrecorded>>),
+    Control {
+        tx: oneshot::Sender<Result<ControlEngineResponse, Unrecorded>>,
+        status: ControlEngineResponse,
+    },
+}
 
 impl Reply {
-    /// Acknowledges `response`; false if the caller is gone.
+    /// Acknowledges `response` (for a control action: the run state
+    /// attached with [`Reply::with_status`]); false if the caller is gone.
     pub fn send(self, response: GodResponse) -> bool {
-        self.0.send(Ok(response)).is_ok()
+        match self.0 {
+            ReplyTo::Command(tx) => tx.send(Ok(response)).is_ok(),
+            ReplyTo::Control { tx, status } => tx.send(Ok(status)).is_ok(),
+        }
+    }
+
+    /// Sets the run state a control action's caller gets; a command's reply
+    /// is unchanged.
+    pub fn with_status(mut self, run: ControlEngineResponse) -> Self {
+        if let ReplyTo::Control { status, .. } = &mut self.0 {
+            *status = run;
+        }
+        self
+    }
+
+    /// Answers a control action's caller with `run` at once.
+    pub fn send_status(self, run: ControlEngineResponse) -> bool {
+        self.with_status(run).send(GodResponse::default())
     }
 
     /// Tells the caller its outcome could not be recorded; false if the
     /// caller is gone.
     pub fn fail(self, error: Unrecorded) -> bool {
-        self.0.send(Err(error)).is_ok()
+        match self.0 {
+            ReplyTo::Command(tx) => tx.send(Err(error)).is_ok(),
+            ReplyTo::Control { tx, .. } => tx.send(Err(error)).is_ok(),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match &self.0 {
+            ReplyTo::Command(tx) => tx.is_closed(),
+            ReplyTo::Control { tx, .. } => tx.is_closed(),
+        }
     }
 }
 
@@ -225,14 +280,15 @@ pub enum ReplyError {
     Unrecorded(#[from] Unrecorded),
 }
 
-/// The caller's end of a queued command's reply channel.
+/// The caller's end of a queued item's reply channel: a `GodResponse` for a
+/// command, a `ControlEngineResponse` for a control action.
 #[derive(Debug)]
-pub struct PendingReply(oneshot::Receiver<Result<GodResponse, Unrecorded>>);
+pub struct PendingReply<T = GodResponse>(oneshot::Receiver<Result<T, Unrecorded>>);
 
-impl PendingReply {
+impl<T> PendingReply<T> {
     /// Waits for Phase 0 to apply or reject the command (and, with an audit
     /// log on disk, for the outcome to be durable).
-    pub async fn response(self) -> Result<GodResponse, ReplyError> {
+    pub async fn response(self) -> Result<T, ReplyError> {
         Ok(self.0.await.map_err(|_| ReplyError::Dropped)??)
     }
 }
@@ -244,7 +300,35 @@ impl CommandSender {
         command: GodCommand,
         origin: CommandOrigin,
     ) -> Result<PendingReply, SubmitError> {
-        let (reply, rx) = oneshot::channel();
+        let (tx, rx) = oneshot::channel();
+        let reply = Reply(ReplyTo::Command(tx));
+        self.push(Request::Command(command), origin, reply)?;
+        Ok(PendingReply(rx))
+    }
+
+    /// Queues a control action for the next Phase 0 without waiting; it
+    /// takes one slot like a command.
+    pub fn try_control(
+        &self,
+        id: String,
+        action: Action,
+        origin: CommandOrigin,
+    ) -> Result<PendingReply<ControlEngineResponse>, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        let reply = Reply(ReplyTo::Control {
+            tx,
+            status: ControlEngineResponse::default(),
+        });
+        self.push(Request::Control { id, action }, origin, reply)?;
+        Ok(PendingReply(rx))
+    }
+
+    fn push(
+        &self,
+        request: Request,
+        origin: CommandOrigin,
+        reply: Reply,
+    ) -> Result<(), SubmitError> {
         let share = self.share();
         let mut state = self.shared.lock();
         if state.closed {
@@ -273,11 +357,14 @@ impl CommandSender {
                 .or_default() += 1;
         }
         state.queue.push_back(QueuedCommand {
-            command,
+            request,
             origin,
-            reply: Reply(reply),
+            reply,
         });
-        Ok(PendingReply(rx))
+        drop(state);
+        // A paused engine sleeps until something arrives.
+        self.shared.wake.notify_all();
+        Ok(())
     }
 
     /// The most commands one holder may have queued.
@@ -375,6 +462,18 @@ impl CommandReceiver {
     /// Closes the queue: later submissions fail with [`SubmitError::Closed`].
     pub fn close(&self) {
         self.shared.close();
+    }
+
+    /// Sleeps until something is queued or the queue closes; false once it
+    /// is closed. A paused engine waits here between its Phase 0 runs.
+    pub fn wait_for_work(&self) -> bool {
+        let state = self.shared.lock();
+        let state = self
+            .shared
+            .wake
+            .wait_while(state, |s| s.queue.is_empty() && !s.closed)
+            .unwrap_or_else(PoisonError::into_inner);
+        !state.closed
     }
 
     /// Sleeps up to `timeout`, waking early only if the queue closes.
@@ -505,7 +604,13 @@ mod tests {
         );
         let mut out = Vec::new();
         rx.drain_into(&mut out);
-        let ids: Vec<_> = out.iter().map(|q| q.command.id.as_str()).collect();
+        let ids: Vec<_> = out
+            .iter()
+            .map(|q| match &q.request {
+                Request::Command(c) => c.id.as_str(),
+                Request::Control { id, .. } => id.as_str(),
+            })
+            .collect();
         assert_eq!(ids, ["a", "b"]);
         assert!(submit(&tx, "d").is_ok());
     }

@@ -5,6 +5,8 @@
 //! - [`scheduler`]: the `TickScheduler` and its ordered [`Phase`]s;
 //! - [`economy`]: the agents and the `SettlementSystem` behind phases 1–7;
 //! - [`audit`]: the `AuditLog` of god-mode commands and the idempotency index;
+//! - [`control`]: pause, resume, step and pace, and what a checkpoint saves
+//!   of them;
 //! - [`journal`]: what Phases 0 and 8 hand to the store without waiting
 //!   (outcomes, digests, checkpoints);
 //! - [`digest`]: the 64-bit state digest of every settled tick;
@@ -15,6 +17,7 @@
 //! the outside world only through the bridge halves it is handed.
 
 pub mod audit;
+pub mod control;
 pub mod digest;
 pub mod economy;
 pub mod journal;
@@ -30,6 +33,7 @@ use std::{
 use tracing::{error, info, warn};
 
 pub use audit::AuditLog;
+pub use control::{CONTROL_KEY_PREFIX, RunControl, RunSettings};
 pub use digest::state_digest;
 pub use economy::{Economy, EconomyError};
 pub use journal::{EngineState, Journal, Outcome};
@@ -37,7 +41,7 @@ pub use registry::{GlobalRegistry, ParamId, ParamSpec, ParamsError, Rejection, V
 pub use scheduler::{Phase, TickScheduler};
 
 use crate::{
-    bridge::{Abandoned, CommandReceiver, QueuedCommand, TelemetryPublisher},
+    bridge::{Abandoned, CommandReceiver, QueuedCommand, Reply, Request, TelemetryPublisher},
     pb,
 };
 
@@ -81,6 +85,8 @@ pub struct World {
     pub run_id: String,
     /// Digest of the state the last tick settled into.
     pub digest: u64,
+    /// Paused or running, the target pace and a running `step`.
+    pub run: RunControl,
     /// Durability, if the run is recorded.
     pub durability: Option<Durability>,
 }
@@ -126,6 +132,7 @@ impl World {
             parameters: self.registry.values().to_vec(),
             economy: self.economy.clone(),
             audit: self.audit.clone(),
+            run: self.run.settings,
         }
     }
 
@@ -142,8 +149,6 @@ pub struct EngineStats {
     pub measured_tps: f64,
     /// Wall time of the last completed tick.
     pub last_tick: Duration,
-    /// Configured pace (0 = unthrottled).
-    pub target_tps: f64,
     /// Commands waiting in the queue when Phase 8 ran.
     pub queue_depth: u64,
     window_start: Option<Instant>,
@@ -194,7 +199,8 @@ impl Pacing {
         }
     }
 
-    fn target_tps(&self) -> f64 {
+    /// The initial target pace: 0 for unthrottled and manual pacing.
+    pub fn target_tps(&self) -> f64 {
         match self {
             Pacing::Fixed(tps) => *tps,
             Pacing::Unthrottled | Pacing::Manual(_) => 0.0,
@@ -262,6 +268,12 @@ pub struct SimulationEngine {
     /// The command queue, shared by the Phase 0 hook, the Phase 8 hook (for
     /// the queue depth) and `run` (which stops when the queue closes).
     commands: Option<Arc<CommandReceiver>>,
+    /// The telemetry slot, shared by the Phase 8 hook and the Phase 0 that
+    /// runs between ticks while paused.
+    telemetry: Option<Arc<TelemetryPublisher>>,
+    /// True when built from a checkpoint, whose saved pace wins over the
+    /// pacing `run` is given.
+    restored: bool,
 }
 
 impl std::fmt::Debug for SimulationEngine {
@@ -284,6 +296,10 @@ impl SimulationEngine {
             0,
             AuditLog::default(),
         ))
+        .map(|mut engine| {
+            engine.restored = false;
+            engine
+        })
     }
 
     /// Goes on from a checkpoint's state; `registry` has the run's schema.
@@ -291,13 +307,10 @@ impl SimulationEngine {
         registry
             .restore_values(state.parameters)
             .map_err(EngineError::Restore)?;
-        Ok(Self::with_state(
-            registry,
-            state.economy,
-            state.seed,
-            state.tick,
-            state.audit,
-        ))
+        let mut engine =
+            Self::with_state(registry, state.economy, state.seed, state.tick, state.audit);
+        engine.world.run.settings = state.run;
+        Ok(engine)
     }
 
     fn with_state(
@@ -324,6 +337,7 @@ impl SimulationEngine {
             seed,
             run_id: String::new(),
             digest: 0,
+            run: RunControl::default(),
             durability: None,
         };
         world.settle_digest();
@@ -331,6 +345,8 @@ impl SimulationEngine {
             world,
             scheduler,
             commands: None,
+            telemetry: None,
+            restored: true,
         }
     }
 
@@ -360,6 +376,8 @@ impl SimulationEngine {
     /// publishes to `telemetry`.
     pub fn attach_bridge(&mut self, commands: CommandReceiver, telemetry: TelemetryPublisher) {
         let commands = Arc::new(commands);
+        let telemetry = Arc::new(telemetry);
+        self.telemetry = Some(Arc::clone(&telemetry));
         let queue = Arc::clone(&commands);
         let mut drained = Vec::new();
         self.scheduler
@@ -407,20 +425,22 @@ impl SimulationEngine {
         self.world.tick += 1;
         self.scheduler.run_tick(&mut self.world)?;
         self.world.stats.tick_finished(started);
+        self.world.run.tick_published(self.world.tick);
         Ok(())
     }
 
     /// Ticks at `pacing` until the command queue closes or a tick fails.
+    /// While paused it ticks not at all, but runs Phase 0 whenever
+    /// something is queued.
     pub fn run(mut self, pacing: Pacing) -> Result<EngineReport, EngineError> {
         let commands = self.commands.clone().ok_or(EngineError::Detached)?;
-        self.world.stats.target_tps = pacing.target_tps();
-        let period = match pacing {
-            Pacing::Fixed(tps) => Some(Duration::from_secs_f64(1.0 / tps)),
-            _ => None,
-        };
+        if !self.restored {
+            self.world.run.settings.target_tps = pacing.target_tps();
+        }
         let mut next = Instant::now();
         info!(
-            tps = self.world.stats.target_tps,
+            tps = self.world.run.settings.target_tps,
+            paused = self.world.run.settings.paused,
             seed = self.world.seed,
             "engine started"
         );
@@ -430,31 +450,22 @@ impl SimulationEngine {
                 .durability
                 .as_ref()
                 .is_some_and(|d| !d.recorded.is_empty());
-            match (&pacing, period) {
-                // Re-running recorded ticks after a resume goes at full speed.
-                _ if catching_up && !commands.is_closed() => {}
-                (Pacing::Manual(gate), _) => {
-                    if !gate.acquire() || commands.is_closed() {
-                        break;
-                    }
+            if !catching_up && self.world.run.holding() {
+                if !commands.wait_for_work() {
+                    break;
                 }
-                (_, Some(period)) => {
-                    let now = Instant::now();
-                    if next > now && commands.wait_closed(next - now) {
-                        break;
-                    }
-                    // Pace from the schedule, not from when we woke, but
-                    // never try to catch up more than one tick of lag.
-                    next = (next + period).max(Instant::now());
-                    if commands.is_closed() {
-                        break;
-                    }
-                }
-                _ => {
-                    if commands.is_closed() {
-                        break;
-                    }
-                }
+                self.intercept_between_ticks(&commands);
+                next = Instant::now();
+                continue;
+            }
+            // Re-running recorded ticks after a resume, and a `step`, go at
+            // full speed.
+            let unpaced = catching_up || self.world.run.stepping();
+            if !unpaced && !self.wait_turn(&pacing, &commands, &mut next) {
+                break;
+            }
+            if commands.is_closed() {
+                break;
             }
             if let Err(err) = self.step() {
                 error!(tick = self.world.tick, error = %err, "engine halted");
@@ -479,6 +490,44 @@ impl SimulationEngine {
     }
 }
 
+impl SimulationEngine {
+    /// Waits until the next tick is due: a gate permit, or the target
+    /// pace's next slot. False once the queue closes.
+    fn wait_turn(&self, pacing: &Pacing, commands: &CommandReceiver, next: &mut Instant) -> bool {
+        if let Pacing::Manual(gate) = pacing {
+            return gate.acquire();
+        }
+        let tps = self.world.run.settings.target_tps;
+        if tps > 0.0 {
+            let now = Instant::now();
+            if *next > now && commands.wait_closed(*next - now) {
+                return false;
+            }
+            // Pace from the schedule, not from when we woke, but never try
+            // to catch up more than one tick of lag.
+            *next = (*next + Duration::from_secs_f64(1.0 / tps)).max(Instant::now());
+        }
+        true
+    }
+
+    /// Phase 0 while paused: applies what is queued without advancing the
+    /// tick, then publishes a snapshot with the same tick and the new values.
+    fn intercept_between_ticks(&mut self, commands: &CommandReceiver) {
+        let mut drained = Vec::new();
+        commands.drain_into(&mut drained);
+        self.world.run.between_ticks = true;
+        for queued in drained {
+            intercept(&mut self.world, queued);
+        }
+        self.world.run.between_ticks = false;
+        hand_over_outcomes(&mut self.world);
+        self.world.stats.queue_depth = commands.len() as u64;
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.publish(capture_snapshot(&self.world));
+        }
+    }
+}
+
 /// Phase 0 after a resume: re-applies this tick's outcomes recorded before
 /// the restart, ahead of any live command, exactly as they were decided.
 fn reapply_recorded(world: &mut World) {
@@ -497,7 +546,7 @@ fn reapply_recorded(world: &mut World) {
 /// Applies an audited outcome again: the new value of an applied command,
 /// nothing for a rejected one; either way it is counted and indexed.
 fn apply_recorded(world: &mut World, entry: pb::GodResponse) {
-    if entry.success {
+    if entry.success && !entry.key.starts_with(CONTROL_KEY_PREFIX) {
         let value = entry.new_value.as_ref().and_then(registry::value_from_pb);
         if let Err(rejection) = world.registry.set(&entry.key, value) {
             warn!(command_id = %entry.command_id, error = %rejection, "recorded command no longer applies");
@@ -533,15 +582,17 @@ fn record_settlement(world: &mut World) {
 
 /// Sends `response` to its caller: at once with no audit log on disk,
 /// otherwise through the journal once it is durable.
-fn deliver(world: &mut World, response: pb::GodResponse, queued: QueuedCommand, append: bool) {
+fn deliver(world: &mut World, response: pb::GodResponse, reply: Option<Reply>, append: bool) {
     match world.durability.as_mut() {
         Some(durability) => durability.outcomes.push(Outcome {
             response,
-            reply: queued.into_reply(),
+            reply,
             append,
         }),
         None => {
-            queued.reply(response);
+            if let Some(reply) = reply {
+                reply.send(response);
+            }
         }
     }
 }
@@ -551,27 +602,62 @@ fn deliver(world: &mut World, response: pb::GodResponse, queued: QueuedCommand, 
 /// its recorded outcome and changes nothing; a command whose caller gave up
 /// first (its deadline passed, or it cancelled) is not applied, only audited.
 fn intercept(world: &mut World, queued: QueuedCommand) {
-    if let Some(recorded) = world.audit.recorded(&queued.command.id) {
-        info!(command_id = %queued.command.id, tick = recorded.applied_tick, "command id already recorded; returning its outcome");
+    let (id, key, reason) = match &queued.request {
+        Request::Command(command) => (&command.id, &command.key, &command.reason),
+        Request::Control { id, .. } => (id, &String::new(), &String::new()),
+    };
+    if let Some(recorded) = world.audit.recorded(id) {
+        info!(command_id = %id, tick = recorded.applied_tick, "command id already recorded; returning its outcome");
         let recorded = recorded.clone();
-        deliver(world, recorded, queued, false);
+        deliver(world, recorded, Some(queued.into_reply()), false);
         return;
     }
-    let command = &queued.command;
     let mut response = pb::GodResponse {
-        command_id: command.id.clone(),
+        command_id: id.clone(),
         applied_tick: world.tick,
-        key: command.key.clone(),
-        reason: command.reason.clone(),
+        key: key.clone(),
+        reason: reason.clone(),
         principal: queued.origin.principal.to_string(),
+        applied_while_paused: world.run.between_ticks,
         ..Default::default()
     };
-    match queued.abandoned(Instant::now()) {
-        Some(abandoned) => record_abandoned(world, &mut response, abandoned),
-        None => apply(world, command, &mut response),
-    }
+    let abandoned = queued.abandoned(Instant::now());
+    let QueuedCommand { request, .. } = &queued;
+    let reply = match (abandoned, request) {
+        (Some(abandoned), _) => {
+            record_abandoned(world, &mut response, abandoned);
+            Some(queued.into_reply())
+        }
+        (None, Request::Command(command)) => {
+            apply(world, command, &mut response);
+            Some(queued.into_reply())
+        }
+        (None, Request::Control { action, .. }) => {
+            let action = *action;
+            control(world, action, queued.into_reply(), &mut response)
+        }
+    };
     world.audit.record(response.clone());
-    deliver(world, response, queued, true);
+    deliver(world, response, reply, true);
+}
+
+/// Takes a control action into effect and fills in its audit entry. The
+/// reply comes back with the run state attached, or none for a `step`,
+/// whose caller is answered after its last tick.
+fn control(
+    world: &mut World,
+    action: pb::control_engine_request::Action,
+    reply: Reply,
+    response: &mut pb::GodResponse,
+) -> Option<Reply> {
+    let (key, old, new) = control::audit_entry(&action, &world.run.settings);
+    info!(%key, tick = world.tick, principal = %response.principal, "run control");
+    response.key = key;
+    response.old_value = old;
+    response.new_value = new;
+    response.success = true;
+    let reply = world.run.take(action, reply, world.tick)?;
+    Some(reply.with_status(world.run.status(world.tick)))
 }
 
 /// Sets the parameter, or records why the registry refused it.
@@ -655,8 +741,9 @@ fn capture_snapshot(world: &World) -> pb::WatchtowerSnapshot {
             queue_depth: stats.queue_depth,
             commands_applied: world.audit.applied(),
             commands_rejected: world.audit.rejected(),
-            target_tps: stats.target_tps,
+            target_tps: world.run.settings.target_tps,
             seed: world.seed,
+            run_state: world.run.run_state().into(),
         }),
         parameters: world.registry.values_pb(),
         audit: Some(pb::AuditSummary {

@@ -66,13 +66,16 @@ pub struct Frame {
     pub snapshot: Arc<WatchtowerSnapshot>,
     /// Its `SubscribeTelemetryResponse` encoding.
     pub grpc: EncodedTelemetry,
+    /// Counts publications, so a snapshot republished with the same tick
+    /// (a command applied while paused) is still a new frame.
+    seq: u64,
     /// Its `{"snapshot": …}` JSON for the WebSocket path, made by the first
     /// WebSocket that needs it; clones share the bytes.
     json: OnceLock<Utf8Bytes>,
 }
 
 impl Frame {
-    fn new(snapshot: Arc<WatchtowerSnapshot>) -> Self {
+    fn new(snapshot: Arc<WatchtowerSnapshot>, seq: u64) -> Self {
         // `SubscribeTelemetryResponse { snapshot = 1 }` on the wire is just
         // field 1 holding the snapshot, so encode it in place, no copy.
         let mut grpc = Vec::with_capacity(snapshot.encoded_len() + 8);
@@ -80,6 +83,7 @@ impl Frame {
         Self {
             grpc: EncodedTelemetry(grpc.into()),
             snapshot,
+            seq,
             json: OnceLock::new(),
         }
     }
@@ -93,6 +97,11 @@ impl Frame {
     /// The tick of the snapshot.
     pub fn tick(&self) -> u64 {
         self.snapshot.tick
+    }
+
+    /// The frame's place in publication order: higher is newer.
+    pub fn seq(&self) -> u64 {
+        self.seq
     }
 
     /// The WebSocket message for this snapshot, encoded at most once.
@@ -151,14 +160,18 @@ impl TelemetryHub {
         };
         let this = hub.clone();
         tokio::spawn(async move {
-            let mut last_tick = None;
+            let mut last: Option<Arc<WatchtowerSnapshot>> = None;
+            let mut seq = 0;
             loop {
                 reader.mark_seen();
                 if let Some(snapshot) = reader.latest()
-                    && last_tick.is_none_or(|last| snapshot.tick > last)
+                    && last
+                        .as_ref()
+                        .is_none_or(|last| !Arc::ptr_eq(last, &snapshot))
                 {
-                    last_tick = Some(snapshot.tick);
-                    let frame = Arc::new(Frame::new(snapshot));
+                    last = Some(Arc::clone(&snapshot));
+                    seq += 1;
+                    let frame = Arc::new(Frame::new(snapshot, seq));
                     this.stats.encoded.fetch_add(1, Ordering::Relaxed);
                     this.remember(Arc::clone(&frame));
                     tx.send_replace(Some(frame));
@@ -241,7 +254,7 @@ mod tests {
             tick: 42,
             ..Default::default()
         });
-        let frame = Frame::new(Arc::clone(&snapshot));
+        let frame = Frame::new(Arc::clone(&snapshot), 1);
         let decoded =
             SubscribeTelemetryResponse::decode(frame.grpc.encode_to_vec().as_slice()).unwrap();
         assert_eq!(decoded.snapshot.as_ref(), Some(snapshot.as_ref()));

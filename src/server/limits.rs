@@ -23,7 +23,10 @@ use governor::{
 use tonic::Status;
 
 use super::error::ApiError;
-use crate::pb::GodCommand;
+use crate::{
+    config::MAX_TPS,
+    pb::{GodCommand, control_engine_request::Action},
+};
 
 /// Longest command id, in bytes.
 pub const MAX_ID_BYTES: usize = 128;
@@ -103,6 +106,31 @@ pub fn check_command(command: &GodCommand) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// Most ticks one `step` may run.
+pub const MAX_STEP_TICKS: u32 = 10_000;
+
+/// Checks a control action's numbers: a step of 1 to [`MAX_STEP_TICKS`]
+/// ticks, a pace of 0 to [`MAX_TPS`].
+pub fn check_control(action: &Action) -> Result<(), ApiError> {
+    match action {
+        Action::Step(step) if !(1..=MAX_STEP_TICKS).contains(&step.ticks) => {
+            Err(ApiError::InvalidField {
+                field: "step.ticks",
+                value: step.ticks.to_string(),
+                allowed: "1 to 10000",
+            })
+        }
+        Action::SetTps(set) if !(set.tps.is_finite() && (0.0..=MAX_TPS).contains(&set.tps)) => {
+            Err(ApiError::InvalidField {
+                field: "set_tps.tps",
+                value: set.tps.to_string(),
+                allowed: "0 (unthrottled) to 1000000",
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The longest prefix of `text` of at most `max` bytes that ends on a

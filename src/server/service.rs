@@ -36,10 +36,11 @@ use super::{
 use crate::{
     bridge::{CommandOrigin, CommandSender, PendingReply, TelemetryReader, Unrecorded},
     pb::{
-        self, ApplyCommandRequest, ApplyCommandResponse, GetServerStatsRequest,
-        GetServerStatsResponse, GodCommand, ListAuditEntriesRequest, ListAuditEntriesResponse,
-        ListParametersRequest, ListParametersResponse, SubscribeTelemetryRequest, WhoAmIRequest,
-        WhoAmIResponse,
+        self, ApplyCommandRequest, ApplyCommandResponse, ControlEngineRequest,
+        ControlEngineResponse, GetServerStatsRequest, GetServerStatsResponse, GodCommand,
+        ListAuditEntriesRequest, ListAuditEntriesResponse, ListParametersRequest,
+        ListParametersResponse, SubscribeTelemetryRequest, WhoAmIRequest, WhoAmIResponse,
+        control_engine_request::Action,
     },
     store::{AuditFile, AuditQuery, LogHealth},
 };
@@ -198,13 +199,25 @@ impl WatchtowerApi {
         if command.id.is_empty() {
             command.id = uuid::Uuid::new_v4().to_string();
         }
-        let origin = CommandOrigin {
-            principal: Arc::clone(&caller.principal.name),
-            named: &*caller.principal.name != ANONYMOUS,
-            connection: caller.connection,
-            deadline: caller.deadline,
-        };
-        Ok(self.commands.try_submit(command, origin)?)
+        Ok(self.commands.try_submit(command, origin(caller))?)
+    }
+
+    /// The one way a control action enters the queue, with the same checks
+    /// as [`WatchtowerApi::submit`]: it takes a queue slot and counts
+    /// against the caller's rate and share.
+    pub fn control(
+        &self,
+        action: Action,
+        caller: &Caller,
+    ) -> Result<PendingReply<ControlEngineResponse>, ApiError> {
+        caller.principal.require(Role::Operator)?;
+        limits::check_control(&action)?;
+        if let Some(why) = self.run.health.failure() {
+            return Err(ApiError::Unrecorded(Unrecorded(why)));
+        }
+        self.rate.check(&caller.principal.name)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        Ok(self.commands.try_control(id, action, origin(caller))?)
     }
 
     /// A slot for one more telemetry subscriber, under `--max-subscribers`.
@@ -246,6 +259,30 @@ impl WatchtowerApi {
     }
 }
 
+/// Who a queued item comes from.
+fn origin(caller: &Caller) -> CommandOrigin {
+    CommandOrigin {
+        principal: Arc::clone(&caller.principal.name),
+        named: &*caller.principal.name != ANONYMOUS,
+        connection: caller.connection,
+        deadline: caller.deadline,
+    }
+}
+
+/// Waits for a queued item's answer until the caller's deadline.
+async fn await_reply<T>(
+    pending: PendingReply<T>,
+    deadline: Option<Instant>,
+) -> Result<T, ApiError> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), pending.response())
+            .await
+            .map_err(|_| ApiError::DeadlineExceeded)?,
+        None => pending.response().await,
+    }
+    .map_err(ApiError::from)
+}
+
 /// Checks a subscription interval: 0 means the default.
 pub fn telemetry_interval(interval_ms: u32) -> Result<Duration, ApiError> {
     match interval_ms {
@@ -276,13 +313,7 @@ impl WatchtowerService for WatchtowerApi {
             .command
             .ok_or(ApiError::MissingField { field: "command" })?;
         let pending = self.submit(command, &caller)?;
-        let response = match caller.deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline.into(), pending.response())
-                .await
-                .map_err(|_| ApiError::DeadlineExceeded)?,
-            None => pending.response().await,
-        }
-        .map_err(ApiError::from)?;
+        let response = await_reply(pending, caller.deadline).await?;
         if response.success {
             Ok(Response::new(ApplyCommandResponse {
                 response: Some(response),
@@ -290,6 +321,20 @@ impl WatchtowerService for WatchtowerApi {
         } else {
             Err(ApiError::Rejected(Box::new(response)).into())
         }
+    }
+
+    #[instrument(skip_all)]
+    async fn control_engine(
+        &self,
+        request: Request<ControlEngineRequest>,
+    ) -> Result<Response<ControlEngineResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let action = request
+            .into_inner()
+            .action
+            .ok_or(ApiError::MissingField { field: "action" })?;
+        let pending = self.control(action, &caller)?;
+        Ok(Response::new(await_reply(pending, caller.deadline).await?))
     }
 
     type SubscribeTelemetryStream = TelemetryStream;
@@ -319,7 +364,7 @@ impl WatchtowerService for WatchtowerApi {
         let live = Subscriber {
             frames: self.hub.subscribe(),
             ticker,
-            last_tick: past.last().map(|f| f.tick()),
+            last_seq: past.last().map(|f| f.seq()),
             shutdown: self.shutdown.clone(),
             _guard: CountGuard::new(&self.subscribers),
             _slot: slot,
@@ -461,8 +506,8 @@ struct Subscriber {
     frames: watch::Receiver<Option<Arc<Frame>>>,
     /// Paces sends to the subscriber's interval.
     ticker: Interval,
-    /// The tick last sent, so a snapshot is never sent twice.
-    last_tick: Option<u64>,
+    /// The frame last sent, so a snapshot is never sent twice.
+    last_seq: Option<u64>,
     /// Ends the stream at shutdown.
     shutdown: CancellationToken,
     /// Counts this stream as open until it is dropped.
@@ -489,9 +534,9 @@ impl Subscriber {
         loop {
             let newest = self.frames.borrow_and_update().clone();
             if let Some(frame) = newest
-                && self.last_tick.is_none_or(|last| frame.tick() > last)
+                && self.last_seq.is_none_or(|last| frame.seq() > last)
             {
-                self.last_tick = Some(frame.tick());
+                self.last_seq = Some(frame.seq());
                 return Some(frame);
             }
             tokio::select! {

@@ -82,7 +82,7 @@ async fn upgrade(
                 connection_id: connection.as_ref().map_or(0, |c| c.id),
                 _connection: connection,
                 ticker: interval(super::service::DEFAULT_INTERVAL),
-                last_tick: None,
+                last_seq: None,
             };
             session.run(socket, api).await;
         })
@@ -99,8 +99,8 @@ struct Session {
     _connection: Option<ConnectionInfo>,
     /// Paces telemetry to the connection's interval.
     ticker: tokio::time::Interval,
-    /// The tick last sent, so a snapshot is never sent twice.
-    last_tick: Option<u64>,
+    /// The frame last sent, so a snapshot is never sent twice.
+    last_seq: Option<u64>,
 }
 
 impl Session {
@@ -149,8 +149,8 @@ impl Session {
                 _ = self.ticker.tick(), if self.caller.is_some() => {
                     let newest = published.borrow().clone();
                     match newest {
-                        Some(frame) if self.last_tick.is_none_or(|last| frame.tick() > last) => {
-                            self.last_tick = Some(frame.tick());
+                        Some(frame) if self.last_seq.is_none_or(|last| frame.seq() > last) => {
+                            self.last_seq = Some(frame.seq());
                             Message::Text(frame.json())
                         }
                         _ => continue,

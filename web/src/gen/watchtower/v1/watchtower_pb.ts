@@ -10,7 +10,168 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file watchtower/v1/watchtower.proto.
  */
 export const file_watchtower_v1_watchtower: GenFile = /*@__PURE__*/
-  fileDesc("Ch53YXRjaHRvd2VyL3YxL3dhdGNodG93ZXIucHJvdG8SDXdhdGNodG93ZXIudjEiDwoNV2hvQW1JUmVxdWVzdCJGCg5XaG9BbUlSZXNwb25zZRIRCglwcmluY2lwYWwYASABKAkSIQoEcm9sZRgCIAEoDjITLndhdGNodG93ZXIudjEuUm9sZSJxChdMaXN0QXVkaXRFbnRyaWVzUmVxdWVzdBILCgNrZXkYASABKAkSEQoJZnJvbV90aWNrGAIgASgEEg8KB3RvX3RpY2sYAyABKAQSEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiYAoYTGlzdEF1ZGl0RW50cmllc1Jlc3BvbnNlEisKB2VudHJpZXMYASADKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIXChVHZXRTZXJ2ZXJTdGF0c1JlcXVlc3QisAEKFkdldFNlcnZlclN0YXRzUmVzcG9uc2USGgoSYWN0aXZlX3N1YnNjcmliZXJzGAEgASgEEh0KFXdlYnNvY2tldF9jb25uZWN0aW9ucxgCIAEoBBIZChFzbmFwc2hvdHNfZW5jb2RlZBgDIAEoBBIbChNzbmFwc2hvdHNfZGVsaXZlcmVkGAQgASgEEhMKC2xhdGVzdF90aWNrGAUgASgEEg4KBnJ1bl9pZBgGIAEoCSJBChNBcHBseUNvbW1hbmRSZXF1ZXN0EioKB2NvbW1hbmQYASABKAsyGS53YXRjaHRvd2VyLnYxLkdvZENvbW1hbmQiRAoUQXBwbHlDb21tYW5kUmVzcG9uc2USLAoIcmVzcG9uc2UYASABKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlIkEKGVN1YnNjcmliZVRlbGVtZXRyeVJlcXVlc3QSEwoLaW50ZXJ2YWxfbXMYASABKA0SDwoHaGlzdG9yeRgCIAEoDSJRChpTdWJzY3JpYmVUZWxlbWV0cnlSZXNwb25zZRIzCghzbmFwc2hvdBgBIAEoCzIhLndhdGNodG93ZXIudjEuV2F0Y2h0b3dlclNuYXBzaG90IhcKFUxpc3RQYXJhbWV0ZXJzUmVxdWVzdCJKChZMaXN0UGFyYW1ldGVyc1Jlc3BvbnNlEjAKCnBhcmFtZXRlcnMYASADKAsyHC53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclNwZWMiYwoKR29kQ29tbWFuZBIKCgJpZBgBIAEoCRILCgNrZXkYAiABKAkSLAoFdmFsdWUYAyABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEg4KBnJlYXNvbhgEIAEoCSJNCg5QYXJhbWV0ZXJWYWx1ZRIQCgZudW1iZXIYASABKAFIABIRCgdpbnRlZ2VyGAIgASgDSAASDgoEZmxhZxgDIAEoCEgAQgYKBGtpbmQivgIKC0dvZFJlc3BvbnNlEhIKCmNvbW1hbmRfaWQYASABKAkSDwoHc3VjY2VzcxgCIAEoCBINCgVlcnJvchgDIAEoCRIUCgxhcHBsaWVkX3RpY2sYBCABKAQSMAoJb2xkX3ZhbHVlGAUgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIwCgluZXdfdmFsdWUYBiABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEgsKA2tleRgHIAEoCRIOCgZyZWFzb24YCCABKAkSDQoFZmllbGQYCSABKAkSDwoHYWxsb3dlZBgKIAEoCRIxCglyZWplY3Rpb24YCyABKA4yHi53YXRjaHRvd2VyLnYxLlJlamVjdGlvblJlYXNvbhIRCglwcmluY2lwYWwYDCABKAki0AIKDVBhcmFtZXRlclNwZWMSCwoDa2V5GAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEgwKBHVuaXQYAyABKAkSLAoKdmFsdWVfdHlwZRgEIAEoDjIYLndhdGNodG93ZXIudjEuVmFsdWVUeXBlEioKA21pbhgFIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSKgoDbWF4GAYgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRI0Cg1kZWZhdWx0X3ZhbHVlGAcgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRI0Cg1jdXJyZW50X3ZhbHVlGAggASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIPCgdtdXRhYmxlGAkgASgIEgwKBHN0ZXAYCiABKAEi8wMKEldhdGNodG93ZXJTbmFwc2hvdBIMCgR0aWNrGAEgASgEEhsKE2NhcHR1cmVkX2F0X3VuaXhfbXMYAiABKAMSLQoFbWFjcm8YAyABKAsyHi53YXRjaHRvd2VyLnYxLk1hY3JvSW5kaWNhdG9ycxIuCgZhZ2VudHMYBCABKAsyHi53YXRjaHRvd2VyLnYxLkFnZW50U3RhdGlzdGljcxI3Cgpnb3Zlcm5tZW50GAUgASgLMiMud2F0Y2h0b3dlci52MS5Hb3Zlcm5tZW50SW5kaWNhdG9ycxIvCgZlbmdpbmUYBiABKAsyHy53YXRjaHRvd2VyLnYxLkVuZ2luZVN0YXRpc3RpY3MSRQoKcGFyYW1ldGVycxgHIAMoCzIxLndhdGNodG93ZXIudjEuV2F0Y2h0b3dlclNuYXBzaG90LlBhcmFtZXRlcnNFbnRyeRIqCgVhdWRpdBgIIAEoCzIbLndhdGNodG93ZXIudjEuQXVkaXRTdW1tYXJ5Eg4KBnJ1bl9pZBgJIAEoCRIUCgxzdGF0ZV9kaWdlc3QYCiABKAQaUAoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRIsCgV2YWx1ZRgCIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWU6AjgBIqMCCg9NYWNyb0luZGljYXRvcnMSEwoLbm9taW5hbF9nZHAYASABKAESEAoIcmVhbF9nZHAYAiABKAESFwoPcmVhbF9nZHBfZ3Jvd3RoGAMgASgBEhMKC3ByaWNlX2xldmVsGAQgASgBEhEKCWluZmxhdGlvbhgFIAEoARIZChF1bmVtcGxveW1lbnRfcmF0ZRgGIAEoARIUCgxhdmVyYWdlX3dhZ2UYByABKAESFAoMbW9uZXlfc3VwcGx5GAggASgBEhIKCmJhbmtfbG9hbnMYCSABKAESHQoVaG91c2Vob2xkX2NvbnN1bXB0aW9uGAogASgBEhMKC25ld19sZW5kaW5nGAsgASgBEhkKEWluZmxhdGlvbl8xMl90aWNrGAwgASgBIqcCCg9BZ2VudFN0YXRpc3RpY3MSEgoKaG91c2Vob2xkcxgBIAEoBBIQCghlbXBsb3llZBgCIAEoBBINCgVmaXJtcxgDIAEoBBIUCgxiYW5rcnVwdGNpZXMYBCABKAQSGgoSYmFua3J1cHRjaWVzX3RvdGFsGAUgASgEEhMKC3dlYWx0aF9naW5pGAYgASgBEhMKC2luY29tZV9naW5pGAcgASgBEhIKCndlYWx0aF9wMTAYCCABKAESEgoKd2VhbHRoX3A1MBgJIAEoARISCgp3ZWFsdGhfcDkwGAogASgBEhIKCndlYWx0aF9wOTkYCyABKAESHgoWdW5lbXBsb3llZF9jb25zdW1wdGlvbhgMIAEoARITCgtpbnZlbnRvcmllcxgNIAEoASK8AQoUR292ZXJubWVudEluZGljYXRvcnMSEwoLdGF4X3JldmVudWUYASABKAESEAoIc3BlbmRpbmcYAiABKAESDwoHZGVmaWNpdBgDIAEoARIMCgRkZWJ0GAQgASgBEhMKC3BvbGljeV9yYXRlGAUgASgBEhEKCXRyYW5zZmVycxgGIAEoARISCgppbmNvbWVfdGF4GAcgASgBEhUKDWNvcnBvcmF0ZV90YXgYCCABKAESCwoDdmF0GAkgASgBIrMBChBFbmdpbmVTdGF0aXN0aWNzEhQKDG1lYXN1cmVkX3RwcxgBIAEoARIdChVsYXN0X3RpY2tfZHVyYXRpb25fdXMYAiABKAESEwoLcXVldWVfZGVwdGgYAyABKAQSGAoQY29tbWFuZHNfYXBwbGllZBgEIAEoBBIZChFjb21tYW5kc19yZWplY3RlZBgFIAEoBBISCgp0YXJnZXRfdHBzGAYgASgBEgwKBHNlZWQYByABKAQiSQoMQXVkaXRTdW1tYXJ5Eg0KBXRvdGFsGAEgASgEEioKBnJlY2VudBgCIAMoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2UitwEKFldlYlNvY2tldENsaWVudE1lc3NhZ2USLAoHY29tbWFuZBgBIAEoCzIZLndhdGNodG93ZXIudjEuR29kQ29tbWFuZEgAEjYKCXN1YnNjcmliZRgCIAEoCzIhLndhdGNodG93ZXIudjEuV2ViU29ja2V0U3Vic2NyaWJlSAASLAoEYXV0aBgDIAEoCzIcLndhdGNodG93ZXIudjEuV2ViU29ja2V0QXV0aEgAQgkKB21lc3NhZ2UiHgoNV2ViU29ja2V0QXV0aBINCgV0b2tlbhgBIAEoCSIpChJXZWJTb2NrZXRTdWJzY3JpYmUSEwoLaW50ZXJ2YWxfbXMYASABKA0i7AEKFldlYlNvY2tldFNlcnZlck1lc3NhZ2USLgoIcmVzcG9uc2UYASABKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlSAASNQoIc25hcHNob3QYAiABKAsyIS53YXRjaHRvd2VyLnYxLldhdGNodG93ZXJTbmFwc2hvdEgAEi4KBWVycm9yGAMgASgLMh0ud2F0Y2h0b3dlci52MS5XZWJTb2NrZXRFcnJvckgAEjAKB3Nlc3Npb24YBCABKAsyHS53YXRjaHRvd2VyLnYxLldob0FtSVJlc3BvbnNlSABCCQoHbWVzc2FnZSJSCg5XZWJTb2NrZXRFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEgoKY29tbWFuZF9pZBgDIAEoCRINCgVmaWVsZBgEIAEoCSpCCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIRCg1ST0xFX09CU0VSVkVSEAESEQoNUk9MRV9PUEVSQVRPUhACKrwCCg9SZWplY3Rpb25SZWFzb24SIAocUkVKRUNUSU9OX1JFQVNPTl9VTlNQRUNJRklFRBAAEiAKHFJFSkVDVElPTl9SRUFTT05fVU5LTk9XTl9LRVkQARIiCh5SRUpFQ1RJT05fUkVBU09OX01JU1NJTkdfVkFMVUUQAhIfChtSRUpFQ1RJT05fUkVBU09OX1dST05HX1RZUEUQAxIfChtSRUpFQ1RJT05fUkVBU09OX05PVF9GSU5JVEUQBBIhCh1SRUpFQ1RJT05fUkVBU09OX09VVF9PRl9SQU5HRRAFEh4KGlJFSkVDVElPTl9SRUFTT05fSU1NVVRBQkxFEAYSHAoYUkVKRUNUSU9OX1JFQVNPTl9FWFBJUkVEEAcSHgoaUkVKRUNUSU9OX1JFQVNPTl9DQU5DRUxMRUQQCCprCglWYWx1ZVR5cGUSGgoWVkFMVUVfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVZBTFVFX1RZUEVfTlVNQkVSEAESFgoSVkFMVUVfVFlQRV9JTlRFR0VSEAISEwoPVkFMVUVfVFlQRV9GTEFHEAMywwQKEVdhdGNodG93ZXJTZXJ2aWNlElcKDEFwcGx5Q29tbWFuZBIiLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVxdWVzdBojLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVzcG9uc2USawoSU3Vic2NyaWJlVGVsZW1ldHJ5Eigud2F0Y2h0b3dlci52MS5TdWJzY3JpYmVUZWxlbWV0cnlSZXF1ZXN0Gikud2F0Y2h0b3dlci52MS5TdWJzY3JpYmVUZWxlbWV0cnlSZXNwb25zZTABEl0KDkxpc3RQYXJhbWV0ZXJzEiQud2F0Y2h0b3dlci52MS5MaXN0UGFyYW1ldGVyc1JlcXVlc3QaJS53YXRjaHRvd2VyLnYxLkxpc3RQYXJhbWV0ZXJzUmVzcG9uc2USXQoOR2V0U2VydmVyU3RhdHMSJC53YXRjaHRvd2VyLnYxLkdldFNlcnZlclN0YXRzUmVxdWVzdBolLndhdGNodG93ZXIudjEuR2V0U2VydmVyU3RhdHNSZXNwb25zZRJFCgZXaG9BbUkSHC53YXRjaHRvd2VyLnYxLldob0FtSVJlcXVlc3QaHS53YXRjaHRvd2VyLnYxLldob0FtSVJlc3BvbnNlEmMKEExpc3RBdWRpdEVudHJpZXMSJi53YXRjaHRvd2VyLnYxLkxpc3RBdWRpdEVudHJpZXNSZXF1ZXN0Gicud2F0Y2h0b3dlci52MS5MaXN0QXVkaXRFbnRyaWVzUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("Ch53YXRjaHRvd2VyL3YxL3dhdGNodG93ZXIucHJvdG8SDXdhdGNodG93ZXIudjEi2wEKFENvbnRyb2xFbmdpbmVSZXF1ZXN0EiwKBXBhdXNlGAEgASgLMhsud2F0Y2h0b3dlci52MS5Db250cm9sUGF1c2VIABIuCgZyZXN1bWUYAiABKAsyHC53YXRjaHRvd2VyLnYxLkNvbnRyb2xSZXN1bWVIABIqCgRzdGVwGAMgASgLMhoud2F0Y2h0b3dlci52MS5Db250cm9sU3RlcEgAEi8KB3NldF90cHMYBCABKAsyHC53YXRjaHRvd2VyLnYxLkNvbnRyb2xTZXRUcHNIAEIICgZhY3Rpb24iDgoMQ29udHJvbFBhdXNlIg8KDUNvbnRyb2xSZXN1bWUiHAoLQ29udHJvbFN0ZXASDQoFdGlja3MYASABKA0iHAoNQ29udHJvbFNldFRwcxILCgN0cHMYASABKAEiZQoVQ29udHJvbEVuZ2luZVJlc3BvbnNlEioKCXJ1bl9zdGF0ZRgBIAEoDjIXLndhdGNodG93ZXIudjEuUnVuU3RhdGUSDAoEdGljaxgCIAEoBBISCgp0YXJnZXRfdHBzGAMgASgBIg8KDVdob0FtSVJlcXVlc3QiRgoOV2hvQW1JUmVzcG9uc2USEQoJcHJpbmNpcGFsGAEgASgJEiEKBHJvbGUYAiABKA4yEy53YXRjaHRvd2VyLnYxLlJvbGUicQoXTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QSCwoDa2V5GAEgASgJEhEKCWZyb21fdGljaxgCIAEoBBIPCgd0b190aWNrGAMgASgEEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImAKGExpc3RBdWRpdEVudHJpZXNSZXNwb25zZRIrCgdlbnRyaWVzGAEgAygLMhoud2F0Y2h0b3dlci52MS5Hb2RSZXNwb25zZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiFwoVR2V0U2VydmVyU3RhdHNSZXF1ZXN0IrABChZHZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEhoKEmFjdGl2ZV9zdWJzY3JpYmVycxgBIAEoBBIdChV3ZWJzb2NrZXRfY29ubmVjdGlvbnMYAiABKAQSGQoRc25hcHNob3RzX2VuY29kZWQYAyABKAQSGwoTc25hcHNob3RzX2RlbGl2ZXJlZBgEIAEoBBITCgtsYXRlc3RfdGljaxgFIAEoBBIOCgZydW5faWQYBiABKAkiQQoTQXBwbHlDb21tYW5kUmVxdWVzdBIqCgdjb21tYW5kGAEgASgLMhkud2F0Y2h0b3dlci52MS5Hb2RDb21tYW5kIkQKFEFwcGx5Q29tbWFuZFJlc3BvbnNlEiwKCHJlc3BvbnNlGAEgASgLMhoud2F0Y2h0b3dlci52MS5Hb2RSZXNwb25zZSJBChlTdWJzY3JpYmVUZWxlbWV0cnlSZXF1ZXN0EhMKC2ludGVydmFsX21zGAEgASgNEg8KB2hpc3RvcnkYAiABKA0iUQoaU3Vic2NyaWJlVGVsZW1ldHJ5UmVzcG9uc2USMwoIc25hcHNob3QYASABKAsyIS53YXRjaHRvd2VyLnYxLldhdGNodG93ZXJTbmFwc2hvdCIXChVMaXN0UGFyYW1ldGVyc1JlcXVlc3QiSgoWTGlzdFBhcmFtZXRlcnNSZXNwb25zZRIwCgpwYXJhbWV0ZXJzGAEgAygLMhwud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJTcGVjImMKCkdvZENvbW1hbmQSCgoCaWQYASABKAkSCwoDa2V5GAIgASgJEiwKBXZhbHVlGAMgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIOCgZyZWFzb24YBCABKAkiTQoOUGFyYW1ldGVyVmFsdWUSEAoGbnVtYmVyGAEgASgBSAASEQoHaW50ZWdlchgCIAEoA0gAEg4KBGZsYWcYAyABKAhIAEIGCgRraW5kItwCCgtHb2RSZXNwb25zZRISCgpjb21tYW5kX2lkGAEgASgJEg8KB3N1Y2Nlc3MYAiABKAgSDQoFZXJyb3IYAyABKAkSFAoMYXBwbGllZF90aWNrGAQgASgEEjAKCW9sZF92YWx1ZRgFIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSMAoJbmV3X3ZhbHVlGAYgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRILCgNrZXkYByABKAkSDgoGcmVhc29uGAggASgJEg0KBWZpZWxkGAkgASgJEg8KB2FsbG93ZWQYCiABKAkSMQoJcmVqZWN0aW9uGAsgASgOMh4ud2F0Y2h0b3dlci52MS5SZWplY3Rpb25SZWFzb24SEQoJcHJpbmNpcGFsGAwgASgJEhwKFGFwcGxpZWRfd2hpbGVfcGF1c2VkGA0gASgIItACCg1QYXJhbWV0ZXJTcGVjEgsKA2tleRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIMCgR1bml0GAMgASgJEiwKCnZhbHVlX3R5cGUYBCABKA4yGC53YXRjaHRvd2VyLnYxLlZhbHVlVHlwZRIqCgNtaW4YBSABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEioKA21heBgGIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSNAoNZGVmYXVsdF92YWx1ZRgHIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSNAoNY3VycmVudF92YWx1ZRgIIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSDwoHbXV0YWJsZRgJIAEoCBIMCgRzdGVwGAogASgBIvMDChJXYXRjaHRvd2VyU25hcHNob3QSDAoEdGljaxgBIAEoBBIbChNjYXB0dXJlZF9hdF91bml4X21zGAIgASgDEi0KBW1hY3JvGAMgASgLMh4ud2F0Y2h0b3dlci52MS5NYWNyb0luZGljYXRvcnMSLgoGYWdlbnRzGAQgASgLMh4ud2F0Y2h0b3dlci52MS5BZ2VudFN0YXRpc3RpY3MSNwoKZ292ZXJubWVudBgFIAEoCzIjLndhdGNodG93ZXIudjEuR292ZXJubWVudEluZGljYXRvcnMSLwoGZW5naW5lGAYgASgLMh8ud2F0Y2h0b3dlci52MS5FbmdpbmVTdGF0aXN0aWNzEkUKCnBhcmFtZXRlcnMYByADKAsyMS53YXRjaHRvd2VyLnYxLldhdGNodG93ZXJTbmFwc2hvdC5QYXJhbWV0ZXJzRW50cnkSKgoFYXVkaXQYCCABKAsyGy53YXRjaHRvd2VyLnYxLkF1ZGl0U3VtbWFyeRIOCgZydW5faWQYCSABKAkSFAoMc3RhdGVfZGlnZXN0GAogASgEGlAKD1BhcmFtZXRlcnNFbnRyeRILCgNrZXkYASABKAkSLAoFdmFsdWUYAiABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlOgI4ASKjAgoPTWFjcm9JbmRpY2F0b3JzEhMKC25vbWluYWxfZ2RwGAEgASgBEhAKCHJlYWxfZ2RwGAIgASgBEhcKD3JlYWxfZ2RwX2dyb3d0aBgDIAEoARITCgtwcmljZV9sZXZlbBgEIAEoARIRCglpbmZsYXRpb24YBSABKAESGQoRdW5lbXBsb3ltZW50X3JhdGUYBiABKAESFAoMYXZlcmFnZV93YWdlGAcgASgBEhQKDG1vbmV5X3N1cHBseRgIIAEoARISCgpiYW5rX2xvYW5zGAkgASgBEh0KFWhvdXNlaG9sZF9jb25zdW1wdGlvbhgKIAEoARITCgtuZXdfbGVuZGluZxgLIAEoARIZChFpbmZsYXRpb25fMTJfdGljaxgMIAEoASKnAgoPQWdlbnRTdGF0aXN0aWNzEhIKCmhvdXNlaG9sZHMYASABKAQSEAoIZW1wbG95ZWQYAiABKAQSDQoFZmlybXMYAyABKAQSFAoMYmFua3J1cHRjaWVzGAQgASgEEhoKEmJhbmtydXB0Y2llc190b3RhbBgFIAEoBBITCgt3ZWFsdGhfZ2luaRgGIAEoARITCgtpbmNvbWVfZ2luaRgHIAEoARISCgp3ZWFsdGhfcDEwGAggASgBEhIKCndlYWx0aF9wNTAYCSABKAESEgoKd2VhbHRoX3A5MBgKIAEoARISCgp3ZWFsdGhfcDk5GAsgASgBEh4KFnVuZW1wbG95ZWRfY29uc3VtcHRpb24YDCABKAESEwoLaW52ZW50b3JpZXMYDSABKAEivAEKFEdvdmVybm1lbnRJbmRpY2F0b3JzEhMKC3RheF9yZXZlbnVlGAEgASgBEhAKCHNwZW5kaW5nGAIgASgBEg8KB2RlZmljaXQYAyABKAESDAoEZGVidBgEIAEoARITCgtwb2xpY3lfcmF0ZRgFIAEoARIRCgl0cmFuc2ZlcnMYBiABKAESEgoKaW5jb21lX3RheBgHIAEoARIVCg1jb3Jwb3JhdGVfdGF4GAggASgBEgsKA3ZhdBgJIAEoASLfAQoQRW5naW5lU3RhdGlzdGljcxIUCgxtZWFzdXJlZF90cHMYASABKAESHQoVbGFzdF90aWNrX2R1cmF0aW9uX3VzGAIgASgBEhMKC3F1ZXVlX2RlcHRoGAMgASgEEhgKEGNvbW1hbmRzX2FwcGxpZWQYBCABKAQSGQoRY29tbWFuZHNfcmVqZWN0ZWQYBSABKAQSEgoKdGFyZ2V0X3RwcxgGIAEoARIMCgRzZWVkGAcgASgEEioKCXJ1bl9zdGF0ZRgIIAEoDjIXLndhdGNodG93ZXIudjEuUnVuU3RhdGUiSQoMQXVkaXRTdW1tYXJ5Eg0KBXRvdGFsGAEgASgEEioKBnJlY2VudBgCIAMoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2UitwEKFldlYlNvY2tldENsaWVudE1lc3NhZ2USLAoHY29tbWFuZBgBIAEoCzIZLndhdGNodG93ZXIudjEuR29kQ29tbWFuZEgAEjYKCXN1YnNjcmliZRgCIAEoCzIhLndhdGNodG93ZXIudjEuV2ViU29ja2V0U3Vic2NyaWJlSAASLAoEYXV0aBgDIAEoCzIcLndhdGNodG93ZXIudjEuV2ViU29ja2V0QXV0aEgAQgkKB21lc3NhZ2UiHgoNV2ViU29ja2V0QXV0aBINCgV0b2tlbhgBIAEoCSIpChJXZWJTb2NrZXRTdWJzY3JpYmUSEwoLaW50ZXJ2YWxfbXMYASABKA0i7AEKFldlYlNvY2tldFNlcnZlck1lc3NhZ2USLgoIcmVzcG9uc2UYASABKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlSAASNQoIc25hcHNob3QYAiABKAsyIS53YXRjaHRvd2VyLnYxLldhdGNodG93ZXJTbmFwc2hvdEgAEi4KBWVycm9yGAMgASgLMh0ud2F0Y2h0b3dlci52MS5XZWJTb2NrZXRFcnJvckgAEjAKB3Nlc3Npb24YBCABKAsyHS53YXRjaHRvd2VyLnYxLldob0FtSVJlc3BvbnNlSABCCQoHbWVzc2FnZSJSCg5XZWJTb2NrZXRFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEgoKY29tbWFuZF9pZBgDIAEoCRINCgVmaWVsZBgEIAEoCSpSCghSdW5TdGF0ZRIZChVSVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVEVfUlVOTklORxABEhQKEFJVTl9TVEFURV9QQVVTRUQQAipCCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIRCg1ST0xFX09CU0VSVkVSEAESEQoNUk9MRV9PUEVSQVRPUhACKrwCCg9SZWplY3Rpb25SZWFzb24SIAocUkVKRUNUSU9OX1JFQVNPTl9VTlNQRUNJRklFRBAAEiAKHFJFSkVDVElPTl9SRUFTT05fVU5LTk9XTl9LRVkQARIiCh5SRUpFQ1RJT05fUkVBU09OX01JU1NJTkdfVkFMVUUQAhIfChtSRUpFQ1RJT05fUkVBU09OX1dST05HX1RZUEUQAxIfChtSRUpFQ1RJT05fUkVBU09OX05PVF9GSU5JVEUQBBIhCh1SRUpFQ1RJT05fUkVBU09OX09VVF9PRl9SQU5HRRAFEh4KGlJFSkVDVElPTl9SRUFTT05fSU1NVVRBQkxFEAYSHAoYUkVKRUNUSU9OX1JFQVNPTl9FWFBJUkVEEAcSHgoaUkVKRUNUSU9OX1JFQVNPTl9DQU5DRUxMRUQQCCprCglWYWx1ZVR5cGUSGgoWVkFMVUVfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVZBTFVFX1RZUEVfTlVNQkVSEAESFgoSVkFMVUVfVFlQRV9JTlRFR0VSEAISEwoPVkFMVUVfVFlQRV9GTEFHEAMynwUKEVdhdGNodG93ZXJTZXJ2aWNlElcKDEFwcGx5Q29tbWFuZBIiLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVxdWVzdBojLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVzcG9uc2USawoSU3Vic2NyaWJlVGVsZW1ldHJ5Eigud2F0Y2h0b3dlci52MS5TdWJzY3JpYmVUZWxlbWV0cnlSZXF1ZXN0Gikud2F0Y2h0b3dlci52MS5TdWJzY3JpYmVUZWxlbWV0cnlSZXNwb25zZTABEl0KDkxpc3RQYXJhbWV0ZXJzEiQud2F0Y2h0b3dlci52MS5MaXN0UGFyYW1ldGVyc1JlcXVlc3QaJS53YXRjaHRvd2VyLnYxLkxpc3RQYXJhbWV0ZXJzUmVzcG9uc2USXQoOR2V0U2VydmVyU3RhdHMSJC53YXRjaHRvd2VyLnYxLkdldFNlcnZlclN0YXRzUmVxdWVzdBolLndhdGNodG93ZXIudjEuR2V0U2VydmVyU3RhdHNSZXNwb25zZRJFCgZXaG9BbUkSHC53YXRjaHRvd2VyLnYxLldob0FtSVJlcXVlc3QaHS53YXRjaHRvd2VyLnYxLldob0FtSVJlc3BvbnNlEmMKEExpc3RBdWRpdEVudHJpZXMSJi53YXRjaHRvd2VyLnYxLkxpc3RBdWRpdEVudHJpZXNSZXF1ZXN0Gicud2F0Y2h0b3dlci52MS5MaXN0QXVkaXRFbnRyaWVzUmVzcG9uc2USWgoNQ29udHJvbEVuZ2luZRIjLndhdGNodG93ZXIudjEuQ29udHJvbEVuZ2luZVJlcXVlc3QaJC53YXRjaHRvd2VyLnYxLkNvbnRyb2xFbmdpbmVSZXNwb25zZWIGcHJvdG8z");
+
+/**
+ * ControlEngineRequest asks for one run-control action.
+ *
+ * @generated from message watchtower.v1.ControlEngineRequest
+ */
+export type ControlEngineRequest = Message<"watchtower.v1.ControlEngineRequest"> & {
+  /**
+   * What to do; exactly one is set.
+   *
+   * @generated from oneof watchtower.v1.ControlEngineRequest.action
+   */
+  action: {
+    /**
+     * Stop advancing ticks after the current one; commands still apply.
+     *
+     * @generated from field: watchtower.v1.ControlPause pause = 1;
+     */
+    value: ControlPause;
+    case: "pause";
+  } | {
+    /**
+     * Go on ticking at the target TPS.
+     *
+     * @generated from field: watchtower.v1.ControlResume resume = 2;
+     */
+    value: ControlResume;
+    case: "resume";
+  } | {
+    /**
+     * Run this many ticks, then pause.
+     *
+     * @generated from field: watchtower.v1.ControlStep step = 3;
+     */
+    value: ControlStep;
+    case: "step";
+  } | {
+    /**
+     * Change the target ticks per second.
+     *
+     * @generated from field: watchtower.v1.ControlSetTps set_tps = 4;
+     */
+    value: ControlSetTps;
+    case: "setTps";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message watchtower.v1.ControlEngineRequest.
+ * Use `create(ControlEngineRequestSchema)` to create a new message.
+ */
+export const ControlEngineRequestSchema: GenMessage<ControlEngineRequest> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 0);
+
+/**
+ * ControlPause pauses the engine. It has no fields.
+ *
+ * @generated from message watchtower.v1.ControlPause
+ */
+export type ControlPause = Message<"watchtower.v1.ControlPause"> & {
+};
+
+/**
+ * Describes the message watchtower.v1.ControlPause.
+ * Use `create(ControlPauseSchema)` to create a new message.
+ */
+export const ControlPauseSchema: GenMessage<ControlPause> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 1);
+
+/**
+ * ControlResume resumes a paused engine. It has no fields.
+ *
+ * @generated from message watchtower.v1.ControlResume
+ */
+export type ControlResume = Message<"watchtower.v1.ControlResume"> & {
+};
+
+/**
+ * Describes the message watchtower.v1.ControlResume.
+ * Use `create(ControlResumeSchema)` to create a new message.
+ */
+export const ControlResumeSchema: GenMessage<ControlResume> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 2);
+
+/**
+ * ControlStep runs a number of ticks and then pauses.
+ *
+ * @generated from message watchtower.v1.ControlStep
+ */
+export type ControlStep = Message<"watchtower.v1.ControlStep"> & {
+  /**
+   * How many ticks to run: 1 to 10000.
+   *
+   * @generated from field: uint32 ticks = 1;
+   */
+  ticks: number;
+};
+
+/**
+ * Describes the message watchtower.v1.ControlStep.
+ * Use `create(ControlStepSchema)` to create a new message.
+ */
+export const ControlStepSchema: GenMessage<ControlStep> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 3);
+
+/**
+ * ControlSetTps changes the engine's pace.
+ *
+ * @generated from message watchtower.v1.ControlSetTps
+ */
+export type ControlSetTps = Message<"watchtower.v1.ControlSetTps"> & {
+  /**
+   * Target ticks per second: 0 means unthrottled, otherwise up to 1000000
+   * (the same limit as --tps).
+   *
+   * @generated from field: double tps = 1;
+   */
+  tps: number;
+};
+
+/**
+ * Describes the message watchtower.v1.ControlSetTps.
+ * Use `create(ControlSetTpsSchema)` to create a new message.
+ */
+export const ControlSetTpsSchema: GenMessage<ControlSetTps> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 4);
+
+/**
+ * ControlEngineResponse is the run state after the action took effect.
+ *
+ * @generated from message watchtower.v1.ControlEngineResponse
+ */
+export type ControlEngineResponse = Message<"watchtower.v1.ControlEngineResponse"> & {
+  /**
+   * Whether the engine is running or paused.
+   *
+   * @generated from field: watchtower.v1.RunState run_state = 1;
+   */
+  runState: RunState;
+
+  /**
+   * The last tick published: for `step`, the last of its ticks.
+   *
+   * @generated from field: uint64 tick = 2;
+   */
+  tick: bigint;
+
+  /**
+   * Target ticks per second (0 = unthrottled).
+   *
+   * @generated from field: double target_tps = 3;
+   */
+  targetTps: number;
+};
+
+/**
+ * Describes the message watchtower.v1.ControlEngineResponse.
+ * Use `create(ControlEngineResponseSchema)` to create a new message.
+ */
+export const ControlEngineResponseSchema: GenMessage<ControlEngineResponse> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 5);
 
 /**
  * WhoAmIRequest asks who the caller is. It has no fields.
@@ -25,7 +186,7 @@ export type WhoAmIRequest = Message<"watchtower.v1.WhoAmIRequest"> & {
  * Use `create(WhoAmIRequestSchema)` to create a new message.
  */
 export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 0);
+  messageDesc(file_watchtower_v1_watchtower, 6);
 
 /**
  * WhoAmIResponse names the caller.
@@ -54,7 +215,7 @@ export type WhoAmIResponse = Message<"watchtower.v1.WhoAmIResponse"> & {
  * Use `create(WhoAmIResponseSchema)` to create a new message.
  */
 export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 1);
+  messageDesc(file_watchtower_v1_watchtower, 7);
 
 /**
  * ListAuditEntriesRequest selects a page of the audit log.
@@ -103,7 +264,7 @@ export type ListAuditEntriesRequest = Message<"watchtower.v1.ListAuditEntriesReq
  * Use `create(ListAuditEntriesRequestSchema)` to create a new message.
  */
 export const ListAuditEntriesRequestSchema: GenMessage<ListAuditEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 2);
+  messageDesc(file_watchtower_v1_watchtower, 8);
 
 /**
  * ListAuditEntriesResponse is one page of the audit log, oldest first.
@@ -132,7 +293,7 @@ export type ListAuditEntriesResponse = Message<"watchtower.v1.ListAuditEntriesRe
  * Use `create(ListAuditEntriesResponseSchema)` to create a new message.
  */
 export const ListAuditEntriesResponseSchema: GenMessage<ListAuditEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 3);
+  messageDesc(file_watchtower_v1_watchtower, 9);
 
 /**
  * GetServerStatsRequest asks for the server's counters. It has no fields.
@@ -147,7 +308,7 @@ export type GetServerStatsRequest = Message<"watchtower.v1.GetServerStatsRequest
  * Use `create(GetServerStatsRequestSchema)` to create a new message.
  */
 export const GetServerStatsRequestSchema: GenMessage<GetServerStatsRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 4);
+  messageDesc(file_watchtower_v1_watchtower, 10);
 
 /**
  * GetServerStatsResponse holds the server's counters since start.
@@ -204,7 +365,7 @@ export type GetServerStatsResponse = Message<"watchtower.v1.GetServerStatsRespon
  * Use `create(GetServerStatsResponseSchema)` to create a new message.
  */
 export const GetServerStatsResponseSchema: GenMessage<GetServerStatsResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 5);
+  messageDesc(file_watchtower_v1_watchtower, 11);
 
 /**
  * ApplyCommandRequest carries one god-mode command.
@@ -225,7 +386,7 @@ export type ApplyCommandRequest = Message<"watchtower.v1.ApplyCommandRequest"> &
  * Use `create(ApplyCommandRequestSchema)` to create a new message.
  */
 export const ApplyCommandRequestSchema: GenMessage<ApplyCommandRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 6);
+  messageDesc(file_watchtower_v1_watchtower, 12);
 
 /**
  * ApplyCommandResponse carries the engine's verdict on the command.
@@ -246,7 +407,7 @@ export type ApplyCommandResponse = Message<"watchtower.v1.ApplyCommandResponse">
  * Use `create(ApplyCommandResponseSchema)` to create a new message.
  */
 export const ApplyCommandResponseSchema: GenMessage<ApplyCommandResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 7);
+  messageDesc(file_watchtower_v1_watchtower, 13);
 
 /**
  * SubscribeTelemetryRequest opens a telemetry stream.
@@ -277,7 +438,7 @@ export type SubscribeTelemetryRequest = Message<"watchtower.v1.SubscribeTelemetr
  * Use `create(SubscribeTelemetryRequestSchema)` to create a new message.
  */
 export const SubscribeTelemetryRequestSchema: GenMessage<SubscribeTelemetryRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 8);
+  messageDesc(file_watchtower_v1_watchtower, 14);
 
 /**
  * SubscribeTelemetryResponse carries one snapshot.
@@ -298,7 +459,7 @@ export type SubscribeTelemetryResponse = Message<"watchtower.v1.SubscribeTelemet
  * Use `create(SubscribeTelemetryResponseSchema)` to create a new message.
  */
 export const SubscribeTelemetryResponseSchema: GenMessage<SubscribeTelemetryResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 9);
+  messageDesc(file_watchtower_v1_watchtower, 15);
 
 /**
  * ListParametersRequest asks for the parameter catalogue. It has no fields.
@@ -313,7 +474,7 @@ export type ListParametersRequest = Message<"watchtower.v1.ListParametersRequest
  * Use `create(ListParametersRequestSchema)` to create a new message.
  */
 export const ListParametersRequestSchema: GenMessage<ListParametersRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 10);
+  messageDesc(file_watchtower_v1_watchtower, 16);
 
 /**
  * ListParametersResponse is the parameter catalogue, sorted by key.
@@ -334,7 +495,7 @@ export type ListParametersResponse = Message<"watchtower.v1.ListParametersRespon
  * Use `create(ListParametersResponseSchema)` to create a new message.
  */
 export const ListParametersResponseSchema: GenMessage<ListParametersResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 11);
+  messageDesc(file_watchtower_v1_watchtower, 17);
 
 /**
  * GodCommand asks the engine to set one parameter (the spec's GodCommandDTO).
@@ -378,7 +539,7 @@ export type GodCommand = Message<"watchtower.v1.GodCommand"> & {
  * Use `create(GodCommandSchema)` to create a new message.
  */
 export const GodCommandSchema: GenMessage<GodCommand> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 12);
+  messageDesc(file_watchtower_v1_watchtower, 18);
 
 /**
  * ParameterValue is a typed parameter value.
@@ -423,7 +584,7 @@ export type ParameterValue = Message<"watchtower.v1.ParameterValue"> & {
  * Use `create(ParameterValueSchema)` to create a new message.
  */
 export const ParameterValueSchema: GenMessage<ParameterValue> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 13);
+  messageDesc(file_watchtower_v1_watchtower, 19);
 
 /**
  * GodResponse is the engine's record of one command (the spec's GodResponseDTO).
@@ -517,6 +678,14 @@ export type GodResponse = Message<"watchtower.v1.GodResponse"> & {
    * @generated from field: string principal = 12;
    */
   principal: string;
+
+  /**
+   * True if the command was applied while the engine was paused: after tick
+   * applied_tick had settled, so it took effect from tick applied_tick + 1.
+   *
+   * @generated from field: bool applied_while_paused = 13;
+   */
+  appliedWhilePaused: boolean;
 };
 
 /**
@@ -524,7 +693,7 @@ export type GodResponse = Message<"watchtower.v1.GodResponse"> & {
  * Use `create(GodResponseSchema)` to create a new message.
  */
 export const GodResponseSchema: GenMessage<GodResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 14);
+  messageDesc(file_watchtower_v1_watchtower, 20);
 
 /**
  * ParameterSpec describes one parameter of the GlobalRegistry.
@@ -608,7 +777,7 @@ export type ParameterSpec = Message<"watchtower.v1.ParameterSpec"> & {
  * Use `create(ParameterSpecSchema)` to create a new message.
  */
 export const ParameterSpecSchema: GenMessage<ParameterSpec> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 15);
+  messageDesc(file_watchtower_v1_watchtower, 21);
 
 /**
  * WatchtowerSnapshot is an immutable view of the engine after one tick's
@@ -695,7 +864,7 @@ export type WatchtowerSnapshot = Message<"watchtower.v1.WatchtowerSnapshot"> & {
  * Use `create(WatchtowerSnapshotSchema)` to create a new message.
  */
 export const WatchtowerSnapshotSchema: GenMessage<WatchtowerSnapshot> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 16);
+  messageDesc(file_watchtower_v1_watchtower, 22);
 
 /**
  * MacroIndicators are the economy-wide flows and prices of the last tick.
@@ -793,7 +962,7 @@ export type MacroIndicators = Message<"watchtower.v1.MacroIndicators"> & {
  * Use `create(MacroIndicatorsSchema)` to create a new message.
  */
 export const MacroIndicatorsSchema: GenMessage<MacroIndicators> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 17);
+  messageDesc(file_watchtower_v1_watchtower, 23);
 
 /**
  * AgentStatistics summarises households and firms.
@@ -898,7 +1067,7 @@ export type AgentStatistics = Message<"watchtower.v1.AgentStatistics"> & {
  * Use `create(AgentStatisticsSchema)` to create a new message.
  */
 export const AgentStatisticsSchema: GenMessage<AgentStatistics> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 18);
+  messageDesc(file_watchtower_v1_watchtower, 24);
 
 /**
  * GovernmentIndicators covers the government and the central bank.
@@ -975,7 +1144,7 @@ export type GovernmentIndicators = Message<"watchtower.v1.GovernmentIndicators">
  * Use `create(GovernmentIndicatorsSchema)` to create a new message.
  */
 export const GovernmentIndicatorsSchema: GenMessage<GovernmentIndicators> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 19);
+  messageDesc(file_watchtower_v1_watchtower, 25);
 
 /**
  * EngineStatistics describes the engine thread itself.
@@ -1031,6 +1200,13 @@ export type EngineStatistics = Message<"watchtower.v1.EngineStatistics"> & {
    * @generated from field: uint64 seed = 7;
    */
   seed: bigint;
+
+  /**
+   * Whether the engine is running or paused.
+   *
+   * @generated from field: watchtower.v1.RunState run_state = 8;
+   */
+  runState: RunState;
 };
 
 /**
@@ -1038,7 +1214,7 @@ export type EngineStatistics = Message<"watchtower.v1.EngineStatistics"> & {
  * Use `create(EngineStatisticsSchema)` to create a new message.
  */
 export const EngineStatisticsSchema: GenMessage<EngineStatistics> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 20);
+  messageDesc(file_watchtower_v1_watchtower, 26);
 
 /**
  * AuditSummary is the tail of the engine's audit log.
@@ -1066,7 +1242,7 @@ export type AuditSummary = Message<"watchtower.v1.AuditSummary"> & {
  * Use `create(AuditSummarySchema)` to create a new message.
  */
 export const AuditSummarySchema: GenMessage<AuditSummary> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 21);
+  messageDesc(file_watchtower_v1_watchtower, 27);
 
 /**
  * WebSocketClientMessage is one JSON text frame from a legacy WebSocket client
@@ -1114,7 +1290,7 @@ export type WebSocketClientMessage = Message<"watchtower.v1.WebSocketClientMessa
  * Use `create(WebSocketClientMessageSchema)` to create a new message.
  */
 export const WebSocketClientMessageSchema: GenMessage<WebSocketClientMessage> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 22);
+  messageDesc(file_watchtower_v1_watchtower, 28);
 
 /**
  * WebSocketAuth presents a bearer token on a WebSocket connection.
@@ -1135,7 +1311,7 @@ export type WebSocketAuth = Message<"watchtower.v1.WebSocketAuth"> & {
  * Use `create(WebSocketAuthSchema)` to create a new message.
  */
 export const WebSocketAuthSchema: GenMessage<WebSocketAuth> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 23);
+  messageDesc(file_watchtower_v1_watchtower, 29);
 
 /**
  * WebSocketSubscribe changes the telemetry interval of one connection.
@@ -1157,7 +1333,7 @@ export type WebSocketSubscribe = Message<"watchtower.v1.WebSocketSubscribe"> & {
  * Use `create(WebSocketSubscribeSchema)` to create a new message.
  */
 export const WebSocketSubscribeSchema: GenMessage<WebSocketSubscribe> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 24);
+  messageDesc(file_watchtower_v1_watchtower, 30);
 
 /**
  * WebSocketServerMessage is one JSON text frame to a legacy WebSocket client.
@@ -1210,7 +1386,7 @@ export type WebSocketServerMessage = Message<"watchtower.v1.WebSocketServerMessa
  * Use `create(WebSocketServerMessageSchema)` to create a new message.
  */
 export const WebSocketServerMessageSchema: GenMessage<WebSocketServerMessage> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 25);
+  messageDesc(file_watchtower_v1_watchtower, 31);
 
 /**
  * WebSocketError explains why a client frame was refused.
@@ -1254,7 +1430,41 @@ export type WebSocketError = Message<"watchtower.v1.WebSocketError"> & {
  * Use `create(WebSocketErrorSchema)` to create a new message.
  */
 export const WebSocketErrorSchema: GenMessage<WebSocketError> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 26);
+  messageDesc(file_watchtower_v1_watchtower, 32);
+
+/**
+ * RunState says whether the engine advances ticks.
+ *
+ * @generated from enum watchtower.v1.RunState
+ */
+export enum RunState {
+  /**
+   * Not set; never returned by the server.
+   *
+   * @generated from enum value: RUN_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Ticks advance at the target TPS.
+   *
+   * @generated from enum value: RUN_STATE_RUNNING = 1;
+   */
+  RUNNING = 1,
+
+  /**
+   * Ticks hold; commands are still applied between ticks.
+   *
+   * @generated from enum value: RUN_STATE_PAUSED = 2;
+   */
+  PAUSED = 2,
+}
+
+/**
+ * Describes the enum watchtower.v1.RunState.
+ */
+export const RunStateSchema: GenEnum<RunState> = /*@__PURE__*/
+  enumDesc(file_watchtower_v1_watchtower, 0);
 
 /**
  * Role is what a principal may do.
@@ -1288,7 +1498,7 @@ export enum Role {
  * Describes the enum watchtower.v1.Role.
  */
 export const RoleSchema: GenEnum<Role> = /*@__PURE__*/
-  enumDesc(file_watchtower_v1_watchtower, 0);
+  enumDesc(file_watchtower_v1_watchtower, 1);
 
 /**
  * RejectionReason says why the GlobalRegistry refused a command.
@@ -1366,7 +1576,7 @@ export enum RejectionReason {
  * Describes the enum watchtower.v1.RejectionReason.
  */
 export const RejectionReasonSchema: GenEnum<RejectionReason> = /*@__PURE__*/
-  enumDesc(file_watchtower_v1_watchtower, 1);
+  enumDesc(file_watchtower_v1_watchtower, 2);
 
 /**
  * ValueType is the type of a parameter.
@@ -1407,7 +1617,7 @@ export enum ValueType {
  * Describes the enum watchtower.v1.ValueType.
  */
 export const ValueTypeSchema: GenEnum<ValueType> = /*@__PURE__*/
-  enumDesc(file_watchtower_v1_watchtower, 2);
+  enumDesc(file_watchtower_v1_watchtower, 3);
 
 /**
  * WatchtowerService is the live control plane of a running economic simulation.
@@ -1505,6 +1715,24 @@ export const WatchtowerService: GenService<{
     methodKind: "unary";
     input: typeof ListAuditEntriesRequestSchema;
     output: typeof ListAuditEntriesResponseSchema;
+  },
+  /**
+   * ControlEngine pauses, resumes, steps or re-paces the engine.
+   *
+   * The action is queued like a command (it takes one queue slot) and takes
+   * effect in the next Phase 0; it is audited with its principal and tick
+   * under the key "engine.pause", "engine.resume", "engine.step" or
+   * "engine.set_tps". While paused, commands are still applied at once: Phase
+   * 0 runs without advancing the tick and a snapshot with the same tick is
+   * published. `step` answers once the last of its ticks has been published,
+   * and leaves the engine paused. Operators only.
+   *
+   * @generated from rpc watchtower.v1.WatchtowerService.ControlEngine
+   */
+  controlEngine: {
+    methodKind: "unary";
+    input: typeof ControlEngineRequestSchema;
+    output: typeof ControlEngineResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_watchtower_v1_watchtower, 0);
