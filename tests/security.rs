@@ -573,7 +573,9 @@ async fn oversized_fields_are_refused_on_every_transport_and_nothing_grows() {
             key: key.to_owned(),
             value: number(0.3),
             reason: reason.to_owned(),
+            ..Default::default()
         }),
+        ..Default::default()
     };
     for (field, id, key, reason) in &cases {
         let status = app

@@ -115,6 +115,14 @@ pub enum Abandoned {
 pub enum Request {
     /// Set one parameter (the command as the client sent it, its id filled in).
     Command(GodCommand),
+    /// Set several parameters in one Phase 0, all or nothing; or, with
+    /// `validate_only`, check them (one or many) and change nothing.
+    Batch {
+        /// The commands, in order, their ids filled in.
+        commands: Vec<GodCommand>,
+        /// Check only: nothing is changed or audited.
+        validate_only: bool,
+    },
     /// Pause, resume, step or re-pace the engine.
     Control {
         /// The audit entry's id, assigned by the server.
@@ -165,6 +173,11 @@ impl QueuedCommand {
     pub fn into_reply(self) -> Reply {
         self.reply
     }
+
+    /// The request and the reply channel, apart.
+    pub fn into_parts(self) -> (Request, Reply) {
+        (self.request, self.reply)
+    }
 }
 
 /// One caller's reply channel. It can leave the engine thread: the audit
@@ -181,6 +194,10 @@ enum ReplyTo {
         tx: oneshot::Sender<Result<ControlEngineResponse, Unrecorded>>,
         status: ControlEngineResponse,
     },
+    Batch {
+        tx: oneshot::Sender<Result<Vec<GodResponse>, Unrecorded>>,
+        responses: Vec<GodResponse>,
+    },
 }
 
 impl Reply {
@@ -190,7 +207,27 @@ impl Reply {
         match self.0 {
             ReplyTo::Command(tx) => tx.send(Ok(response)).is_ok(),
             ReplyTo::Control { tx, status } => tx.send(Ok(status)).is_ok(),
+            ReplyTo::Batch { tx, responses } => tx.send(Ok(responses)).is_ok(),
         }
+    }
+
+    /// Answers with `responses`: all of them to a batch's caller, the first
+    /// to a single command's.
+    pub fn send_all(self, mut responses: Vec<GodResponse>) -> bool {
+        match self.0 {
+            ReplyTo::Batch { tx, .. } => tx.send(Ok(responses)).is_ok(),
+            _ if responses.is_empty() => false,
+            _ => self.send(responses.swap_remove(0)),
+        }
+    }
+
+    /// Sets the responses a batch's caller gets when the last one is
+    /// durable; other replies are unchanged.
+    pub fn with_responses(mut self, all: Vec<GodResponse>) -> Self {
+        if let ReplyTo::Batch { responses, .. } = &mut self.0 {
+            *responses = all;
+        }
+        self
     }
 
     /// Sets the run state a control action's caller gets; a command's reply
@@ -213,6 +250,7 @@ impl Reply {
         match self.0 {
             ReplyTo::Command(tx) => tx.send(Err(error)).is_ok(),
             ReplyTo::Control { tx, .. } => tx.send(Err(error)).is_ok(),
+            ReplyTo::Batch { tx, .. } => tx.send(Err(error)).is_ok(),
         }
     }
 
@@ -220,6 +258,7 @@ impl Reply {
         match &self.0 {
             ReplyTo::Command(tx) => tx.is_closed(),
             ReplyTo::Control { tx, .. } => tx.is_closed(),
+            ReplyTo::Batch { tx, .. } => tx.is_closed(),
         }
     }
 }
@@ -303,6 +342,43 @@ impl CommandSender {
         let (tx, rx) = oneshot::channel();
         let reply = Reply(ReplyTo::Command(tx));
         self.push(Request::Command(command), origin, reply)?;
+        Ok(PendingReply(rx))
+    }
+
+    /// Queues `command` to be checked, not applied, by the next Phase 0.
+    pub fn try_validate(
+        &self,
+        command: GodCommand,
+        origin: CommandOrigin,
+    ) -> Result<PendingReply, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        let reply = Reply(ReplyTo::Command(tx));
+        let request = Request::Batch {
+            commands: vec![command],
+            validate_only: true,
+        };
+        self.push(request, origin, reply)?;
+        Ok(PendingReply(rx))
+    }
+
+    /// Queues a batch for the next Phase 0 without waiting; it takes one
+    /// slot.
+    pub fn try_batch(
+        &self,
+        commands: Vec<GodCommand>,
+        validate_only: bool,
+        origin: CommandOrigin,
+    ) -> Result<PendingReply<Vec<GodResponse>>, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        let reply = Reply(ReplyTo::Batch {
+            tx,
+            responses: Vec::new(),
+        });
+        let request = Request::Batch {
+            commands,
+            validate_only,
+        };
+        self.push(request, origin, reply)?;
         Ok(PendingReply(rx))
     }
 
@@ -609,6 +685,7 @@ mod tests {
             .map(|q| match &q.request {
                 Request::Command(c) => c.id.as_str(),
                 Request::Control { id, .. } => id.as_str(),
+                Request::Batch { commands, .. } => commands[0].id.as_str(),
             })
             .collect();
         assert_eq!(ids, ["a", "b"]);

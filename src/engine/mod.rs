@@ -605,6 +605,7 @@ fn intercept(world: &mut World, queued: QueuedCommand) {
     let (id, key, reason) = match &queued.request {
         Request::Command(command) => (&command.id, &command.key, &command.reason),
         Request::Control { id, .. } => (id, &String::new(), &String::new()),
+        Request::Batch { .. } => return intercept_batch(world, queued),
     };
     if let Some(recorded) = world.audit.recorded(id) {
         info!(command_id = %id, tick = recorded.applied_tick, "command id already recorded; returning its outcome");
@@ -636,6 +637,7 @@ fn intercept(world: &mut World, queued: QueuedCommand) {
             let action = *action;
             control(world, action, queued.into_reply(), &mut response)
         }
+        (None, Request::Batch { .. }) => unreachable!("batches are intercepted above"),
     };
     world.audit.record(response.clone());
     deliver(world, response, reply, true);
@@ -660,42 +662,186 @@ fn control(
     Some(reply.with_status(world.run.status(world.tick)))
 }
 
-/// Sets the parameter, or records why the registry refused it.
+/// Sets the parameter (if it holds the expected value, when one is given),
+/// or records why the registry refused it.
 fn apply(world: &mut World, command: &pb::GodCommand, response: &mut pb::GodResponse) {
+    if set_on(&mut world.registry, command, response) {
+        log_update(world.tick, response);
+    } else {
+        log_rejection(world.tick, response);
+    }
+}
+
+/// Sets `command` on `registry` and fills in `response`; true if applied.
+fn set_on(
+    registry: &mut GlobalRegistry,
+    command: &pb::GodCommand,
+    response: &mut pb::GodResponse,
+) -> bool {
     let value = command.value.as_ref().and_then(registry::value_from_pb);
-    let tick = world.tick;
-    match world.registry.set(&command.key, value) {
+    let expected = command
+        .expected_value
+        .as_ref()
+        .and_then(registry::value_from_pb);
+    match registry.set_if(&command.key, value, expected) {
         Ok((old, new)) => {
-            info!(
-                key = %command.key,
-                old = %old,
-                new = %new,
-                tick,
-                command_id = %command.id,
-                principal = %response.principal,
-                "Registry updated"
-            );
             response.success = true;
             response.old_value = Some(old.into());
             response.new_value = Some(new.into());
+            true
         }
         Err(rejection) => {
-            warn!(
-                key = %command.key,
-                tick,
-                command_id = %command.id,
-                principal = %response.principal,
-                error = %rejection,
-                "command rejected"
-            );
-            let current = world.registry.value_by_key(&command.key).map(Into::into);
+            let current = registry.value_by_key(&command.key).map(Into::into);
             response.error = rejection.to_string();
             response.field = rejection.field().to_owned();
-            response.allowed = rejection.allowed(&world.registry);
+            response.allowed = rejection.allowed(registry);
             response.rejection = rejection.reason().into();
             response.old_value = current;
             response.new_value = current;
+            false
         }
+    }
+}
+
+fn log_update(tick: u64, response: &pb::GodResponse) {
+    let value = |v: &Option<pb::ParameterValue>| {
+        v.as_ref()
+            .and_then(registry::value_from_pb)
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    };
+    info!(
+        key = %response.key,
+        old = %value(&response.old_value),
+        new = %value(&response.new_value),
+        tick,
+        command_id = %response.command_id,
+        principal = %response.principal,
+        "Registry updated"
+    );
+}
+
+fn log_rejection(tick: u64, response: &pb::GodResponse) {
+    warn!(
+        key = %response.key,
+        tick,
+        command_id = %response.command_id,
+        principal = %response.principal,
+        error = %response.error,
+        "command rejected"
+    );
+}
+
+/// Phase 0 for a batch or a dry run. Every command is checked in order on a
+/// copy of the registry, against the values the commands before it leave;
+/// the copy replaces the registry only if every one applied. A dry run
+/// answers with what would happen and changes and audits nothing.
+fn intercept_batch(world: &mut World, queued: QueuedCommand) {
+    let abandoned = queued.abandoned(Instant::now());
+    let principal = queued.origin.principal.to_string();
+    let (request, reply) = queued.into_parts();
+    let Request::Batch {
+        commands,
+        validate_only,
+    } = request
+    else {
+        return;
+    };
+    if !validate_only && let Some(recorded) = recorded_batch(world, &commands) {
+        info!(command_id = %commands[0].id, "batch already recorded; returning its outcomes");
+        return deliver_batch(world, recorded, reply, false);
+    }
+    let mut responses: Vec<_> = commands
+        .iter()
+        .map(|command| pb::GodResponse {
+            command_id: command.id.clone(),
+            applied_tick: world.tick,
+            key: command.key.clone(),
+            reason: command.reason.clone(),
+            principal: principal.clone(),
+            applied_while_paused: world.run.between_ticks,
+            dry_run: validate_only,
+            ..Default::default()
+        })
+        .collect();
+    match abandoned {
+        // Nobody waits for a dry run's answer, and it records nothing.
+        Some(_) if validate_only => return,
+        Some(abandoned) => {
+            for response in &mut responses {
+                record_abandoned(world, response, abandoned);
+            }
+        }
+        None => {
+            let mut scratch = world.registry.clone();
+            let refused = commands
+                .iter()
+                .zip(&mut responses)
+                .position(|(command, response)| !set_on(&mut scratch, command, response));
+            if validate_only {
+                reply.send_all(responses);
+                return;
+            }
+            match refused {
+                None => commit_batch(world, scratch, &responses),
+                Some(index) => abort_batch(world, &mut responses, index),
+            }
+        }
+    }
+    for response in &responses {
+        world.audit.record(response.clone());
+    }
+    deliver_batch(world, responses, reply, true);
+}
+
+/// The recorded outcomes of a batch whose every id is already recorded.
+fn recorded_batch(world: &World, commands: &[pb::GodCommand]) -> Option<Vec<pb::GodResponse>> {
+    commands
+        .iter()
+        .map(|c| world.audit.recorded(&c.id).cloned())
+        .collect()
+}
+
+fn commit_batch(world: &mut World, scratch: GlobalRegistry, responses: &[pb::GodResponse]) {
+    world.registry = scratch;
+    for response in responses {
+        log_update(world.tick, response);
+    }
+}
+
+/// Marks every command of a refused batch as not applied: the refused one
+/// keeps its reason, the others say the batch was aborted.
+fn abort_batch(world: &World, responses: &mut [pb::GodResponse], refused: usize) {
+    log_rejection(world.tick, &responses[refused]);
+    for (i, response) in responses.iter_mut().enumerate() {
+        if i == refused {
+            continue;
+        }
+        let current = world.registry.value_by_key(&response.key).map(Into::into);
+        response.success = false;
+        response.error = format!("not applied: command {refused} of the same batch was refused");
+        response.rejection = pb::RejectionReason::BatchAborted.into();
+        response.old_value = current;
+        response.new_value = current;
+    }
+}
+
+/// Sends a batch's responses to its caller: at once with no audit log on
+/// disk, otherwise once the last of them is durable.
+fn deliver_batch(world: &mut World, responses: Vec<pb::GodResponse>, reply: Reply, append: bool) {
+    let Some(durability) = world.durability.as_mut() else {
+        reply.send_all(responses);
+        return;
+    };
+    let reply = reply.with_responses(responses.clone());
+    let last = responses.len().saturating_sub(1);
+    let mut reply = Some(reply);
+    for (i, response) in responses.into_iter().enumerate() {
+        durability.outcomes.push(Outcome {
+            response,
+            reply: if i == last { reply.take() } else { None },
+            append,
+        });
     }
 }
 

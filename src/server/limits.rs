@@ -90,20 +90,39 @@ fn count_messages(body: &[u8]) -> usize {
 
 /// Refuses a command whose strings are too long, naming the field, before
 /// anything is queued.
-pub fn check_command(command: &GodCommand) -> Result<(), ApiError> {
+pub fn check_command(command: &GodCommand, path: &str) -> Result<(), ApiError> {
     for (field, value, max) in [
-        ("command.id", &command.id, MAX_ID_BYTES),
-        ("command.key", &command.key, MAX_KEY_BYTES),
-        ("command.reason", &command.reason, MAX_REASON_BYTES),
+        ("id", &command.id, MAX_ID_BYTES),
+        ("key", &command.key, MAX_KEY_BYTES),
+        ("reason", &command.reason, MAX_REASON_BYTES),
     ] {
         if value.len() > max {
             return Err(ApiError::TooLong {
-                field,
+                field: format!("{path}.{field}"),
                 len: value.len(),
                 max,
                 prefix: prefix(value, ECHO_PREFIX_BYTES).to_owned(),
             });
         }
+    }
+    Ok(())
+}
+
+/// Most commands in one `ApplyCommands` batch.
+pub const MAX_BATCH_COMMANDS: usize = 100;
+
+/// Checks a batch: 1 to [`MAX_BATCH_COMMANDS`] commands, each within its
+/// size limits (named by index, `commands[2].key`).
+pub fn check_batch(commands: &[GodCommand]) -> Result<(), ApiError> {
+    if !(1..=MAX_BATCH_COMMANDS).contains(&commands.len()) {
+        return Err(ApiError::InvalidField {
+            field: "commands",
+            value: format!("{} commands", commands.len()),
+            allowed: "1 to 100 commands",
+        });
+    }
+    for (i, command) in commands.iter().enumerate() {
+        check_command(command, &format!("commands[{i}]"))?;
     }
     Ok(())
 }
@@ -240,11 +259,11 @@ mod tests {
         };
         let Err(ApiError::TooLong {
             field, len, prefix, ..
-        }) = check_command(&command)
+        }) = check_command(&command, "command")
         else {
             panic!("a 1200-byte reason must be refused");
         };
-        assert_eq!((field, len), ("command.reason", 1200));
+        assert_eq!((field.as_str(), len), ("command.reason", 1200));
         assert_eq!(prefix.len(), ECHO_PREFIX_BYTES);
     }
 

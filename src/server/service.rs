@@ -36,11 +36,11 @@ use super::{
 use crate::{
     bridge::{CommandOrigin, CommandSender, PendingReply, TelemetryReader, Unrecorded},
     pb::{
-        self, ApplyCommandRequest, ApplyCommandResponse, ControlEngineRequest,
-        ControlEngineResponse, GetServerStatsRequest, GetServerStatsResponse, GodCommand,
-        ListAuditEntriesRequest, ListAuditEntriesResponse, ListParametersRequest,
-        ListParametersResponse, SubscribeTelemetryRequest, WhoAmIRequest, WhoAmIResponse,
-        control_engine_request::Action,
+        self, ApplyCommandRequest, ApplyCommandResponse, ApplyCommandsRequest,
+        ApplyCommandsResponse, ControlEngineRequest, ControlEngineResponse, GetServerStatsRequest,
+        GetServerStatsResponse, GodCommand, GodResponse, ListAuditEntriesRequest,
+        ListAuditEntriesResponse, ListParametersRequest, ListParametersResponse,
+        SubscribeTelemetryRequest, WhoAmIRequest, WhoAmIResponse, control_engine_request::Action,
     },
     store::{AuditFile, AuditQuery, LogHealth},
 };
@@ -185,21 +185,49 @@ impl WatchtowerApi {
     /// caller must be an operator, the command within its size limits, the
     /// caller within its rate and its share of the queue, and the audit log
     /// writable (otherwise its outcome could not be acknowledged).
+    /// With `validate_only`, Phase 0 checks the command and changes nothing.
     pub fn submit(
         &self,
         mut command: GodCommand,
+        validate_only: bool,
         caller: &Caller,
     ) -> Result<PendingReply, ApiError> {
         caller.principal.require(Role::Operator)?;
-        limits::check_command(&command)?;
+        limits::check_command(&command, "command")?;
+        self.admit(caller)?;
+        fill_id(&mut command);
+        Ok(if validate_only {
+            self.commands.try_validate(command, origin(caller))?
+        } else {
+            self.commands.try_submit(command, origin(caller))?
+        })
+    }
+
+    /// The one way a batch enters the queue, with the same checks as
+    /// [`WatchtowerApi::submit`]; the batch takes one queue slot and counts
+    /// once against the caller's rate.
+    pub fn submit_batch(
+        &self,
+        mut commands: Vec<GodCommand>,
+        validate_only: bool,
+        caller: &Caller,
+    ) -> Result<PendingReply<Vec<GodResponse>>, ApiError> {
+        caller.principal.require(Role::Operator)?;
+        limits::check_batch(&commands)?;
+        self.admit(caller)?;
+        commands.iter_mut().for_each(fill_id);
+        Ok(self
+            .commands
+            .try_batch(commands, validate_only, origin(caller))?)
+    }
+
+    /// Refuses every state change while the audit log cannot be written
+    /// (its outcome could not be acknowledged) or the caller is over its rate.
+    fn admit(&self, caller: &Caller) -> Result<(), ApiError> {
         if let Some(why) = self.run.health.failure() {
             return Err(ApiError::Unrecorded(Unrecorded(why)));
         }
-        self.rate.check(&caller.principal.name)?;
-        if command.id.is_empty() {
-            command.id = uuid::Uuid::new_v4().to_string();
-        }
-        Ok(self.commands.try_submit(command, origin(caller))?)
+        self.rate.check(&caller.principal.name)
     }
 
     /// The one way a control action enters the queue, with the same checks
@@ -212,10 +240,7 @@ impl WatchtowerApi {
     ) -> Result<PendingReply<ControlEngineResponse>, ApiError> {
         caller.principal.require(Role::Operator)?;
         limits::check_control(&action)?;
-        if let Some(why) = self.run.health.failure() {
-            return Err(ApiError::Unrecorded(Unrecorded(why)));
-        }
-        self.rate.check(&caller.principal.name)?;
+        self.admit(caller)?;
         let id = uuid::Uuid::new_v4().to_string();
         Ok(self.commands.try_control(id, action, origin(caller))?)
     }
@@ -257,6 +282,31 @@ impl WatchtowerApi {
             run_id: self.run.run_id.clone(),
         }
     }
+}
+
+/// Gives a command without an id a unique one.
+fn fill_id(command: &mut GodCommand) {
+    if command.id.is_empty() {
+        command.id = uuid::Uuid::new_v4().to_string();
+    }
+}
+
+/// The error for a refused batch: the refused command's own, with its field
+/// named by index (`commands[2].value`).
+fn batch_rejection(responses: Vec<GodResponse>) -> ApiError {
+    let aborted = pb::RejectionReason::BatchAborted as i32;
+    let (index, mut refused) = responses
+        .into_iter()
+        .enumerate()
+        .find(|(_, r)| !r.success && r.rejection != aborted)
+        .unwrap_or_default();
+    let field = refused.field.trim_start_matches("command.").to_owned();
+    refused.field = if field.is_empty() {
+        format!("commands[{index}]")
+    } else {
+        format!("commands[{index}].{field}")
+    };
+    ApiError::Rejected(Box::new(refused))
 }
 
 /// Who a queued item comes from.
@@ -308,11 +358,11 @@ impl WatchtowerService for WatchtowerApi {
         request: Request<ApplyCommandRequest>,
     ) -> Result<Response<ApplyCommandResponse>, Status> {
         let caller = Caller::of(&request)?;
+        let request = request.into_inner();
         let command = request
-            .into_inner()
             .command
             .ok_or(ApiError::MissingField { field: "command" })?;
-        let pending = self.submit(command, &caller)?;
+        let pending = self.submit(command, request.validate_only, &caller)?;
         let response = await_reply(pending, caller.deadline).await?;
         if response.success {
             Ok(Response::new(ApplyCommandResponse {
@@ -320,6 +370,22 @@ impl WatchtowerService for WatchtowerApi {
             }))
         } else {
             Err(ApiError::Rejected(Box::new(response)).into())
+        }
+    }
+
+    #[instrument(skip_all)]
+    async fn apply_commands(
+        &self,
+        request: Request<ApplyCommandsRequest>,
+    ) -> Result<Response<ApplyCommandsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let request = request.into_inner();
+        let pending = self.submit_batch(request.commands, request.validate_only, &caller)?;
+        let responses = await_reply(pending, caller.deadline).await?;
+        if responses.iter().all(|r| r.success) {
+            Ok(Response::new(ApplyCommandsResponse { responses }))
+        } else {
+            Err(batch_rejection(responses).into())
         }
     }
 

@@ -246,7 +246,7 @@ fn submit(
     outbox: &mpsc::Sender<WebSocketServerMessage>,
 ) -> Reply {
     let id = command.id.clone();
-    let pending = match api.submit(command, caller) {
+    let pending = match api.submit(command, false, caller) {
         Ok(pending) => pending,
         Err(err) => {
             return Reply::Send(api_error(

@@ -10,7 +10,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file watchtower/v1/watchtower.proto.
  */
 export const file_watchtower_v1_watchtower: GenFile = /*@__PURE__*/
-  fileDesc("Ch53YXRjaHRvd2VyL3YxL3dhdGNodG93ZXIucHJvdG8SDXdhdGNodG93ZXIudjEi2wEKFENvbnRyb2xFbmdpbmVSZXF1ZXN0EiwKBXBhdXNlGAEgASgLMhsud2F0Y2h0b3dlci52MS5Db250cm9sUGF1c2VIABIuCgZyZXN1bWUYAiABKAsyHC53YXRjaHRvd2VyLnYxLkNvbnRyb2xSZXN1bWVIABIqCgRzdGVwGAMgASgLMhoud2F0Y2h0b3dlci52MS5Db250cm9sU3RlcEgAEi8KB3NldF90cHMYBCABKAsyHC53YXRjaHRvd2VyLnYxLkNvbnRyb2xTZXRUcHNIAEIICgZhY3Rpb24iDgoMQ29udHJvbFBhdXNlIg8KDUNvbnRyb2xSZXN1bWUiHAoLQ29udHJvbFN0ZXASDQoFdGlja3MYASABKA0iHAoNQ29udHJvbFNldFRwcxILCgN0cHMYASABKAEiZQoVQ29udHJvbEVuZ2luZVJlc3BvbnNlEioKCXJ1bl9zdGF0ZRgBIAEoDjIXLndhdGNodG93ZXIudjEuUnVuU3RhdGUSDAoEdGljaxgCIAEoBBISCgp0YXJnZXRfdHBzGAMgASgBIg8KDVdob0FtSVJlcXVlc3QiRgoOV2hvQW1JUmVzcG9uc2USEQoJcHJpbmNpcGFsGAEgASgJEiEKBHJvbGUYAiABKA4yEy53YXRjaHRvd2VyLnYxLlJvbGUicQoXTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QSCwoDa2V5GAEgASgJEhEKCWZyb21fdGljaxgCIAEoBBIPCgd0b190aWNrGAMgASgEEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImAKGExpc3RBdWRpdEVudHJpZXNSZXNwb25zZRIrCgdlbnRyaWVzGAEgAygLMhoud2F0Y2h0b3dlci52MS5Hb2RSZXNwb25zZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiFwoVR2V0U2VydmVyU3RhdHNSZXF1ZXN0IrABChZHZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEhoKEmFjdGl2ZV9zdWJzY3JpYmVycxgBIAEoBBIdChV3ZWJzb2NrZXRfY29ubmVjdGlvbnMYAiABKAQSGQoRc25hcHNob3RzX2VuY29kZWQYAyABKAQSGwoTc25hcHNob3RzX2RlbGl2ZXJlZBgEIAEoBBITCgtsYXRlc3RfdGljaxgFIAEoBBIOCgZydW5faWQYBiABKAkiQQoTQXBwbHlDb21tYW5kUmVxdWVzdBIqCgdjb21tYW5kGAEgASgLMhkud2F0Y2h0b3dlci52MS5Hb2RDb21tYW5kIkQKFEFwcGx5Q29tbWFuZFJlc3BvbnNlEiwKCHJlc3BvbnNlGAEgASgLMhoud2F0Y2h0b3dlci52MS5Hb2RSZXNwb25zZSJBChlTdWJzY3JpYmVUZWxlbWV0cnlSZXF1ZXN0EhMKC2ludGVydmFsX21zGAEgASgNEg8KB2hpc3RvcnkYAiABKA0iUQoaU3Vic2NyaWJlVGVsZW1ldHJ5UmVzcG9uc2USMwoIc25hcHNob3QYASABKAsyIS53YXRjaHRvd2VyLnYxLldhdGNodG93ZXJTbmFwc2hvdCIXChVMaXN0UGFyYW1ldGVyc1JlcXVlc3QiSgoWTGlzdFBhcmFtZXRlcnNSZXNwb25zZRIwCgpwYXJhbWV0ZXJzGAEgAygLMhwud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJTcGVjImMKCkdvZENvbW1hbmQSCgoCaWQYASABKAkSCwoDa2V5GAIgASgJEiwKBXZhbHVlGAMgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIOCgZyZWFzb24YBCABKAkiTQoOUGFyYW1ldGVyVmFsdWUSEAoGbnVtYmVyGAEgASgBSAASEQoHaW50ZWdlchgCIAEoA0gAEg4KBGZsYWcYAyABKAhIAEIGCgRraW5kItwCCgtHb2RSZXNwb25zZRISCgpjb21tYW5kX2lkGAEgASgJEg8KB3N1Y2Nlc3MYAiABKAgSDQoFZXJyb3IYAyABKAkSFAoMYXBwbGllZF90aWNrGAQgASgEEjAKCW9sZF92YWx1ZRgFIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSMAoJbmV3X3ZhbHVlGAYgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRILCgNrZXkYByABKAkSDgoGcmVhc29uGAggASgJEg0KBWZpZWxkGAkgASgJEg8KB2FsbG93ZWQYCiABKAkSMQoJcmVqZWN0aW9uGAsgASgOMh4ud2F0Y2h0b3dlci52MS5SZWplY3Rpb25SZWFzb24SEQoJcHJpbmNpcGFsGAwgASgJEhwKFGFwcGxpZWRfd2hpbGVfcGF1c2VkGA0gASgIItACCg1QYXJhbWV0ZXJTcGVjEgsKA2tleRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIMCgR1bml0GAMgASgJEiwKCnZhbHVlX3R5cGUYBCABKA4yGC53YXRjaHRvd2VyLnYxLlZhbHVlVHlwZRIqCgNtaW4YBSABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEioKA21heBgGIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSNAoNZGVmYXVsdF92YWx1ZRgHIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSNAoNY3VycmVudF92YWx1ZRgIIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSDwoHbXV0YWJsZRgJIAEoCBIMCgRzdGVwGAogASgBIvMDChJXYXRjaHRvd2VyU25hcHNob3QSDAoEdGljaxgBIAEoBBIbChNjYXB0dXJlZF9hdF91bml4X21zGAIgASgDEi0KBW1hY3JvGAMgASgLMh4ud2F0Y2h0b3dlci52MS5NYWNyb0luZGljYXRvcnMSLgoGYWdlbnRzGAQgASgLMh4ud2F0Y2h0b3dlci52MS5BZ2VudFN0YXRpc3RpY3MSNwoKZ292ZXJubWVudBgFIAEoCzIjLndhdGNodG93ZXIudjEuR292ZXJubWVudEluZGljYXRvcnMSLwoGZW5naW5lGAYgASgLMh8ud2F0Y2h0b3dlci52MS5FbmdpbmVTdGF0aXN0aWNzEkUKCnBhcmFtZXRlcnMYByADKAsyMS53YXRjaHRvd2VyLnYxLldhdGNodG93ZXJTbmFwc2hvdC5QYXJhbWV0ZXJzRW50cnkSKgoFYXVkaXQYCCABKAsyGy53YXRjaHRvd2VyLnYxLkF1ZGl0U3VtbWFyeRIOCgZydW5faWQYCSABKAkSFAoMc3RhdGVfZGlnZXN0GAogASgEGlAKD1BhcmFtZXRlcnNFbnRyeRILCgNrZXkYASABKAkSLAoFdmFsdWUYAiABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlOgI4ASKjAgoPTWFjcm9JbmRpY2F0b3JzEhMKC25vbWluYWxfZ2RwGAEgASgBEhAKCHJlYWxfZ2RwGAIgASgBEhcKD3JlYWxfZ2RwX2dyb3d0aBgDIAEoARITCgtwcmljZV9sZXZlbBgEIAEoARIRCglpbmZsYXRpb24YBSABKAESGQoRdW5lbXBsb3ltZW50X3JhdGUYBiABKAESFAoMYXZlcmFnZV93YWdlGAcgASgBEhQKDG1vbmV5X3N1cHBseRgIIAEoARISCgpiYW5rX2xvYW5zGAkgASgBEh0KFWhvdXNlaG9sZF9jb25zdW1wdGlvbhgKIAEoARITCgtuZXdfbGVuZGluZxgLIAEoARIZChFpbmZsYXRpb25fMTJfdGljaxgMIAEoASKnAgoPQWdlbnRTdGF0aXN0aWNzEhIKCmhvdXNlaG9sZHMYASABKAQSEAoIZW1wbG95ZWQYAiABKAQSDQoFZmlybXMYAyABKAQSFAoMYmFua3J1cHRjaWVzGAQgASgEEhoKEmJhbmtydXB0Y2llc190b3RhbBgFIAEoBBITCgt3ZWFsdGhfZ2luaRgGIAEoARITCgtpbmNvbWVfZ2luaRgHIAEoARISCgp3ZWFsdGhfcDEwGAggASgBEhIKCndlYWx0aF9wNTAYCSABKAESEgoKd2VhbHRoX3A5MBgKIAEoARISCgp3ZWFsdGhfcDk5GAsgASgBEh4KFnVuZW1wbG95ZWRfY29uc3VtcHRpb24YDCABKAESEwoLaW52ZW50b3JpZXMYDSABKAEivAEKFEdvdmVybm1lbnRJbmRpY2F0b3JzEhMKC3RheF9yZXZlbnVlGAEgASgBEhAKCHNwZW5kaW5nGAIgASgBEg8KB2RlZmljaXQYAyABKAESDAoEZGVidBgEIAEoARITCgtwb2xpY3lfcmF0ZRgFIAEoARIRCgl0cmFuc2ZlcnMYBiABKAESEgoKaW5jb21lX3RheBgHIAEoARIVCg1jb3Jwb3JhdGVfdGF4GAggASgBEgsKA3ZhdBgJIAEoASLfAQoQRW5naW5lU3RhdGlzdGljcxIUCgxtZWFzdXJlZF90cHMYASABKAESHQoVbGFzdF90aWNrX2R1cmF0aW9uX3VzGAIgASgBEhMKC3F1ZXVlX2RlcHRoGAMgASgEEhgKEGNvbW1hbmRzX2FwcGxpZWQYBCABKAQSGQoRY29tbWFuZHNfcmVqZWN0ZWQYBSABKAQSEgoKdGFyZ2V0X3RwcxgGIAEoARIMCgRzZWVkGAcgASgEEioKCXJ1bl9zdGF0ZRgIIAEoDjIXLndhdGNodG93ZXIudjEuUnVuU3RhdGUiSQoMQXVkaXRTdW1tYXJ5Eg0KBXRvdGFsGAEgASgEEioKBnJlY2VudBgCIAMoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2UitwEKFldlYlNvY2tldENsaWVudE1lc3NhZ2USLAoHY29tbWFuZBgBIAEoCzIZLndhdGNodG93ZXIudjEuR29kQ29tbWFuZEgAEjYKCXN1YnNjcmliZRgCIAEoCzIhLndhdGNodG93ZXIudjEuV2ViU29ja2V0U3Vic2NyaWJlSAASLAoEYXV0aBgDIAEoCzIcLndhdGNodG93ZXIudjEuV2ViU29ja2V0QXV0aEgAQgkKB21lc3NhZ2UiHgoNV2ViU29ja2V0QXV0aBINCgV0b2tlbhgBIAEoCSIpChJXZWJTb2NrZXRTdWJzY3JpYmUSEwoLaW50ZXJ2YWxfbXMYASABKA0i7AEKFldlYlNvY2tldFNlcnZlck1lc3NhZ2USLgoIcmVzcG9uc2UYASABKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlSAASNQoIc25hcHNob3QYAiABKAsyIS53YXRjaHRvd2VyLnYxLldhdGNodG93ZXJTbmFwc2hvdEgAEi4KBWVycm9yGAMgASgLMh0ud2F0Y2h0b3dlci52MS5XZWJTb2NrZXRFcnJvckgAEjAKB3Nlc3Npb24YBCABKAsyHS53YXRjaHRvd2VyLnYxLldob0FtSVJlc3BvbnNlSABCCQoHbWVzc2FnZSJSCg5XZWJTb2NrZXRFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEgoKY29tbWFuZF9pZBgDIAEoCRINCgVmaWVsZBgEIAEoCSpSCghSdW5TdGF0ZRIZChVSVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVEVfUlVOTklORxABEhQKEFJVTl9TVEFURV9QQVVTRUQQAipCCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIRCg1ST0xFX09CU0VSVkVSEAESEQoNUk9MRV9PUEVSQVRPUhACKrwCCg9SZWplY3Rpb25SZWFzb24SIAocUkVKRUNUSU9OX1JFQVNPTl9VTlNQRUNJRklFRBAAEiAKHFJFSkVDVElPTl9SRUFTT05fVU5LTk9XTl9LRVkQARIiCh5SRUpFQ1RJT05fUkVBU09OX01JU1NJTkdfVkFMVUUQAhIfChtSRUpFQ1RJT05fUkVBU09OX1dST05HX1RZUEUQAxIfChtSRUpFQ1RJT05fUkVBU09OX05PVF9GSU5JVEUQBBIhCh1SRUpFQ1RJT05fUkVBU09OX09VVF9PRl9SQU5HRRAFEh4KGlJFSkVDVElPTl9SRUFTT05fSU1NVVRBQkxFEAYSHAoYUkVKRUNUSU9OX1JFQVNPTl9FWFBJUkVEEAcSHgoaUkVKRUNUSU9OX1JFQVNPTl9DQU5DRUxMRUQQCCprCglWYWx1ZVR5cGUSGgoWVkFMVUVfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVZBTFVFX1RZUEVfTlVNQkVSEAESFgoSVkFMVUVfVFlQRV9JTlRFR0VSEAISEwoPVkFMVUVfVFlQRV9GTEFHEAMynwUKEVdhdGNodG93ZXJTZXJ2aWNlElcKDEFwcGx5Q29tbWFuZBIiLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVxdWVzdBojLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVzcG9uc2USawoSU3Vic2NyaWJlVGVsZW1ldHJ5Eigud2F0Y2h0b3dlci52MS5TdWJzY3JpYmVUZWxlbWV0cnlSZXF1ZXN0Gikud2F0Y2h0b3dlci52MS5TdWJzY3JpYmVUZWxlbWV0cnlSZXNwb25zZTABEl0KDkxpc3RQYXJhbWV0ZXJzEiQud2F0Y2h0b3dlci52MS5MaXN0UGFyYW1ldGVyc1JlcXVlc3QaJS53YXRjaHRvd2VyLnYxLkxpc3RQYXJhbWV0ZXJzUmVzcG9uc2USXQoOR2V0U2VydmVyU3RhdHMSJC53YXRjaHRvd2VyLnYxLkdldFNlcnZlclN0YXRzUmVxdWVzdBolLndhdGNodG93ZXIudjEuR2V0U2VydmVyU3RhdHNSZXNwb25zZRJFCgZXaG9BbUkSHC53YXRjaHRvd2VyLnYxLldob0FtSVJlcXVlc3QaHS53YXRjaHRvd2VyLnYxLldob0FtSVJlc3BvbnNlEmMKEExpc3RBdWRpdEVudHJpZXMSJi53YXRjaHRvd2VyLnYxLkxpc3RBdWRpdEVudHJpZXNSZXF1ZXN0Gicud2F0Y2h0b3dlci52MS5MaXN0QXVkaXRFbnRyaWVzUmVzcG9uc2USWgoNQ29udHJvbEVuZ2luZRIjLndhdGNodG93ZXIudjEuQ29udHJvbEVuZ2luZVJlcXVlc3QaJC53YXRjaHRvd2VyLnYxLkNvbnRyb2xFbmdpbmVSZXNwb25zZWIGcHJvdG8z");
+  fileDesc("Ch53YXRjaHRvd2VyL3YxL3dhdGNodG93ZXIucHJvdG8SDXdhdGNodG93ZXIudjEi2wEKFENvbnRyb2xFbmdpbmVSZXF1ZXN0EiwKBXBhdXNlGAEgASgLMhsud2F0Y2h0b3dlci52MS5Db250cm9sUGF1c2VIABIuCgZyZXN1bWUYAiABKAsyHC53YXRjaHRvd2VyLnYxLkNvbnRyb2xSZXN1bWVIABIqCgRzdGVwGAMgASgLMhoud2F0Y2h0b3dlci52MS5Db250cm9sU3RlcEgAEi8KB3NldF90cHMYBCABKAsyHC53YXRjaHRvd2VyLnYxLkNvbnRyb2xTZXRUcHNIAEIICgZhY3Rpb24iDgoMQ29udHJvbFBhdXNlIg8KDUNvbnRyb2xSZXN1bWUiHAoLQ29udHJvbFN0ZXASDQoFdGlja3MYASABKA0iHAoNQ29udHJvbFNldFRwcxILCgN0cHMYASABKAEiZQoVQ29udHJvbEVuZ2luZVJlc3BvbnNlEioKCXJ1bl9zdGF0ZRgBIAEoDjIXLndhdGNodG93ZXIudjEuUnVuU3RhdGUSDAoEdGljaxgCIAEoBBISCgp0YXJnZXRfdHBzGAMgASgBIg8KDVdob0FtSVJlcXVlc3QiRgoOV2hvQW1JUmVzcG9uc2USEQoJcHJpbmNpcGFsGAEgASgJEiEKBHJvbGUYAiABKA4yEy53YXRjaHRvd2VyLnYxLlJvbGUicQoXTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QSCwoDa2V5GAEgASgJEhEKCWZyb21fdGljaxgCIAEoBBIPCgd0b190aWNrGAMgASgEEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImAKGExpc3RBdWRpdEVudHJpZXNSZXNwb25zZRIrCgdlbnRyaWVzGAEgAygLMhoud2F0Y2h0b3dlci52MS5Hb2RSZXNwb25zZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiFwoVR2V0U2VydmVyU3RhdHNSZXF1ZXN0IrABChZHZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEhoKEmFjdGl2ZV9zdWJzY3JpYmVycxgBIAEoBBIdChV3ZWJzb2NrZXRfY29ubmVjdGlvbnMYAiABKAQSGQoRc25hcHNob3RzX2VuY29kZWQYAyABKAQSGwoTc25hcHNob3RzX2RlbGl2ZXJlZBgEIAEoBBITCgtsYXRlc3RfdGljaxgFIAEoBBIOCgZydW5faWQYBiABKAkiWAoTQXBwbHlDb21tYW5kUmVxdWVzdBIqCgdjb21tYW5kGAEgASgLMhkud2F0Y2h0b3dlci52MS5Hb2RDb21tYW5kEhUKDXZhbGlkYXRlX29ubHkYAiABKAgiWgoUQXBwbHlDb21tYW5kc1JlcXVlc3QSKwoIY29tbWFuZHMYASADKAsyGS53YXRjaHRvd2VyLnYxLkdvZENvbW1hbmQSFQoNdmFsaWRhdGVfb25seRgCIAEoCCJGChVBcHBseUNvbW1hbmRzUmVzcG9uc2USLQoJcmVzcG9uc2VzGAEgAygLMhoud2F0Y2h0b3dlci52MS5Hb2RSZXNwb25zZSJEChRBcHBseUNvbW1hbmRSZXNwb25zZRIsCghyZXNwb25zZRgBIAEoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2UiQQoZU3Vic2NyaWJlVGVsZW1ldHJ5UmVxdWVzdBITCgtpbnRlcnZhbF9tcxgBIAEoDRIPCgdoaXN0b3J5GAIgASgNIlEKGlN1YnNjcmliZVRlbGVtZXRyeVJlc3BvbnNlEjMKCHNuYXBzaG90GAEgASgLMiEud2F0Y2h0b3dlci52MS5XYXRjaHRvd2VyU25hcHNob3QiFwoVTGlzdFBhcmFtZXRlcnNSZXF1ZXN0IkoKFkxpc3RQYXJhbWV0ZXJzUmVzcG9uc2USMAoKcGFyYW1ldGVycxgBIAMoCzIcLndhdGNodG93ZXIudjEuUGFyYW1ldGVyU3BlYyKaAQoKR29kQ29tbWFuZBIKCgJpZBgBIAEoCRILCgNrZXkYAiABKAkSLAoFdmFsdWUYAyABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEg4KBnJlYXNvbhgEIAEoCRI1Cg5leHBlY3RlZF92YWx1ZRgFIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUiTQoOUGFyYW1ldGVyVmFsdWUSEAoGbnVtYmVyGAEgASgBSAASEQoHaW50ZWdlchgCIAEoA0gAEg4KBGZsYWcYAyABKAhIAEIGCgRraW5kIu0CCgtHb2RSZXNwb25zZRISCgpjb21tYW5kX2lkGAEgASgJEg8KB3N1Y2Nlc3MYAiABKAgSDQoFZXJyb3IYAyABKAkSFAoMYXBwbGllZF90aWNrGAQgASgEEjAKCW9sZF92YWx1ZRgFIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSMAoJbmV3X3ZhbHVlGAYgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRILCgNrZXkYByABKAkSDgoGcmVhc29uGAggASgJEg0KBWZpZWxkGAkgASgJEg8KB2FsbG93ZWQYCiABKAkSMQoJcmVqZWN0aW9uGAsgASgOMh4ud2F0Y2h0b3dlci52MS5SZWplY3Rpb25SZWFzb24SEQoJcHJpbmNpcGFsGAwgASgJEhwKFGFwcGxpZWRfd2hpbGVfcGF1c2VkGA0gASgIEg8KB2RyeV9ydW4YDiABKAgi0AIKDVBhcmFtZXRlclNwZWMSCwoDa2V5GAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEgwKBHVuaXQYAyABKAkSLAoKdmFsdWVfdHlwZRgEIAEoDjIYLndhdGNodG93ZXIudjEuVmFsdWVUeXBlEioKA21pbhgFIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSKgoDbWF4GAYgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRI0Cg1kZWZhdWx0X3ZhbHVlGAcgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRI0Cg1jdXJyZW50X3ZhbHVlGAggASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIPCgdtdXRhYmxlGAkgASgIEgwKBHN0ZXAYCiABKAEi8wMKEldhdGNodG93ZXJTbmFwc2hvdBIMCgR0aWNrGAEgASgEEhsKE2NhcHR1cmVkX2F0X3VuaXhfbXMYAiABKAMSLQoFbWFjcm8YAyABKAsyHi53YXRjaHRvd2VyLnYxLk1hY3JvSW5kaWNhdG9ycxIuCgZhZ2VudHMYBCABKAsyHi53YXRjaHRvd2VyLnYxLkFnZW50U3RhdGlzdGljcxI3Cgpnb3Zlcm5tZW50GAUgASgLMiMud2F0Y2h0b3dlci52MS5Hb3Zlcm5tZW50SW5kaWNhdG9ycxIvCgZlbmdpbmUYBiABKAsyHy53YXRjaHRvd2VyLnYxLkVuZ2luZVN0YXRpc3RpY3MSRQoKcGFyYW1ldGVycxgHIAMoCzIxLndhdGNodG93ZXIudjEuV2F0Y2h0b3dlclNuYXBzaG90LlBhcmFtZXRlcnNFbnRyeRIqCgVhdWRpdBgIIAEoCzIbLndhdGNodG93ZXIudjEuQXVkaXRTdW1tYXJ5Eg4KBnJ1bl9pZBgJIAEoCRIUCgxzdGF0ZV9kaWdlc3QYCiABKAQaUAoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRIsCgV2YWx1ZRgCIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWU6AjgBIqMCCg9NYWNyb0luZGljYXRvcnMSEwoLbm9taW5hbF9nZHAYASABKAESEAoIcmVhbF9nZHAYAiABKAESFwoPcmVhbF9nZHBfZ3Jvd3RoGAMgASgBEhMKC3ByaWNlX2xldmVsGAQgASgBEhEKCWluZmxhdGlvbhgFIAEoARIZChF1bmVtcGxveW1lbnRfcmF0ZRgGIAEoARIUCgxhdmVyYWdlX3dhZ2UYByABKAESFAoMbW9uZXlfc3VwcGx5GAggASgBEhIKCmJhbmtfbG9hbnMYCSABKAESHQoVaG91c2Vob2xkX2NvbnN1bXB0aW9uGAogASgBEhMKC25ld19sZW5kaW5nGAsgASgBEhkKEWluZmxhdGlvbl8xMl90aWNrGAwgASgBIqcCCg9BZ2VudFN0YXRpc3RpY3MSEgoKaG91c2Vob2xkcxgBIAEoBBIQCghlbXBsb3llZBgCIAEoBBINCgVmaXJtcxgDIAEoBBIUCgxiYW5rcnVwdGNpZXMYBCABKAQSGgoSYmFua3J1cHRjaWVzX3RvdGFsGAUgASgEEhMKC3dlYWx0aF9naW5pGAYgASgBEhMKC2luY29tZV9naW5pGAcgASgBEhIKCndlYWx0aF9wMTAYCCABKAESEgoKd2VhbHRoX3A1MBgJIAEoARISCgp3ZWFsdGhfcDkwGAogASgBEhIKCndlYWx0aF9wOTkYCyABKAESHgoWdW5lbXBsb3llZF9jb25zdW1wdGlvbhgMIAEoARITCgtpbnZlbnRvcmllcxgNIAEoASK8AQoUR292ZXJubWVudEluZGljYXRvcnMSEwoLdGF4X3JldmVudWUYASABKAESEAoIc3BlbmRpbmcYAiABKAESDwoHZGVmaWNpdBgDIAEoARIMCgRkZWJ0GAQgASgBEhMKC3BvbGljeV9yYXRlGAUgASgBEhEKCXRyYW5zZmVycxgGIAEoARISCgppbmNvbWVfdGF4GAcgASgBEhUKDWNvcnBvcmF0ZV90YXgYCCABKAESCwoDdmF0GAkgASgBIt8BChBFbmdpbmVTdGF0aXN0aWNzEhQKDG1lYXN1cmVkX3RwcxgBIAEoARIdChVsYXN0X3RpY2tfZHVyYXRpb25fdXMYAiABKAESEwoLcXVldWVfZGVwdGgYAyABKAQSGAoQY29tbWFuZHNfYXBwbGllZBgEIAEoBBIZChFjb21tYW5kc19yZWplY3RlZBgFIAEoBBISCgp0YXJnZXRfdHBzGAYgASgBEgwKBHNlZWQYByABKAQSKgoJcnVuX3N0YXRlGAggASgOMhcud2F0Y2h0b3dlci52MS5SdW5TdGF0ZSJJCgxBdWRpdFN1bW1hcnkSDQoFdG90YWwYASABKAQSKgoGcmVjZW50GAIgAygLMhoud2F0Y2h0b3dlci52MS5Hb2RSZXNwb25zZSK3AQoWV2ViU29ja2V0Q2xpZW50TWVzc2FnZRIsCgdjb21tYW5kGAEgASgLMhkud2F0Y2h0b3dlci52MS5Hb2RDb21tYW5kSAASNgoJc3Vic2NyaWJlGAIgASgLMiEud2F0Y2h0b3dlci52MS5XZWJTb2NrZXRTdWJzY3JpYmVIABIsCgRhdXRoGAMgASgLMhwud2F0Y2h0b3dlci52MS5XZWJTb2NrZXRBdXRoSABCCQoHbWVzc2FnZSIeCg1XZWJTb2NrZXRBdXRoEg0KBXRva2VuGAEgASgJIikKEldlYlNvY2tldFN1YnNjcmliZRITCgtpbnRlcnZhbF9tcxgBIAEoDSLsAQoWV2ViU29ja2V0U2VydmVyTWVzc2FnZRIuCghyZXNwb25zZRgBIAEoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2VIABI1CghzbmFwc2hvdBgCIAEoCzIhLndhdGNodG93ZXIudjEuV2F0Y2h0b3dlclNuYXBzaG90SAASLgoFZXJyb3IYAyABKAsyHS53YXRjaHRvd2VyLnYxLldlYlNvY2tldEVycm9ySAASMAoHc2Vzc2lvbhgEIAEoCzIdLndhdGNodG93ZXIudjEuV2hvQW1JUmVzcG9uc2VIAEIJCgdtZXNzYWdlIlIKDldlYlNvY2tldEVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCRISCgpjb21tYW5kX2lkGAMgASgJEg0KBWZpZWxkGAQgASgJKlIKCFJ1blN0YXRlEhkKFVJVTl9TVEFURV9VTlNQRUNJRklFRBAAEhUKEVJVTl9TVEFURV9SVU5OSU5HEAESFAoQUlVOX1NUQVRFX1BBVVNFRBACKkIKBFJvbGUSFAoQUk9MRV9VTlNQRUNJRklFRBAAEhEKDVJPTEVfT0JTRVJWRVIQARIRCg1ST0xFX09QRVJBVE9SEAIq/wIKD1JlamVjdGlvblJlYXNvbhIgChxSRUpFQ1RJT05fUkVBU09OX1VOU1BFQ0lGSUVEEAASIAocUkVKRUNUSU9OX1JFQVNPTl9VTktOT1dOX0tFWRABEiIKHlJFSkVDVElPTl9SRUFTT05fTUlTU0lOR19WQUxVRRACEh8KG1JFSkVDVElPTl9SRUFTT05fV1JPTkdfVFlQRRADEh8KG1JFSkVDVElPTl9SRUFTT05fTk9UX0ZJTklURRAEEiEKHVJFSkVDVElPTl9SRUFTT05fT1VUX09GX1JBTkdFEAUSHgoaUkVKRUNUSU9OX1JFQVNPTl9JTU1VVEFCTEUQBhIcChhSRUpFQ1RJT05fUkVBU09OX0VYUElSRUQQBxIeChpSRUpFQ1RJT05fUkVBU09OX0NBTkNFTExFRBAIEh0KGVJFSkVDVElPTl9SRUFTT05fQ09ORkxJQ1QQCRIiCh5SRUpFQ1RJT05fUkVBU09OX0JBVENIX0FCT1JURUQQCiprCglWYWx1ZVR5cGUSGgoWVkFMVUVfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVZBTFVFX1RZUEVfTlVNQkVSEAESFgoSVkFMVUVfVFlQRV9JTlRFR0VSEAISEwoPVkFMVUVfVFlQRV9GTEFHEAMy+wUKEVdhdGNodG93ZXJTZXJ2aWNlElcKDEFwcGx5Q29tbWFuZBIiLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVxdWVzdBojLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVzcG9uc2USWgoNQXBwbHlDb21tYW5kcxIjLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kc1JlcXVlc3QaJC53YXRjaHRvd2VyLnYxLkFwcGx5Q29tbWFuZHNSZXNwb25zZRJrChJTdWJzY3JpYmVUZWxlbWV0cnkSKC53YXRjaHRvd2VyLnYxLlN1YnNjcmliZVRlbGVtZXRyeVJlcXVlc3QaKS53YXRjaHRvd2VyLnYxLlN1YnNjcmliZVRlbGVtZXRyeVJlc3BvbnNlMAESXQoOTGlzdFBhcmFtZXRlcnMSJC53YXRjaHRvd2VyLnYxLkxpc3RQYXJhbWV0ZXJzUmVxdWVzdBolLndhdGNodG93ZXIudjEuTGlzdFBhcmFtZXRlcnNSZXNwb25zZRJdCg5HZXRTZXJ2ZXJTdGF0cxIkLndhdGNodG93ZXIudjEuR2V0U2VydmVyU3RhdHNSZXF1ZXN0GiUud2F0Y2h0b3dlci52MS5HZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEkUKBldob0FtSRIcLndhdGNodG93ZXIudjEuV2hvQW1JUmVxdWVzdBodLndhdGNodG93ZXIudjEuV2hvQW1JUmVzcG9uc2USYwoQTGlzdEF1ZGl0RW50cmllcxImLndhdGNodG93ZXIudjEuTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QaJy53YXRjaHRvd2VyLnYxLkxpc3RBdWRpdEVudHJpZXNSZXNwb25zZRJaCg1Db250cm9sRW5naW5lEiMud2F0Y2h0b3dlci52MS5Db250cm9sRW5naW5lUmVxdWVzdBokLndhdGNodG93ZXIudjEuQ29udHJvbEVuZ2luZVJlc3BvbnNlYgZwcm90bzM");
 
 /**
  * ControlEngineRequest asks for one run-control action.
@@ -379,6 +379,15 @@ export type ApplyCommandRequest = Message<"watchtower.v1.ApplyCommandRequest"> &
    * @generated from field: watchtower.v1.GodCommand command = 1;
    */
   command?: GodCommand | undefined;
+
+  /**
+   * Run every check, against the engine's current values in Phase 0, and
+   * answer with the would-be response (dry_run set) without changing or
+   * auditing anything.
+   *
+   * @generated from field: bool validate_only = 2;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -387,6 +396,57 @@ export type ApplyCommandRequest = Message<"watchtower.v1.ApplyCommandRequest"> &
  */
 export const ApplyCommandRequestSchema: GenMessage<ApplyCommandRequest> = /*@__PURE__*/
   messageDesc(file_watchtower_v1_watchtower, 12);
+
+/**
+ * ApplyCommandsRequest carries a batch of commands, applied all or nothing.
+ *
+ * @generated from message watchtower.v1.ApplyCommandsRequest
+ */
+export type ApplyCommandsRequest = Message<"watchtower.v1.ApplyCommandsRequest"> & {
+  /**
+   * The commands, applied in this order: 1 to 100.
+   *
+   * @generated from field: repeated watchtower.v1.GodCommand commands = 1;
+   */
+  commands: GodCommand[];
+
+  /**
+   * Check the whole batch and answer with the would-be responses, changing
+   * and auditing nothing.
+   *
+   * @generated from field: bool validate_only = 2;
+   */
+  validateOnly: boolean;
+};
+
+/**
+ * Describes the message watchtower.v1.ApplyCommandsRequest.
+ * Use `create(ApplyCommandsRequestSchema)` to create a new message.
+ */
+export const ApplyCommandsRequestSchema: GenMessage<ApplyCommandsRequest> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 13);
+
+/**
+ * ApplyCommandsResponse carries one response per command, in request order.
+ *
+ * @generated from message watchtower.v1.ApplyCommandsResponse
+ */
+export type ApplyCommandsResponse = Message<"watchtower.v1.ApplyCommandsResponse"> & {
+  /**
+   * The outcome of each command, as audited (or, for a dry run, as it would
+   * be).
+   *
+   * @generated from field: repeated watchtower.v1.GodResponse responses = 1;
+   */
+  responses: GodResponse[];
+};
+
+/**
+ * Describes the message watchtower.v1.ApplyCommandsResponse.
+ * Use `create(ApplyCommandsResponseSchema)` to create a new message.
+ */
+export const ApplyCommandsResponseSchema: GenMessage<ApplyCommandsResponse> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 14);
 
 /**
  * ApplyCommandResponse carries the engine's verdict on the command.
@@ -407,7 +467,7 @@ export type ApplyCommandResponse = Message<"watchtower.v1.ApplyCommandResponse">
  * Use `create(ApplyCommandResponseSchema)` to create a new message.
  */
 export const ApplyCommandResponseSchema: GenMessage<ApplyCommandResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 13);
+  messageDesc(file_watchtower_v1_watchtower, 15);
 
 /**
  * SubscribeTelemetryRequest opens a telemetry stream.
@@ -438,7 +498,7 @@ export type SubscribeTelemetryRequest = Message<"watchtower.v1.SubscribeTelemetr
  * Use `create(SubscribeTelemetryRequestSchema)` to create a new message.
  */
 export const SubscribeTelemetryRequestSchema: GenMessage<SubscribeTelemetryRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 14);
+  messageDesc(file_watchtower_v1_watchtower, 16);
 
 /**
  * SubscribeTelemetryResponse carries one snapshot.
@@ -459,7 +519,7 @@ export type SubscribeTelemetryResponse = Message<"watchtower.v1.SubscribeTelemet
  * Use `create(SubscribeTelemetryResponseSchema)` to create a new message.
  */
 export const SubscribeTelemetryResponseSchema: GenMessage<SubscribeTelemetryResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 15);
+  messageDesc(file_watchtower_v1_watchtower, 17);
 
 /**
  * ListParametersRequest asks for the parameter catalogue. It has no fields.
@@ -474,7 +534,7 @@ export type ListParametersRequest = Message<"watchtower.v1.ListParametersRequest
  * Use `create(ListParametersRequestSchema)` to create a new message.
  */
 export const ListParametersRequestSchema: GenMessage<ListParametersRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 16);
+  messageDesc(file_watchtower_v1_watchtower, 18);
 
 /**
  * ListParametersResponse is the parameter catalogue, sorted by key.
@@ -495,7 +555,7 @@ export type ListParametersResponse = Message<"watchtower.v1.ListParametersRespon
  * Use `create(ListParametersResponseSchema)` to create a new message.
  */
 export const ListParametersResponseSchema: GenMessage<ListParametersResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 17);
+  messageDesc(file_watchtower_v1_watchtower, 19);
 
 /**
  * GodCommand asks the engine to set one parameter (the spec's GodCommandDTO).
@@ -532,6 +592,15 @@ export type GodCommand = Message<"watchtower.v1.GodCommand"> & {
    * @generated from field: string reason = 4;
    */
   reason: string;
+
+  /**
+   * Compare-and-set: if set, the command applies only if the parameter holds
+   * exactly this value when Phase 0 reaches it; otherwise it is refused with
+   * ABORTED, and the details carry the current value.
+   *
+   * @generated from field: watchtower.v1.ParameterValue expected_value = 5;
+   */
+  expectedValue?: ParameterValue | undefined;
 };
 
 /**
@@ -539,7 +608,7 @@ export type GodCommand = Message<"watchtower.v1.GodCommand"> & {
  * Use `create(GodCommandSchema)` to create a new message.
  */
 export const GodCommandSchema: GenMessage<GodCommand> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 18);
+  messageDesc(file_watchtower_v1_watchtower, 20);
 
 /**
  * ParameterValue is a typed parameter value.
@@ -584,7 +653,7 @@ export type ParameterValue = Message<"watchtower.v1.ParameterValue"> & {
  * Use `create(ParameterValueSchema)` to create a new message.
  */
 export const ParameterValueSchema: GenMessage<ParameterValue> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 19);
+  messageDesc(file_watchtower_v1_watchtower, 21);
 
 /**
  * GodResponse is the engine's record of one command (the spec's GodResponseDTO).
@@ -686,6 +755,14 @@ export type GodResponse = Message<"watchtower.v1.GodResponse"> & {
    * @generated from field: bool applied_while_paused = 13;
    */
   appliedWhilePaused: boolean;
+
+  /**
+   * True for the answer to a validate_only request: what would happen; nothing
+   * was changed or audited.
+   *
+   * @generated from field: bool dry_run = 14;
+   */
+  dryRun: boolean;
 };
 
 /**
@@ -693,7 +770,7 @@ export type GodResponse = Message<"watchtower.v1.GodResponse"> & {
  * Use `create(GodResponseSchema)` to create a new message.
  */
 export const GodResponseSchema: GenMessage<GodResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 20);
+  messageDesc(file_watchtower_v1_watchtower, 22);
 
 /**
  * ParameterSpec describes one parameter of the GlobalRegistry.
@@ -777,7 +854,7 @@ export type ParameterSpec = Message<"watchtower.v1.ParameterSpec"> & {
  * Use `create(ParameterSpecSchema)` to create a new message.
  */
 export const ParameterSpecSchema: GenMessage<ParameterSpec> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 21);
+  messageDesc(file_watchtower_v1_watchtower, 23);
 
 /**
  * WatchtowerSnapshot is an immutable view of the engine after one tick's
@@ -864,7 +941,7 @@ export type WatchtowerSnapshot = Message<"watchtower.v1.WatchtowerSnapshot"> & {
  * Use `create(WatchtowerSnapshotSchema)` to create a new message.
  */
 export const WatchtowerSnapshotSchema: GenMessage<WatchtowerSnapshot> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 22);
+  messageDesc(file_watchtower_v1_watchtower, 24);
 
 /**
  * MacroIndicators are the economy-wide flows and prices of the last tick.
@@ -962,7 +1039,7 @@ export type MacroIndicators = Message<"watchtower.v1.MacroIndicators"> & {
  * Use `create(MacroIndicatorsSchema)` to create a new message.
  */
 export const MacroIndicatorsSchema: GenMessage<MacroIndicators> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 23);
+  messageDesc(file_watchtower_v1_watchtower, 25);
 
 /**
  * AgentStatistics summarises households and firms.
@@ -1067,7 +1144,7 @@ export type AgentStatistics = Message<"watchtower.v1.AgentStatistics"> & {
  * Use `create(AgentStatisticsSchema)` to create a new message.
  */
 export const AgentStatisticsSchema: GenMessage<AgentStatistics> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 24);
+  messageDesc(file_watchtower_v1_watchtower, 26);
 
 /**
  * GovernmentIndicators covers the government and the central bank.
@@ -1144,7 +1221,7 @@ export type GovernmentIndicators = Message<"watchtower.v1.GovernmentIndicators">
  * Use `create(GovernmentIndicatorsSchema)` to create a new message.
  */
 export const GovernmentIndicatorsSchema: GenMessage<GovernmentIndicators> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 25);
+  messageDesc(file_watchtower_v1_watchtower, 27);
 
 /**
  * EngineStatistics describes the engine thread itself.
@@ -1214,7 +1291,7 @@ export type EngineStatistics = Message<"watchtower.v1.EngineStatistics"> & {
  * Use `create(EngineStatisticsSchema)` to create a new message.
  */
 export const EngineStatisticsSchema: GenMessage<EngineStatistics> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 26);
+  messageDesc(file_watchtower_v1_watchtower, 28);
 
 /**
  * AuditSummary is the tail of the engine's audit log.
@@ -1242,7 +1319,7 @@ export type AuditSummary = Message<"watchtower.v1.AuditSummary"> & {
  * Use `create(AuditSummarySchema)` to create a new message.
  */
 export const AuditSummarySchema: GenMessage<AuditSummary> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 27);
+  messageDesc(file_watchtower_v1_watchtower, 29);
 
 /**
  * WebSocketClientMessage is one JSON text frame from a legacy WebSocket client
@@ -1290,7 +1367,7 @@ export type WebSocketClientMessage = Message<"watchtower.v1.WebSocketClientMessa
  * Use `create(WebSocketClientMessageSchema)` to create a new message.
  */
 export const WebSocketClientMessageSchema: GenMessage<WebSocketClientMessage> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 28);
+  messageDesc(file_watchtower_v1_watchtower, 30);
 
 /**
  * WebSocketAuth presents a bearer token on a WebSocket connection.
@@ -1311,7 +1388,7 @@ export type WebSocketAuth = Message<"watchtower.v1.WebSocketAuth"> & {
  * Use `create(WebSocketAuthSchema)` to create a new message.
  */
 export const WebSocketAuthSchema: GenMessage<WebSocketAuth> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 29);
+  messageDesc(file_watchtower_v1_watchtower, 31);
 
 /**
  * WebSocketSubscribe changes the telemetry interval of one connection.
@@ -1333,7 +1410,7 @@ export type WebSocketSubscribe = Message<"watchtower.v1.WebSocketSubscribe"> & {
  * Use `create(WebSocketSubscribeSchema)` to create a new message.
  */
 export const WebSocketSubscribeSchema: GenMessage<WebSocketSubscribe> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 30);
+  messageDesc(file_watchtower_v1_watchtower, 32);
 
 /**
  * WebSocketServerMessage is one JSON text frame to a legacy WebSocket client.
@@ -1386,7 +1463,7 @@ export type WebSocketServerMessage = Message<"watchtower.v1.WebSocketServerMessa
  * Use `create(WebSocketServerMessageSchema)` to create a new message.
  */
 export const WebSocketServerMessageSchema: GenMessage<WebSocketServerMessage> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 31);
+  messageDesc(file_watchtower_v1_watchtower, 33);
 
 /**
  * WebSocketError explains why a client frame was refused.
@@ -1430,7 +1507,7 @@ export type WebSocketError = Message<"watchtower.v1.WebSocketError"> & {
  * Use `create(WebSocketErrorSchema)` to create a new message.
  */
 export const WebSocketErrorSchema: GenMessage<WebSocketError> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 32);
+  messageDesc(file_watchtower_v1_watchtower, 34);
 
 /**
  * RunState says whether the engine advances ticks.
@@ -1570,6 +1647,22 @@ export enum RejectionReason {
    * @generated from enum value: REJECTION_REASON_CANCELLED = 8;
    */
   CANCELLED = 8,
+
+  /**
+   * The parameter did not hold the command's expected_value; the details
+   * carry the value it held.
+   *
+   * @generated from enum value: REJECTION_REASON_CONFLICT = 9;
+   */
+  CONFLICT = 9,
+
+  /**
+   * Another command of the same batch was refused, so this one was not
+   * applied either.
+   *
+   * @generated from enum value: REJECTION_REASON_BATCH_ABORTED = 10;
+   */
+  BATCH_ABORTED = 10,
 }
 
 /**
@@ -1653,6 +1746,22 @@ export const WatchtowerService: GenService<{
     methodKind: "unary";
     input: typeof ApplyCommandRequestSchema;
     output: typeof ApplyCommandResponseSchema;
+  },
+  /**
+   * ApplyCommands applies several commands in the same Phase 0, in order:
+   * all or nothing. Each command is checked against the values the commands
+   * before it leave. If any is refused, none is applied, every command is
+   * audited as not applied, and the call fails with the refused command's
+   * status (INVALID_ARGUMENT, FAILED_PRECONDITION or ABORTED) and BadRequest
+   * details naming it by index, for example `commands[2].value`. At most 100
+   * commands; the batch takes one queue slot. Operators only.
+   *
+   * @generated from rpc watchtower.v1.WatchtowerService.ApplyCommands
+   */
+  applyCommands: {
+    methodKind: "unary";
+    input: typeof ApplyCommandsRequestSchema;
+    output: typeof ApplyCommandsResponseSchema;
   },
   /**
    * SubscribeTelemetry streams engine snapshots at most once per interval.
