@@ -163,6 +163,10 @@ impl SimulationServer {
         if config.start_paused {
             engine.world_mut().run.settings.paused = true;
         }
+        engine
+            .world_mut()
+            .schedule
+            .set_capacity(config.max_scheduled);
         let catalogue = engine.world().registry.catalogue();
         engine.attach_bridge(receiver, publisher);
         let run = RunView {

@@ -47,6 +47,9 @@ pub struct Config {
     /// 1; `ControlEngine` resumes or steps it.
     #[arg(long, env = "WATCHTOWER_START_PAUSED")]
     pub start_paused: bool,
+    /// Most commands held for a later tick (`apply_at_tick`) at once.
+    #[arg(long, env = "WATCHTOWER_MAX_SCHEDULED", default_value_t = crate::engine::schedule::DEFAULT_MAX_SCHEDULED)]
+    pub max_scheduled: usize,
 
     /// YAML file of `key: value` overrides for economy_params.yaml.
     #[arg(long, env = "WATCHTOWER_PARAMS")]

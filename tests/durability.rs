@@ -630,3 +630,52 @@ async fn commands_applied_while_paused_replay_bit_for_bit_and_a_paused_run_resum
     assert_eq!(keys, ["engine.pause", KEY, "engine.step"]);
     stop(app).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_command_survives_a_restart_from_its_checkpoint() {
+    use pb::control_engine_request::Action;
+    let data = Data::new();
+    let mut app = data.start(&["--tps", "100", "--start-paused"]);
+    let mut client = connect(app.addr()).await;
+    let mut request = command("kept-for-later", KEY, number(0.16));
+    request.command.as_mut().unwrap().apply_at_tick = 30;
+    let waiting = {
+        let mut client = client.clone();
+        tokio::spawn(async move { client.apply_command(request).await })
+    };
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while client
+        .list_scheduled_commands(pb::ListScheduledCommandsRequest {})
+        .await
+        .expect("listed")
+        .into_inner()
+        .commands
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never scheduled");
+    }
+    stop(app).await;
+    assert!(
+        waiting.await.unwrap().is_err(),
+        "its caller is gone with the server"
+    );
+
+    let mut app = data.start(&["--tps", "100", "--resume", "latest"]);
+    let mut client = connect(app.addr()).await;
+    let stepped = client
+        .control_engine(pb::ControlEngineRequest {
+            action: Some(Action::Step(pb::ControlStep { ticks: 30 })),
+        })
+        .await
+        .expect("stepped")
+        .into_inner();
+    assert_eq!(stepped.tick, 30);
+    let entries = all_entries(&mut client).await;
+    let applied = entries
+        .iter()
+        .find(|e| e.command_id == "kept-for-later")
+        .expect("applied after the restart");
+    assert!(applied.success);
+    assert_eq!(applied.applied_tick, 30);
+    stop(app).await;
+}

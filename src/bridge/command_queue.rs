@@ -26,7 +26,10 @@ use std::{
 
 use tokio::sync::oneshot;
 
-use crate::pb::{ControlEngineResponse, GodCommand, GodResponse, control_engine_request::Action};
+use crate::pb::{
+    ControlEngineResponse, GodCommand, GodResponse, ScheduledCommand,
+    control_engine_request::Action,
+};
 
 /// Creates a command queue holding at most `capacity` commands.
 pub fn command_queue(capacity: usize) -> (CommandSender, CommandReceiver) {
@@ -123,6 +126,13 @@ pub enum Request {
         /// Check only: nothing is changed or audited.
         validate_only: bool,
     },
+    /// Drop a scheduled command; answered with its audit entry.
+    Cancel {
+        /// The scheduled command's id.
+        command_id: String,
+    },
+    /// List the scheduled commands; changes nothing.
+    ListScheduled,
     /// Pause, resume, step or re-pace the engine.
     Control {
         /// The audit entry's id, assigned by the server.
@@ -198,6 +208,7 @@ enum ReplyTo {
         tx: oneshot::Sender<Result<Vec<GodResponse>, Unrecorded>>,
         responses: Vec<GodResponse>,
     },
+    Listing(oneshot::Sender<Result<Vec<ScheduledCommand>, Unrecorded>>),
 }
 
 impl Reply {
@@ -208,6 +219,15 @@ impl Reply {
             ReplyTo::Command(tx) => tx.send(Ok(response)).is_ok(),
             ReplyTo::Control { tx, status } => tx.send(Ok(status)).is_ok(),
             ReplyTo::Batch { tx, responses } => tx.send(Ok(responses)).is_ok(),
+            ReplyTo::Listing(tx) => tx.send(Ok(Vec::new())).is_ok(),
+        }
+    }
+
+    /// Answers a `ListScheduled` request; false for any other reply.
+    pub fn send_listing(self, listing: Vec<ScheduledCommand>) -> bool {
+        match self.0 {
+            ReplyTo::Listing(tx) => tx.send(Ok(listing)).is_ok(),
+            _ => false,
         }
     }
 
@@ -251,6 +271,7 @@ impl Reply {
             ReplyTo::Command(tx) => tx.send(Err(error)).is_ok(),
             ReplyTo::Control { tx, .. } => tx.send(Err(error)).is_ok(),
             ReplyTo::Batch { tx, .. } => tx.send(Err(error)).is_ok(),
+            ReplyTo::Listing(tx) => tx.send(Err(error)).is_ok(),
         }
     }
 
@@ -259,6 +280,7 @@ impl Reply {
             ReplyTo::Command(tx) => tx.is_closed(),
             ReplyTo::Control { tx, .. } => tx.is_closed(),
             ReplyTo::Batch { tx, .. } => tx.is_closed(),
+            ReplyTo::Listing(tx) => tx.is_closed(),
         }
     }
 }
@@ -379,6 +401,31 @@ impl CommandSender {
             validate_only,
         };
         self.push(request, origin, reply)?;
+        Ok(PendingReply(rx))
+    }
+
+    /// Queues the cancellation of scheduled command `command_id`.
+    pub fn try_cancel(
+        &self,
+        command_id: String,
+        origin: CommandOrigin,
+    ) -> Result<PendingReply, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        self.push(
+            Request::Cancel { command_id },
+            origin,
+            Reply(ReplyTo::Command(tx)),
+        )?;
+        Ok(PendingReply(rx))
+    }
+
+    /// Asks the next Phase 0 for the scheduled commands.
+    pub fn try_list_scheduled(
+        &self,
+        origin: CommandOrigin,
+    ) -> Result<PendingReply<Vec<ScheduledCommand>>, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        self.push(Request::ListScheduled, origin, Reply(ReplyTo::Listing(tx)))?;
         Ok(PendingReply(rx))
     }
 
@@ -686,6 +733,8 @@ mod tests {
                 Request::Command(c) => c.id.as_str(),
                 Request::Control { id, .. } => id.as_str(),
                 Request::Batch { commands, .. } => commands[0].id.as_str(),
+                Request::Cancel { command_id } => command_id.as_str(),
+                Request::ListScheduled => "",
             })
             .collect();
         assert_eq!(ids, ["a", "b"]);

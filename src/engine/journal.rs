@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AuditLog, Economy, Value, control::RunSettings};
+use super::{AuditLog, Economy, Value, control::RunSettings, schedule::SavedSchedule};
 use crate::{bridge::Reply, pb::GodResponse};
 
 /// Where the engine hands its record. Every method must return at once.
@@ -51,4 +51,6 @@ pub struct EngineState {
     pub audit: AuditLog,
     /// Paused or running, and the target pace.
     pub run: RunSettings,
+    /// Commands held for later ticks.
+    pub scheduled: SavedSchedule,
 }

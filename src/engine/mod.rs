@@ -2,6 +2,7 @@
 //! blocking `std::thread` (spec §3.1).
 //!
 //! - [`registry`]: the `GlobalRegistry` of typed, range-checked parameters;
+//! - [`schedule`]: commands held for a later tick (`apply_at_tick`);
 //! - [`scheduler`]: the `TickScheduler` and its ordered [`Phase`]s;
 //! - [`economy`]: the agents and the `SettlementSystem` behind phases 1–7;
 //! - [`audit`]: the `AuditLog` of god-mode commands and the idempotency index;
@@ -22,6 +23,7 @@ pub mod digest;
 pub mod economy;
 pub mod journal;
 pub mod registry;
+pub mod schedule;
 pub mod scheduler;
 
 use std::{
@@ -38,6 +40,7 @@ pub use digest::state_digest;
 pub use economy::{Economy, EconomyError};
 pub use journal::{EngineState, Journal, Outcome};
 pub use registry::{GlobalRegistry, ParamId, ParamSpec, ParamsError, Rejection, Value, ValueType};
+pub use schedule::{Schedule, Scheduled};
 pub use scheduler::{Phase, TickScheduler};
 
 use crate::{
@@ -87,6 +90,8 @@ pub struct World {
     pub digest: u64,
     /// Paused or running, the target pace and a running `step`.
     pub run: RunControl,
+    /// Commands held for later ticks.
+    pub schedule: Schedule,
     /// Durability, if the run is recorded.
     pub durability: Option<Durability>,
 }
@@ -133,6 +138,7 @@ impl World {
             economy: self.economy.clone(),
             audit: self.audit.clone(),
             run: self.run.settings,
+            scheduled: self.schedule.saved(),
         }
     }
 
@@ -310,6 +316,7 @@ impl SimulationEngine {
         let mut engine =
             Self::with_state(registry, state.economy, state.seed, state.tick, state.audit);
         engine.world.run.settings = state.run;
+        engine.world.schedule.restore(state.scheduled);
         Ok(engine)
     }
 
@@ -338,6 +345,7 @@ impl SimulationEngine {
             run_id: String::new(),
             digest: 0,
             run: RunControl::default(),
+            schedule: Schedule::default(),
             durability: None,
         };
         world.settle_digest();
@@ -384,6 +392,7 @@ impl SimulationEngine {
             .register_hook(Phase::Intercept, move |w: &mut World| {
                 queue.drain_into(&mut drained);
                 reapply_recorded(w);
+                apply_due(w);
                 for queued in drained.drain(..) {
                     intercept(w, queued);
                 }
@@ -606,6 +615,11 @@ fn intercept(world: &mut World, queued: QueuedCommand) {
         Request::Command(command) => (&command.id, &command.key, &command.reason),
         Request::Control { id, .. } => (id, &String::new(), &String::new()),
         Request::Batch { .. } => return intercept_batch(world, queued),
+        Request::Cancel { .. } => return cancel_scheduled(world, queued),
+        Request::ListScheduled => {
+            queued.into_reply().send_listing(world.schedule.list());
+            return;
+        }
     };
     if let Some(recorded) = world.audit.recorded(id) {
         info!(command_id = %id, tick = recorded.applied_tick, "command id already recorded; returning its outcome");
@@ -623,6 +637,30 @@ fn intercept(world: &mut World, queued: QueuedCommand) {
         ..Default::default()
     };
     let abandoned = queued.abandoned(Instant::now());
+    if abandoned.is_none()
+        && let Request::Command(command) = &queued.request
+        && command.apply_at_tick != 0
+    {
+        match timing(world, command.apply_at_tick) {
+            Timing::Now => {}
+            Timing::Later => return schedule_command(world, queued, response),
+            Timing::Passed => {
+                let allowed = format!("0 (the next tick) or a tick after {}", world.tick);
+                let error = format!("tick {} has already passed", command.apply_at_tick);
+                refuse(
+                    &world.registry,
+                    &mut response,
+                    pb::RejectionReason::TickPassed,
+                    error,
+                    allowed,
+                );
+                response.field = "command.apply_at_tick".to_owned();
+                log_rejection(world.tick, &response);
+                world.audit.record(response.clone());
+                return deliver(world, response, Some(queued.into_reply()), true);
+            }
+        }
+    }
     let QueuedCommand { request, .. } = &queued;
     let reply = match (abandoned, request) {
         (Some(abandoned), _) => {
@@ -637,10 +675,159 @@ fn intercept(world: &mut World, queued: QueuedCommand) {
             let action = *action;
             control(world, action, queued.into_reply(), &mut response)
         }
-        (None, Request::Batch { .. }) => unreachable!("batches are intercepted above"),
+        (None, Request::Batch { .. } | Request::Cancel { .. } | Request::ListScheduled) => {
+            unreachable!("handled above")
+        }
     };
     world.audit.record(response.clone());
     deliver(world, response, reply, true);
+}
+
+/// When a command's `apply_at_tick` falls, seen from this Phase 0.
+enum Timing {
+    Now,
+    Later,
+    Passed,
+}
+
+fn timing(world: &World, apply_at_tick: u64) -> Timing {
+    // Between ticks (paused), tick `world.tick` has settled; the next
+    // Phase 0 is the next tick's.
+    let next = world.tick + u64::from(world.run.between_ticks);
+    match apply_at_tick.cmp(&next) {
+        std::cmp::Ordering::Less => Timing::Passed,
+        std::cmp::Ordering::Equal if !world.run.between_ticks => Timing::Now,
+        _ => Timing::Later,
+    }
+}
+
+/// Holds a command for its tick; the caller is answered then. A full
+/// schedule refuses it.
+fn schedule_command(world: &mut World, queued: QueuedCommand, mut response: pb::GodResponse) {
+    let principal = queued.origin.principal.to_string();
+    let (request, reply) = queued.into_parts();
+    let Request::Command(command) = request else {
+        return;
+    };
+    let scheduled = Scheduled {
+        command,
+        principal,
+        reply: Some(reply),
+    };
+    match world.schedule.insert(scheduled) {
+        Ok(()) => info!(command_id = %response.command_id, tick = world.tick, "command scheduled"),
+        Err(back) => {
+            let error = format!(
+                "{} commands are already scheduled",
+                world.schedule.capacity()
+            );
+            let allowed = format!("at most {} scheduled commands", world.schedule.capacity());
+            refuse(
+                &world.registry,
+                &mut response,
+                pb::RejectionReason::ScheduleFull,
+                error,
+                allowed,
+            );
+            response.field = "command.apply_at_tick".to_owned();
+            log_rejection(world.tick, &response);
+            world.audit.record(response.clone());
+            deliver(world, response, back.reply, true);
+        }
+    }
+}
+
+/// Phase 0: applies the scheduled commands due at this tick, in the order
+/// they were scheduled, before anything from the queue.
+fn apply_due(world: &mut World) {
+    for due in world.schedule.take_due(world.tick) {
+        let command = &due.command;
+        if let Some(recorded) = world.audit.recorded(&command.id) {
+            let recorded = recorded.clone();
+            deliver(world, recorded, due.reply, false);
+            continue;
+        }
+        let mut response = pb::GodResponse {
+            command_id: command.id.clone(),
+            applied_tick: world.tick,
+            key: command.key.clone(),
+            reason: command.reason.clone(),
+            principal: due.principal.clone(),
+            ..Default::default()
+        };
+        apply(world, command, &mut response);
+        world.audit.record(response.clone());
+        deliver(world, response, due.reply, true);
+    }
+}
+
+/// Drops a scheduled command: its own caller gets CANCELLED, the canceller
+/// the same audited entry. An unknown id changes and audits nothing.
+fn cancel_scheduled(world: &mut World, queued: QueuedCommand) {
+    let canceller = queued.origin.principal.to_string();
+    let (request, reply) = queued.into_parts();
+    let Request::Cancel { command_id } = request else {
+        return;
+    };
+    let Some(cancelled) = world.schedule.cancel(&command_id) else {
+        let mut response = pb::GodResponse {
+            command_id: command_id.clone(),
+            field: "command_id".to_owned(),
+            ..Default::default()
+        };
+        let error = format!("no scheduled command has id {command_id:?}");
+        let allowed = "the id of a command listed by ListScheduledCommands".to_owned();
+        refuse(
+            &world.registry,
+            &mut response,
+            pb::RejectionReason::NotScheduled,
+            error,
+            allowed,
+        );
+        reply.send(response);
+        return;
+    };
+    let command = &cancelled.command;
+    let mut response = pb::GodResponse {
+        command_id: command.id.clone(),
+        applied_tick: world.tick,
+        key: command.key.clone(),
+        reason: command.reason.clone(),
+        principal: cancelled.principal.clone(),
+        ..Default::default()
+    };
+    let error = format!(
+        "cancelled by {canceller} before its tick {}; not applied",
+        command.apply_at_tick
+    );
+    refuse(
+        &world.registry,
+        &mut response,
+        pb::RejectionReason::Cancelled,
+        error,
+        String::new(),
+    );
+    info!(command_id = %response.command_id, tick = world.tick, principal = %canceller, "scheduled command cancelled");
+    world.audit.record(response.clone());
+    deliver(world, response.clone(), cancelled.reply, true);
+    deliver(world, response, Some(reply), false);
+}
+
+/// Fills in a refusal that is not the registry's: the value stays as it is.
+fn refuse(
+    registry: &GlobalRegistry,
+    response: &mut pb::GodResponse,
+    reason: pb::RejectionReason,
+    error: String,
+    allowed: String,
+) {
+    let current = registry.value_by_key(&response.key).map(Into::into);
+    response.success = false;
+    response.error = error;
+    response.allowed = allowed;
+    response.rejection = reason.into();
+    response.old_value = current;
+    response.new_value = current;
 }
 
 /// Takes a control action into effect and fills in its audit entry. The

@@ -146,6 +146,7 @@ impl ApiError {
         match self.code() {
             Code::InvalidArgument => "INVALID_ARGUMENT",
             Code::Aborted => "ABORTED",
+            Code::NotFound => "NOT_FOUND",
             Code::FailedPrecondition => "FAILED_PRECONDITION",
             Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
             Code::Unauthenticated => "UNAUTHENTICATED",
@@ -199,6 +200,8 @@ fn rejection_code(reason: pb::RejectionReason) -> Code {
         pb::RejectionReason::Expired => Code::DeadlineExceeded,
         pb::RejectionReason::Cancelled => Code::Cancelled,
         pb::RejectionReason::Conflict => Code::Aborted,
+        pb::RejectionReason::ScheduleFull => Code::ResourceExhausted,
+        pb::RejectionReason::NotScheduled => Code::NotFound,
         _ => Code::InvalidArgument,
     }
 }

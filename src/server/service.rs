@@ -37,10 +37,12 @@ use crate::{
     bridge::{CommandOrigin, CommandSender, PendingReply, TelemetryReader, Unrecorded},
     pb::{
         self, ApplyCommandRequest, ApplyCommandResponse, ApplyCommandsRequest,
-        ApplyCommandsResponse, ControlEngineRequest, ControlEngineResponse, GetServerStatsRequest,
-        GetServerStatsResponse, GodCommand, GodResponse, ListAuditEntriesRequest,
-        ListAuditEntriesResponse, ListParametersRequest, ListParametersResponse,
-        SubscribeTelemetryRequest, WhoAmIRequest, WhoAmIResponse, control_engine_request::Action,
+        ApplyCommandsResponse, CancelScheduledCommandRequest, CancelScheduledCommandResponse,
+        ControlEngineRequest, ControlEngineResponse, GetServerStatsRequest, GetServerStatsResponse,
+        GodCommand, GodResponse, ListAuditEntriesRequest, ListAuditEntriesResponse,
+        ListParametersRequest, ListParametersResponse, ListScheduledCommandsRequest,
+        ListScheduledCommandsResponse, SubscribeTelemetryRequest, WhoAmIRequest, WhoAmIResponse,
+        control_engine_request::Action,
     },
     store::{AuditFile, AuditQuery, LogHealth},
 };
@@ -230,6 +232,34 @@ impl WatchtowerApi {
         self.rate.check(&caller.principal.name)
     }
 
+    /// Queues the cancellation of a scheduled command.
+    pub fn cancel_scheduled(
+        &self,
+        command_id: String,
+        caller: &Caller,
+    ) -> Result<PendingReply, ApiError> {
+        caller.principal.require(Role::Operator)?;
+        if command_id.len() > limits::MAX_ID_BYTES {
+            return Err(ApiError::TooLong {
+                field: "command_id".to_owned(),
+                len: command_id.len(),
+                max: limits::MAX_ID_BYTES,
+                prefix: limits::prefix(&command_id, limits::ECHO_PREFIX_BYTES).to_owned(),
+            });
+        }
+        self.admit(caller)?;
+        Ok(self.commands.try_cancel(command_id, origin(caller))?)
+    }
+
+    /// Asks the engine for its scheduled commands, through the queue like
+    /// everything else it answers (so a paused engine answers at once).
+    pub fn list_scheduled(
+        &self,
+        caller: &Caller,
+    ) -> Result<PendingReply<Vec<pb::ScheduledCommand>>, ApiError> {
+        Ok(self.commands.try_list_scheduled(origin(caller))?)
+    }
+
     /// The one way a control action enters the queue, with the same checks
     /// as [`WatchtowerApi::submit`]: it takes a queue slot and counts
     /// against the caller's rate and share.
@@ -387,6 +417,40 @@ impl WatchtowerService for WatchtowerApi {
         } else {
             Err(batch_rejection(responses).into())
         }
+    }
+
+    #[instrument(skip_all)]
+    async fn list_scheduled_commands(
+        &self,
+        request: Request<ListScheduledCommandsRequest>,
+    ) -> Result<Response<ListScheduledCommandsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let pending = self.list_scheduled(&caller)?;
+        let commands = await_reply(pending, caller.deadline).await?;
+        Ok(Response::new(ListScheduledCommandsResponse { commands }))
+    }
+
+    #[instrument(skip_all)]
+    async fn cancel_scheduled_command(
+        &self,
+        request: Request<CancelScheduledCommandRequest>,
+    ) -> Result<Response<CancelScheduledCommandResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let command_id = request.into_inner().command_id;
+        if command_id.is_empty() {
+            return Err(ApiError::MissingField {
+                field: "command_id",
+            }
+            .into());
+        }
+        let pending = self.cancel_scheduled(command_id, &caller)?;
+        let response = await_reply(pending, caller.deadline).await?;
+        if response.rejection() == pb::RejectionReason::NotScheduled {
+            return Err(ApiError::Rejected(Box::new(response)).into());
+        }
+        Ok(Response::new(CancelScheduledCommandResponse {
+            response: Some(response),
+        }))
     }
 
     #[instrument(skip_all)]
