@@ -232,3 +232,47 @@ async fn a_stale_expected_value_is_aborted_with_the_current_value() {
         "commands[1].expected_value"
     );
 }
+
+async fn revert(client: &mut Client, id: &str) -> Result<pb::GodResponse, tonic::Status> {
+    client
+        .revert_command(pb::RevertCommandRequest {
+            command_id: id.to_owned(),
+        })
+        .await
+        .map(|r| r.into_inner().response.unwrap())
+}
+
+#[tokio::test]
+async fn revert_restores_the_old_value_unless_it_changed_since() {
+    let mut app = paused_app().await;
+    let original = audited(&app, 0).await.parameters[TAX];
+    let applied = app
+        .client
+        .apply_command(command("to-undo", TAX, number(0.22)))
+        .await
+        .expect("applied")
+        .into_inner()
+        .response
+        .unwrap();
+    let undone = revert(&mut app.client, "to-undo").await.expect("reverted");
+    assert!(undone.success);
+    assert_eq!(undone.old_value, applied.new_value);
+    assert_eq!(undone.new_value, Some(original));
+    assert_eq!(undone.reason, "revert of to-undo");
+    assert_ne!(undone.command_id, "to-undo", "a new command");
+    let snapshot = audited(&app, 2).await;
+    assert_eq!(snapshot.parameters[TAX], original, "restored");
+
+    for (id, value) in [("first", 0.25), ("second", 0.26)] {
+        app.client
+            .apply_command(command(id, TAX, number(value)))
+            .await
+            .expect("applied");
+    }
+    let status = revert(&mut app.client, "first").await.unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    let status = revert(&mut app.client, "never-sent").await.unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    let snapshot = audited(&app, 6).await;
+    assert_eq!(snapshot.parameters[TAX], number(0.26).unwrap(), "unchanged");
+}

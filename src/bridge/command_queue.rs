@@ -133,6 +133,13 @@ pub enum Request {
     },
     /// List the scheduled commands; changes nothing.
     ListScheduled,
+    /// Set a parameter back to the old value an applied command replaced.
+    Revert {
+        /// The new command's id, assigned by the server.
+        id: String,
+        /// The command to revert.
+        command_id: String,
+    },
     /// Pause, resume, step or re-pace the engine.
     Control {
         /// The audit entry's id, assigned by the server.
@@ -413,6 +420,22 @@ impl CommandSender {
         let (tx, rx) = oneshot::channel();
         self.push(
             Request::Cancel { command_id },
+            origin,
+            Reply(ReplyTo::Command(tx)),
+        )?;
+        Ok(PendingReply(rx))
+    }
+
+    /// Queues the revert of command `command_id`, as a new command `id`.
+    pub fn try_revert(
+        &self,
+        id: String,
+        command_id: String,
+        origin: CommandOrigin,
+    ) -> Result<PendingReply, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        self.push(
+            Request::Revert { id, command_id },
             origin,
             Reply(ReplyTo::Command(tx)),
         )?;
@@ -735,6 +758,7 @@ mod tests {
                 Request::Batch { commands, .. } => commands[0].id.as_str(),
                 Request::Cancel { command_id } => command_id.as_str(),
                 Request::ListScheduled => "",
+                Request::Revert { id, .. } => id.as_str(),
             })
             .collect();
         assert_eq!(ids, ["a", "b"]);

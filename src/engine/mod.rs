@@ -620,6 +620,7 @@ fn intercept(world: &mut World, queued: QueuedCommand) {
             queued.into_reply().send_listing(world.schedule.list());
             return;
         }
+        Request::Revert { .. } => return revert(world, queued),
     };
     if let Some(recorded) = world.audit.recorded(id) {
         info!(command_id = %id, tick = recorded.applied_tick, "command id already recorded; returning its outcome");
@@ -675,7 +676,13 @@ fn intercept(world: &mut World, queued: QueuedCommand) {
             let action = *action;
             control(world, action, queued.into_reply(), &mut response)
         }
-        (None, Request::Batch { .. } | Request::Cancel { .. } | Request::ListScheduled) => {
+        (
+            None,
+            Request::Batch { .. }
+            | Request::Cancel { .. }
+            | Request::ListScheduled
+            | Request::Revert { .. },
+        ) => {
             unreachable!("handled above")
         }
     };
@@ -811,6 +818,66 @@ fn cancel_scheduled(world: &mut World, queued: QueuedCommand) {
     world.audit.record(response.clone());
     deliver(world, response.clone(), cancelled.reply, true);
     deliver(world, response, Some(reply), false);
+}
+
+/// Phase 0 for a revert: sets the parameter back to the old value the
+/// named command replaced, as a new audited command, if it still holds that
+/// command's new value. A repeated revert id gets its recorded outcome.
+fn revert(world: &mut World, mut queued: QueuedCommand) {
+    let Request::Revert { id, command_id } = &queued.request else {
+        return;
+    };
+    if let Some(recorded) = world.audit.recorded(id) {
+        let recorded = recorded.clone();
+        return deliver(world, recorded, Some(queued.into_reply()), false);
+    }
+    let target = world.audit.recorded(command_id).cloned();
+    let command = pb::GodCommand {
+        id: id.clone(),
+        key: target.as_ref().map(|t| t.key.clone()).unwrap_or_default(),
+        value: target.as_ref().and_then(|t| t.old_value),
+        reason: format!("revert of {command_id}"),
+        ..Default::default()
+    };
+    let refusal = match &target {
+        None => Some((
+            pb::RejectionReason::UnknownCommand,
+            format!("no recorded command has id {command_id:?}"),
+        )),
+        Some(t) if !t.success || t.key.starts_with(CONTROL_KEY_PREFIX) => Some((
+            pb::RejectionReason::NotRevertible,
+            format!("command {command_id:?} changed no parameter"),
+        )),
+        Some(t) if world.registry.value_by_key(&t.key).map(Into::into) != t.new_value => Some((
+            pb::RejectionReason::NotRevertible,
+            format!("{} has changed since command {command_id:?}", t.key),
+        )),
+        Some(_) => None,
+    };
+    queued.request = Request::Command(command);
+    match refusal {
+        None => intercept(world, queued),
+        Some((reason, error)) => {
+            let Request::Command(command) = &queued.request else {
+                return;
+            };
+            let mut response = pb::GodResponse {
+                command_id: command.id.clone(),
+                applied_tick: world.tick,
+                key: command.key.clone(),
+                reason: command.reason.clone(),
+                principal: queued.origin.principal.to_string(),
+                field: "command_id".to_owned(),
+                ..Default::default()
+            };
+            let allowed =
+                "the id of an applied command whose parameter has not changed since".to_owned();
+            refuse(&world.registry, &mut response, reason, error, allowed);
+            log_rejection(world.tick, &response);
+            world.audit.record(response.clone());
+            deliver(world, response, Some(queued.into_reply()), true);
+        }
+    }
 }
 
 /// Fills in a refusal that is not the registry's: the value stays as it is.

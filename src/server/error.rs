@@ -201,7 +201,8 @@ fn rejection_code(reason: pb::RejectionReason) -> Code {
         pb::RejectionReason::Cancelled => Code::Cancelled,
         pb::RejectionReason::Conflict => Code::Aborted,
         pb::RejectionReason::ScheduleFull => Code::ResourceExhausted,
-        pb::RejectionReason::NotScheduled => Code::NotFound,
+        pb::RejectionReason::NotScheduled | pb::RejectionReason::UnknownCommand => Code::NotFound,
+        pb::RejectionReason::NotRevertible => Code::FailedPrecondition,
         _ => Code::InvalidArgument,
     }
 }

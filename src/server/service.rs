@@ -41,8 +41,8 @@ use crate::{
         ControlEngineRequest, ControlEngineResponse, GetServerStatsRequest, GetServerStatsResponse,
         GodCommand, GodResponse, ListAuditEntriesRequest, ListAuditEntriesResponse,
         ListParametersRequest, ListParametersResponse, ListScheduledCommandsRequest,
-        ListScheduledCommandsResponse, SubscribeTelemetryRequest, WhoAmIRequest, WhoAmIResponse,
-        control_engine_request::Action,
+        ListScheduledCommandsResponse, RevertCommandRequest, RevertCommandResponse,
+        SubscribeTelemetryRequest, WhoAmIRequest, WhoAmIResponse, control_engine_request::Action,
     },
     store::{AuditFile, AuditQuery, LogHealth},
 };
@@ -251,6 +251,22 @@ impl WatchtowerApi {
         Ok(self.commands.try_cancel(command_id, origin(caller))?)
     }
 
+    /// Queues the revert of an applied command, as a new command.
+    pub fn revert(&self, command_id: String, caller: &Caller) -> Result<PendingReply, ApiError> {
+        caller.principal.require(Role::Operator)?;
+        if command_id.len() > limits::MAX_ID_BYTES {
+            return Err(ApiError::TooLong {
+                field: "command_id".to_owned(),
+                len: command_id.len(),
+                max: limits::MAX_ID_BYTES,
+                prefix: limits::prefix(&command_id, limits::ECHO_PREFIX_BYTES).to_owned(),
+            });
+        }
+        self.admit(caller)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        Ok(self.commands.try_revert(id, command_id, origin(caller))?)
+    }
+
     /// Asks the engine for its scheduled commands, through the queue like
     /// everything else it answers (so a paused engine answers at once).
     pub fn list_scheduled(
@@ -451,6 +467,30 @@ impl WatchtowerService for WatchtowerApi {
         Ok(Response::new(CancelScheduledCommandResponse {
             response: Some(response),
         }))
+    }
+
+    #[instrument(skip_all)]
+    async fn revert_command(
+        &self,
+        request: Request<RevertCommandRequest>,
+    ) -> Result<Response<RevertCommandResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let command_id = request.into_inner().command_id;
+        if command_id.is_empty() {
+            return Err(ApiError::MissingField {
+                field: "command_id",
+            }
+            .into());
+        }
+        let pending = self.revert(command_id, &caller)?;
+        let response = await_reply(pending, caller.deadline).await?;
+        if response.success {
+            Ok(Response::new(RevertCommandResponse {
+                response: Some(response),
+            }))
+        } else {
+            Err(ApiError::Rejected(Box::new(response)).into())
+        }
     }
 
     #[instrument(skip_all)]

@@ -10,7 +10,50 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file watchtower/v1/watchtower.proto.
  */
 export const file_watchtower_v1_watchtower: GenFile = /*@__PURE__*/
-  fileDesc("Ch53YXRjaHRvd2VyL3YxL3dhdGNodG93ZXIucHJvdG8SDXdhdGNodG93ZXIudjEiHgocTGlzdFNjaGVkdWxlZENvbW1hbmRzUmVxdWVzdCJSCh1MaXN0U2NoZWR1bGVkQ29tbWFuZHNSZXNwb25zZRIxCghjb21tYW5kcxgBIAMoCzIfLndhdGNodG93ZXIudjEuU2NoZWR1bGVkQ29tbWFuZCJRChBTY2hlZHVsZWRDb21tYW5kEioKB2NvbW1hbmQYASABKAsyGS53YXRjaHRvd2VyLnYxLkdvZENvbW1hbmQSEQoJcHJpbmNpcGFsGAIgASgJIjMKHUNhbmNlbFNjaGVkdWxlZENvbW1hbmRSZXF1ZXN0EhIKCmNvbW1hbmRfaWQYASABKAkiTgoeQ2FuY2VsU2NoZWR1bGVkQ29tbWFuZFJlc3BvbnNlEiwKCHJlc3BvbnNlGAEgASgLMhoud2F0Y2h0b3dlci52MS5Hb2RSZXNwb25zZSLbAQoUQ29udHJvbEVuZ2luZVJlcXVlc3QSLAoFcGF1c2UYASABKAsyGy53YXRjaHRvd2VyLnYxLkNvbnRyb2xQYXVzZUgAEi4KBnJlc3VtZRgCIAEoCzIcLndhdGNodG93ZXIudjEuQ29udHJvbFJlc3VtZUgAEioKBHN0ZXAYAyABKAsyGi53YXRjaHRvd2VyLnYxLkNvbnRyb2xTdGVwSAASLwoHc2V0X3RwcxgEIAEoCzIcLndhdGNodG93ZXIudjEuQ29udHJvbFNldFRwc0gAQggKBmFjdGlvbiIOCgxDb250cm9sUGF1c2UiDwoNQ29udHJvbFJlc3VtZSIcCgtDb250cm9sU3RlcBINCgV0aWNrcxgBIAEoDSIcCg1Db250cm9sU2V0VHBzEgsKA3RwcxgBIAEoASJlChVDb250cm9sRW5naW5lUmVzcG9uc2USKgoJcnVuX3N0YXRlGAEgASgOMhcud2F0Y2h0b3dlci52MS5SdW5TdGF0ZRIMCgR0aWNrGAIgASgEEhIKCnRhcmdldF90cHMYAyABKAEiDwoNV2hvQW1JUmVxdWVzdCJGCg5XaG9BbUlSZXNwb25zZRIRCglwcmluY2lwYWwYASABKAkSIQoEcm9sZRgCIAEoDjITLndhdGNodG93ZXIudjEuUm9sZSJxChdMaXN0QXVkaXRFbnRyaWVzUmVxdWVzdBILCgNrZXkYASABKAkSEQoJZnJvbV90aWNrGAIgASgEEg8KB3RvX3RpY2sYAyABKAQSEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiYAoYTGlzdEF1ZGl0RW50cmllc1Jlc3BvbnNlEisKB2VudHJpZXMYASADKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIXChVHZXRTZXJ2ZXJTdGF0c1JlcXVlc3QisAEKFkdldFNlcnZlclN0YXRzUmVzcG9uc2USGgoSYWN0aXZlX3N1YnNjcmliZXJzGAEgASgEEh0KFXdlYnNvY2tldF9jb25uZWN0aW9ucxgCIAEoBBIZChFzbmFwc2hvdHNfZW5jb2RlZBgDIAEoBBIbChNzbmFwc2hvdHNfZGVsaXZlcmVkGAQgASgEEhMKC2xhdGVzdF90aWNrGAUgASgEEg4KBnJ1bl9pZBgGIAEoCSJYChNBcHBseUNvbW1hbmRSZXF1ZXN0EioKB2NvbW1hbmQYASABKAsyGS53YXRjaHRvd2VyLnYxLkdvZENvbW1hbmQSFQoNdmFsaWRhdGVfb25seRgCIAEoCCJaChRBcHBseUNvbW1hbmRzUmVxdWVzdBIrCghjb21tYW5kcxgBIAMoCzIZLndhdGNodG93ZXIudjEuR29kQ29tbWFuZBIVCg12YWxpZGF0ZV9vbmx5GAIgASgIIkYKFUFwcGx5Q29tbWFuZHNSZXNwb25zZRItCglyZXNwb25zZXMYASADKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlIkQKFEFwcGx5Q29tbWFuZFJlc3BvbnNlEiwKCHJlc3BvbnNlGAEgASgLMhoud2F0Y2h0b3dlci52MS5Hb2RSZXNwb25zZSJBChlTdWJzY3JpYmVUZWxlbWV0cnlSZXF1ZXN0EhMKC2ludGVydmFsX21zGAEgASgNEg8KB2hpc3RvcnkYAiABKA0iUQoaU3Vic2NyaWJlVGVsZW1ldHJ5UmVzcG9uc2USMwoIc25hcHNob3QYASABKAsyIS53YXRjaHRvd2VyLnYxLldhdGNodG93ZXJTbmFwc2hvdCIXChVMaXN0UGFyYW1ldGVyc1JlcXVlc3QiSgoWTGlzdFBhcmFtZXRlcnNSZXNwb25zZRIwCgpwYXJhbWV0ZXJzGAEgAygLMhwud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJTcGVjIrEBCgpHb2RDb21tYW5kEgoKAmlkGAEgASgJEgsKA2tleRgCIAEoCRIsCgV2YWx1ZRgDIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSDgoGcmVhc29uGAQgASgJEjUKDmV4cGVjdGVkX3ZhbHVlGAUgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIVCg1hcHBseV9hdF90aWNrGAYgASgEIk0KDlBhcmFtZXRlclZhbHVlEhAKBm51bWJlchgBIAEoAUgAEhEKB2ludGVnZXIYAiABKANIABIOCgRmbGFnGAMgASgISABCBgoEa2luZCLtAgoLR29kUmVzcG9uc2USEgoKY29tbWFuZF9pZBgBIAEoCRIPCgdzdWNjZXNzGAIgASgIEg0KBWVycm9yGAMgASgJEhQKDGFwcGxpZWRfdGljaxgEIAEoBBIwCglvbGRfdmFsdWUYBSABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEjAKCW5ld192YWx1ZRgGIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSCwoDa2V5GAcgASgJEg4KBnJlYXNvbhgIIAEoCRINCgVmaWVsZBgJIAEoCRIPCgdhbGxvd2VkGAogASgJEjEKCXJlamVjdGlvbhgLIAEoDjIeLndhdGNodG93ZXIudjEuUmVqZWN0aW9uUmVhc29uEhEKCXByaW5jaXBhbBgMIAEoCRIcChRhcHBsaWVkX3doaWxlX3BhdXNlZBgNIAEoCBIPCgdkcnlfcnVuGA4gASgIItACCg1QYXJhbWV0ZXJTcGVjEgsKA2tleRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIMCgR1bml0GAMgASgJEiwKCnZhbHVlX3R5cGUYBCABKA4yGC53YXRjaHRvd2VyLnYxLlZhbHVlVHlwZRIqCgNtaW4YBSABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEioKA21heBgGIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSNAoNZGVmYXVsdF92YWx1ZRgHIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSNAoNY3VycmVudF92YWx1ZRgIIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSDwoHbXV0YWJsZRgJIAEoCBIMCgRzdGVwGAogASgBIvMDChJXYXRjaHRvd2VyU25hcHNob3QSDAoEdGljaxgBIAEoBBIbChNjYXB0dXJlZF9hdF91bml4X21zGAIgASgDEi0KBW1hY3JvGAMgASgLMh4ud2F0Y2h0b3dlci52MS5NYWNyb0luZGljYXRvcnMSLgoGYWdlbnRzGAQgASgLMh4ud2F0Y2h0b3dlci52MS5BZ2VudFN0YXRpc3RpY3MSNwoKZ292ZXJubWVudBgFIAEoCzIjLndhdGNodG93ZXIudjEuR292ZXJubWVudEluZGljYXRvcnMSLwoGZW5naW5lGAYgASgLMh8ud2F0Y2h0b3dlci52MS5FbmdpbmVTdGF0aXN0aWNzEkUKCnBhcmFtZXRlcnMYByADKAsyMS53YXRjaHRvd2VyLnYxLldhdGNodG93ZXJTbmFwc2hvdC5QYXJhbWV0ZXJzRW50cnkSKgoFYXVkaXQYCCABKAsyGy53YXRjaHRvd2VyLnYxLkF1ZGl0U3VtbWFyeRIOCgZydW5faWQYCSABKAkSFAoMc3RhdGVfZGlnZXN0GAogASgEGlAKD1BhcmFtZXRlcnNFbnRyeRILCgNrZXkYASABKAkSLAoFdmFsdWUYAiABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlOgI4ASKjAgoPTWFjcm9JbmRpY2F0b3JzEhMKC25vbWluYWxfZ2RwGAEgASgBEhAKCHJlYWxfZ2RwGAIgASgBEhcKD3JlYWxfZ2RwX2dyb3d0aBgDIAEoARITCgtwcmljZV9sZXZlbBgEIAEoARIRCglpbmZsYXRpb24YBSABKAESGQoRdW5lbXBsb3ltZW50X3JhdGUYBiABKAESFAoMYXZlcmFnZV93YWdlGAcgASgBEhQKDG1vbmV5X3N1cHBseRgIIAEoARISCgpiYW5rX2xvYW5zGAkgASgBEh0KFWhvdXNlaG9sZF9jb25zdW1wdGlvbhgKIAEoARITCgtuZXdfbGVuZGluZxgLIAEoARIZChFpbmZsYXRpb25fMTJfdGljaxgMIAEoASKnAgoPQWdlbnRTdGF0aXN0aWNzEhIKCmhvdXNlaG9sZHMYASABKAQSEAoIZW1wbG95ZWQYAiABKAQSDQoFZmlybXMYAyABKAQSFAoMYmFua3J1cHRjaWVzGAQgASgEEhoKEmJhbmtydXB0Y2llc190b3RhbBgFIAEoBBITCgt3ZWFsdGhfZ2luaRgGIAEoARITCgtpbmNvbWVfZ2luaRgHIAEoARISCgp3ZWFsdGhfcDEwGAggASgBEhIKCndlYWx0aF9wNTAYCSABKAESEgoKd2VhbHRoX3A5MBgKIAEoARISCgp3ZWFsdGhfcDk5GAsgASgBEh4KFnVuZW1wbG95ZWRfY29uc3VtcHRpb24YDCABKAESEwoLaW52ZW50b3JpZXMYDSABKAEivAEKFEdvdmVybm1lbnRJbmRpY2F0b3JzEhMKC3RheF9yZXZlbnVlGAEgASgBEhAKCHNwZW5kaW5nGAIgASgBEg8KB2RlZmljaXQYAyABKAESDAoEZGVidBgEIAEoARITCgtwb2xpY3lfcmF0ZRgFIAEoARIRCgl0cmFuc2ZlcnMYBiABKAESEgoKaW5jb21lX3RheBgHIAEoARIVCg1jb3Jwb3JhdGVfdGF4GAggASgBEgsKA3ZhdBgJIAEoASLfAQoQRW5naW5lU3RhdGlzdGljcxIUCgxtZWFzdXJlZF90cHMYASABKAESHQoVbGFzdF90aWNrX2R1cmF0aW9uX3VzGAIgASgBEhMKC3F1ZXVlX2RlcHRoGAMgASgEEhgKEGNvbW1hbmRzX2FwcGxpZWQYBCABKAQSGQoRY29tbWFuZHNfcmVqZWN0ZWQYBSABKAQSEgoKdGFyZ2V0X3RwcxgGIAEoARIMCgRzZWVkGAcgASgEEioKCXJ1bl9zdGF0ZRgIIAEoDjIXLndhdGNodG93ZXIudjEuUnVuU3RhdGUiSQoMQXVkaXRTdW1tYXJ5Eg0KBXRvdGFsGAEgASgEEioKBnJlY2VudBgCIAMoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2UitwEKFldlYlNvY2tldENsaWVudE1lc3NhZ2USLAoHY29tbWFuZBgBIAEoCzIZLndhdGNodG93ZXIudjEuR29kQ29tbWFuZEgAEjYKCXN1YnNjcmliZRgCIAEoCzIhLndhdGNodG93ZXIudjEuV2ViU29ja2V0U3Vic2NyaWJlSAASLAoEYXV0aBgDIAEoCzIcLndhdGNodG93ZXIudjEuV2ViU29ja2V0QXV0aEgAQgkKB21lc3NhZ2UiHgoNV2ViU29ja2V0QXV0aBINCgV0b2tlbhgBIAEoCSIpChJXZWJTb2NrZXRTdWJzY3JpYmUSEwoLaW50ZXJ2YWxfbXMYASABKA0i7AEKFldlYlNvY2tldFNlcnZlck1lc3NhZ2USLgoIcmVzcG9uc2UYASABKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlSAASNQoIc25hcHNob3QYAiABKAsyIS53YXRjaHRvd2VyLnYxLldhdGNodG93ZXJTbmFwc2hvdEgAEi4KBWVycm9yGAMgASgLMh0ud2F0Y2h0b3dlci52MS5XZWJTb2NrZXRFcnJvckgAEjAKB3Nlc3Npb24YBCABKAsyHS53YXRjaHRvd2VyLnYxLldob0FtSVJlc3BvbnNlSABCCQoHbWVzc2FnZSJSCg5XZWJTb2NrZXRFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEgoKY29tbWFuZF9pZBgDIAEoCRINCgVmaWVsZBgEIAEoCSpSCghSdW5TdGF0ZRIZChVSVU5fU1RBVEVfVU5TUEVDSUZJRUQQABIVChFSVU5fU1RBVEVfUlVOTklORxABEhQKEFJVTl9TVEFURV9QQVVTRUQQAipCCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIRCg1ST0xFX09CU0VSVkVSEAESEQoNUk9MRV9PUEVSQVRPUhACKukDCg9SZWplY3Rpb25SZWFzb24SIAocUkVKRUNUSU9OX1JFQVNPTl9VTlNQRUNJRklFRBAAEiAKHFJFSkVDVElPTl9SRUFTT05fVU5LTk9XTl9LRVkQARIiCh5SRUpFQ1RJT05fUkVBU09OX01JU1NJTkdfVkFMVUUQAhIfChtSRUpFQ1RJT05fUkVBU09OX1dST05HX1RZUEUQAxIfChtSRUpFQ1RJT05fUkVBU09OX05PVF9GSU5JVEUQBBIhCh1SRUpFQ1RJT05fUkVBU09OX09VVF9PRl9SQU5HRRAFEh4KGlJFSkVDVElPTl9SRUFTT05fSU1NVVRBQkxFEAYSHAoYUkVKRUNUSU9OX1JFQVNPTl9FWFBJUkVEEAcSHgoaUkVKRUNUSU9OX1JFQVNPTl9DQU5DRUxMRUQQCBIdChlSRUpFQ1RJT05fUkVBU09OX0NPTkZMSUNUEAkSIgoeUkVKRUNUSU9OX1JFQVNPTl9CQVRDSF9BQk9SVEVEEAoSIAocUkVKRUNUSU9OX1JFQVNPTl9USUNLX1BBU1NFRBALEiIKHlJFSkVDVElPTl9SRUFTT05fU0NIRURVTEVfRlVMTBAMEiIKHlJFSkVDVElPTl9SRUFTT05fTk9UX1NDSEVEVUxFRBANKmsKCVZhbHVlVHlwZRIaChZWQUxVRV9UWVBFX1VOU1BFQ0lGSUVEEAASFQoRVkFMVUVfVFlQRV9OVU1CRVIQARIWChJWQUxVRV9UWVBFX0lOVEVHRVIQAhITCg9WQUxVRV9UWVBFX0ZMQUcQAzLmBwoRV2F0Y2h0b3dlclNlcnZpY2USVwoMQXBwbHlDb21tYW5kEiIud2F0Y2h0b3dlci52MS5BcHBseUNvbW1hbmRSZXF1ZXN0GiMud2F0Y2h0b3dlci52MS5BcHBseUNvbW1hbmRSZXNwb25zZRJaCg1BcHBseUNvbW1hbmRzEiMud2F0Y2h0b3dlci52MS5BcHBseUNvbW1hbmRzUmVxdWVzdBokLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kc1Jlc3BvbnNlEmsKElN1YnNjcmliZVRlbGVtZXRyeRIoLndhdGNodG93ZXIudjEuU3Vic2NyaWJlVGVsZW1ldHJ5UmVxdWVzdBopLndhdGNodG93ZXIudjEuU3Vic2NyaWJlVGVsZW1ldHJ5UmVzcG9uc2UwARJdCg5MaXN0UGFyYW1ldGVycxIkLndhdGNodG93ZXIudjEuTGlzdFBhcmFtZXRlcnNSZXF1ZXN0GiUud2F0Y2h0b3dlci52MS5MaXN0UGFyYW1ldGVyc1Jlc3BvbnNlEl0KDkdldFNlcnZlclN0YXRzEiQud2F0Y2h0b3dlci52MS5HZXRTZXJ2ZXJTdGF0c1JlcXVlc3QaJS53YXRjaHRvd2VyLnYxLkdldFNlcnZlclN0YXRzUmVzcG9uc2USRQoGV2hvQW1JEhwud2F0Y2h0b3dlci52MS5XaG9BbUlSZXF1ZXN0Gh0ud2F0Y2h0b3dlci52MS5XaG9BbUlSZXNwb25zZRJjChBMaXN0QXVkaXRFbnRyaWVzEiYud2F0Y2h0b3dlci52MS5MaXN0QXVkaXRFbnRyaWVzUmVxdWVzdBonLndhdGNodG93ZXIudjEuTGlzdEF1ZGl0RW50cmllc1Jlc3BvbnNlEloKDUNvbnRyb2xFbmdpbmUSIy53YXRjaHRvd2VyLnYxLkNvbnRyb2xFbmdpbmVSZXF1ZXN0GiQud2F0Y2h0b3dlci52MS5Db250cm9sRW5naW5lUmVzcG9uc2UScgoVTGlzdFNjaGVkdWxlZENvbW1hbmRzEisud2F0Y2h0b3dlci52MS5MaXN0U2NoZWR1bGVkQ29tbWFuZHNSZXF1ZXN0Giwud2F0Y2h0b3dlci52MS5MaXN0U2NoZWR1bGVkQ29tbWFuZHNSZXNwb25zZRJ1ChZDYW5jZWxTY2hlZHVsZWRDb21tYW5kEiwud2F0Y2h0b3dlci52MS5DYW5jZWxTY2hlZHVsZWRDb21tYW5kUmVxdWVzdBotLndhdGNodG93ZXIudjEuQ2FuY2VsU2NoZWR1bGVkQ29tbWFuZFJlc3BvbnNlYgZwcm90bzM");
+  fileDesc("Ch53YXRjaHRvd2VyL3YxL3dhdGNodG93ZXIucHJvdG8SDXdhdGNodG93ZXIudjEiKgoUUmV2ZXJ0Q29tbWFuZFJlcXVlc3QSEgoKY29tbWFuZF9pZBgBIAEoCSJFChVSZXZlcnRDb21tYW5kUmVzcG9uc2USLAoIcmVzcG9uc2UYASABKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlIh4KHExpc3RTY2hlZHVsZWRDb21tYW5kc1JlcXVlc3QiUgodTGlzdFNjaGVkdWxlZENvbW1hbmRzUmVzcG9uc2USMQoIY29tbWFuZHMYASADKAsyHy53YXRjaHRvd2VyLnYxLlNjaGVkdWxlZENvbW1hbmQiUQoQU2NoZWR1bGVkQ29tbWFuZBIqCgdjb21tYW5kGAEgASgLMhkud2F0Y2h0b3dlci52MS5Hb2RDb21tYW5kEhEKCXByaW5jaXBhbBgCIAEoCSIzCh1DYW5jZWxTY2hlZHVsZWRDb21tYW5kUmVxdWVzdBISCgpjb21tYW5kX2lkGAEgASgJIk4KHkNhbmNlbFNjaGVkdWxlZENvbW1hbmRSZXNwb25zZRIsCghyZXNwb25zZRgBIAEoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2Ui2wEKFENvbnRyb2xFbmdpbmVSZXF1ZXN0EiwKBXBhdXNlGAEgASgLMhsud2F0Y2h0b3dlci52MS5Db250cm9sUGF1c2VIABIuCgZyZXN1bWUYAiABKAsyHC53YXRjaHRvd2VyLnYxLkNvbnRyb2xSZXN1bWVIABIqCgRzdGVwGAMgASgLMhoud2F0Y2h0b3dlci52MS5Db250cm9sU3RlcEgAEi8KB3NldF90cHMYBCABKAsyHC53YXRjaHRvd2VyLnYxLkNvbnRyb2xTZXRUcHNIAEIICgZhY3Rpb24iDgoMQ29udHJvbFBhdXNlIg8KDUNvbnRyb2xSZXN1bWUiHAoLQ29udHJvbFN0ZXASDQoFdGlja3MYASABKA0iHAoNQ29udHJvbFNldFRwcxILCgN0cHMYASABKAEiZQoVQ29udHJvbEVuZ2luZVJlc3BvbnNlEioKCXJ1bl9zdGF0ZRgBIAEoDjIXLndhdGNodG93ZXIudjEuUnVuU3RhdGUSDAoEdGljaxgCIAEoBBISCgp0YXJnZXRfdHBzGAMgASgBIg8KDVdob0FtSVJlcXVlc3QiRgoOV2hvQW1JUmVzcG9uc2USEQoJcHJpbmNpcGFsGAEgASgJEiEKBHJvbGUYAiABKA4yEy53YXRjaHRvd2VyLnYxLlJvbGUicQoXTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QSCwoDa2V5GAEgASgJEhEKCWZyb21fdGljaxgCIAEoBBIPCgd0b190aWNrGAMgASgEEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImAKGExpc3RBdWRpdEVudHJpZXNSZXNwb25zZRIrCgdlbnRyaWVzGAEgAygLMhoud2F0Y2h0b3dlci52MS5Hb2RSZXNwb25zZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiFwoVR2V0U2VydmVyU3RhdHNSZXF1ZXN0IrABChZHZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEhoKEmFjdGl2ZV9zdWJzY3JpYmVycxgBIAEoBBIdChV3ZWJzb2NrZXRfY29ubmVjdGlvbnMYAiABKAQSGQoRc25hcHNob3RzX2VuY29kZWQYAyABKAQSGwoTc25hcHNob3RzX2RlbGl2ZXJlZBgEIAEoBBITCgtsYXRlc3RfdGljaxgFIAEoBBIOCgZydW5faWQYBiABKAkiWAoTQXBwbHlDb21tYW5kUmVxdWVzdBIqCgdjb21tYW5kGAEgASgLMhkud2F0Y2h0b3dlci52MS5Hb2RDb21tYW5kEhUKDXZhbGlkYXRlX29ubHkYAiABKAgiWgoUQXBwbHlDb21tYW5kc1JlcXVlc3QSKwoIY29tbWFuZHMYASADKAsyGS53YXRjaHRvd2VyLnYxLkdvZENvbW1hbmQSFQoNdmFsaWRhdGVfb25seRgCIAEoCCJGChVBcHBseUNvbW1hbmRzUmVzcG9uc2USLQoJcmVzcG9uc2VzGAEgAygLMhoud2F0Y2h0b3dlci52MS5Hb2RSZXNwb25zZSJEChRBcHBseUNvbW1hbmRSZXNwb25zZRIsCghyZXNwb25zZRgBIAEoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2UiQQoZU3Vic2NyaWJlVGVsZW1ldHJ5UmVxdWVzdBITCgtpbnRlcnZhbF9tcxgBIAEoDRIPCgdoaXN0b3J5GAIgASgNIlEKGlN1YnNjcmliZVRlbGVtZXRyeVJlc3BvbnNlEjMKCHNuYXBzaG90GAEgASgLMiEud2F0Y2h0b3dlci52MS5XYXRjaHRvd2VyU25hcHNob3QiFwoVTGlzdFBhcmFtZXRlcnNSZXF1ZXN0IkoKFkxpc3RQYXJhbWV0ZXJzUmVzcG9uc2USMAoKcGFyYW1ldGVycxgBIAMoCzIcLndhdGNodG93ZXIudjEuUGFyYW1ldGVyU3BlYyKxAQoKR29kQ29tbWFuZBIKCgJpZBgBIAEoCRILCgNrZXkYAiABKAkSLAoFdmFsdWUYAyABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEg4KBnJlYXNvbhgEIAEoCRI1Cg5leHBlY3RlZF92YWx1ZRgFIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSFQoNYXBwbHlfYXRfdGljaxgGIAEoBCJNCg5QYXJhbWV0ZXJWYWx1ZRIQCgZudW1iZXIYASABKAFIABIRCgdpbnRlZ2VyGAIgASgDSAASDgoEZmxhZxgDIAEoCEgAQgYKBGtpbmQi7QIKC0dvZFJlc3BvbnNlEhIKCmNvbW1hbmRfaWQYASABKAkSDwoHc3VjY2VzcxgCIAEoCBINCgVlcnJvchgDIAEoCRIUCgxhcHBsaWVkX3RpY2sYBCABKAQSMAoJb2xkX3ZhbHVlGAUgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIwCgluZXdfdmFsdWUYBiABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEgsKA2tleRgHIAEoCRIOCgZyZWFzb24YCCABKAkSDQoFZmllbGQYCSABKAkSDwoHYWxsb3dlZBgKIAEoCRIxCglyZWplY3Rpb24YCyABKA4yHi53YXRjaHRvd2VyLnYxLlJlamVjdGlvblJlYXNvbhIRCglwcmluY2lwYWwYDCABKAkSHAoUYXBwbGllZF93aGlsZV9wYXVzZWQYDSABKAgSDwoHZHJ5X3J1bhgOIAEoCCLQAgoNUGFyYW1ldGVyU3BlYxILCgNrZXkYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSDAoEdW5pdBgDIAEoCRIsCgp2YWx1ZV90eXBlGAQgASgOMhgud2F0Y2h0b3dlci52MS5WYWx1ZVR5cGUSKgoDbWluGAUgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIqCgNtYXgYBiABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEjQKDWRlZmF1bHRfdmFsdWUYByABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEjQKDWN1cnJlbnRfdmFsdWUYCCABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEg8KB211dGFibGUYCSABKAgSDAoEc3RlcBgKIAEoASLzAwoSV2F0Y2h0b3dlclNuYXBzaG90EgwKBHRpY2sYASABKAQSGwoTY2FwdHVyZWRfYXRfdW5peF9tcxgCIAEoAxItCgVtYWNybxgDIAEoCzIeLndhdGNodG93ZXIudjEuTWFjcm9JbmRpY2F0b3JzEi4KBmFnZW50cxgEIAEoCzIeLndhdGNodG93ZXIudjEuQWdlbnRTdGF0aXN0aWNzEjcKCmdvdmVybm1lbnQYBSABKAsyIy53YXRjaHRvd2VyLnYxLkdvdmVybm1lbnRJbmRpY2F0b3JzEi8KBmVuZ2luZRgGIAEoCzIfLndhdGNodG93ZXIudjEuRW5naW5lU3RhdGlzdGljcxJFCgpwYXJhbWV0ZXJzGAcgAygLMjEud2F0Y2h0b3dlci52MS5XYXRjaHRvd2VyU25hcHNob3QuUGFyYW1ldGVyc0VudHJ5EioKBWF1ZGl0GAggASgLMhsud2F0Y2h0b3dlci52MS5BdWRpdFN1bW1hcnkSDgoGcnVuX2lkGAkgASgJEhQKDHN0YXRlX2RpZ2VzdBgKIAEoBBpQCg9QYXJhbWV0ZXJzRW50cnkSCwoDa2V5GAEgASgJEiwKBXZhbHVlGAIgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZToCOAEiowIKD01hY3JvSW5kaWNhdG9ycxITCgtub21pbmFsX2dkcBgBIAEoARIQCghyZWFsX2dkcBgCIAEoARIXCg9yZWFsX2dkcF9ncm93dGgYAyABKAESEwoLcHJpY2VfbGV2ZWwYBCABKAESEQoJaW5mbGF0aW9uGAUgASgBEhkKEXVuZW1wbG95bWVudF9yYXRlGAYgASgBEhQKDGF2ZXJhZ2Vfd2FnZRgHIAEoARIUCgxtb25leV9zdXBwbHkYCCABKAESEgoKYmFua19sb2FucxgJIAEoARIdChVob3VzZWhvbGRfY29uc3VtcHRpb24YCiABKAESEwoLbmV3X2xlbmRpbmcYCyABKAESGQoRaW5mbGF0aW9uXzEyX3RpY2sYDCABKAEipwIKD0FnZW50U3RhdGlzdGljcxISCgpob3VzZWhvbGRzGAEgASgEEhAKCGVtcGxveWVkGAIgASgEEg0KBWZpcm1zGAMgASgEEhQKDGJhbmtydXB0Y2llcxgEIAEoBBIaChJiYW5rcnVwdGNpZXNfdG90YWwYBSABKAQSEwoLd2VhbHRoX2dpbmkYBiABKAESEwoLaW5jb21lX2dpbmkYByABKAESEgoKd2VhbHRoX3AxMBgIIAEoARISCgp3ZWFsdGhfcDUwGAkgASgBEhIKCndlYWx0aF9wOTAYCiABKAESEgoKd2VhbHRoX3A5ORgLIAEoARIeChZ1bmVtcGxveWVkX2NvbnN1bXB0aW9uGAwgASgBEhMKC2ludmVudG9yaWVzGA0gASgBIrwBChRHb3Zlcm5tZW50SW5kaWNhdG9ycxITCgt0YXhfcmV2ZW51ZRgBIAEoARIQCghzcGVuZGluZxgCIAEoARIPCgdkZWZpY2l0GAMgASgBEgwKBGRlYnQYBCABKAESEwoLcG9saWN5X3JhdGUYBSABKAESEQoJdHJhbnNmZXJzGAYgASgBEhIKCmluY29tZV90YXgYByABKAESFQoNY29ycG9yYXRlX3RheBgIIAEoARILCgN2YXQYCSABKAEi3wEKEEVuZ2luZVN0YXRpc3RpY3MSFAoMbWVhc3VyZWRfdHBzGAEgASgBEh0KFWxhc3RfdGlja19kdXJhdGlvbl91cxgCIAEoARITCgtxdWV1ZV9kZXB0aBgDIAEoBBIYChBjb21tYW5kc19hcHBsaWVkGAQgASgEEhkKEWNvbW1hbmRzX3JlamVjdGVkGAUgASgEEhIKCnRhcmdldF90cHMYBiABKAESDAoEc2VlZBgHIAEoBBIqCglydW5fc3RhdGUYCCABKA4yFy53YXRjaHRvd2VyLnYxLlJ1blN0YXRlIkkKDEF1ZGl0U3VtbWFyeRINCgV0b3RhbBgBIAEoBBIqCgZyZWNlbnQYAiADKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlIrcBChZXZWJTb2NrZXRDbGllbnRNZXNzYWdlEiwKB2NvbW1hbmQYASABKAsyGS53YXRjaHRvd2VyLnYxLkdvZENvbW1hbmRIABI2CglzdWJzY3JpYmUYAiABKAsyIS53YXRjaHRvd2VyLnYxLldlYlNvY2tldFN1YnNjcmliZUgAEiwKBGF1dGgYAyABKAsyHC53YXRjaHRvd2VyLnYxLldlYlNvY2tldEF1dGhIAEIJCgdtZXNzYWdlIh4KDVdlYlNvY2tldEF1dGgSDQoFdG9rZW4YASABKAkiKQoSV2ViU29ja2V0U3Vic2NyaWJlEhMKC2ludGVydmFsX21zGAEgASgNIuwBChZXZWJTb2NrZXRTZXJ2ZXJNZXNzYWdlEi4KCHJlc3BvbnNlGAEgASgLMhoud2F0Y2h0b3dlci52MS5Hb2RSZXNwb25zZUgAEjUKCHNuYXBzaG90GAIgASgLMiEud2F0Y2h0b3dlci52MS5XYXRjaHRvd2VyU25hcHNob3RIABIuCgVlcnJvchgDIAEoCzIdLndhdGNodG93ZXIudjEuV2ViU29ja2V0RXJyb3JIABIwCgdzZXNzaW9uGAQgASgLMh0ud2F0Y2h0b3dlci52MS5XaG9BbUlSZXNwb25zZUgAQgkKB21lc3NhZ2UiUgoOV2ViU29ja2V0RXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhIKCmNvbW1hbmRfaWQYAyABKAkSDQoFZmllbGQYBCABKAkqUgoIUnVuU3RhdGUSGQoVUlVOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRUlVOX1NUQVRFX1JVTk5JTkcQARIUChBSVU5fU1RBVEVfUEFVU0VEEAIqQgoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEQoNUk9MRV9PQlNFUlZFUhABEhEKDVJPTEVfT1BFUkFUT1IQAiq0BAoPUmVqZWN0aW9uUmVhc29uEiAKHFJFSkVDVElPTl9SRUFTT05fVU5TUEVDSUZJRUQQABIgChxSRUpFQ1RJT05fUkVBU09OX1VOS05PV05fS0VZEAESIgoeUkVKRUNUSU9OX1JFQVNPTl9NSVNTSU5HX1ZBTFVFEAISHwobUkVKRUNUSU9OX1JFQVNPTl9XUk9OR19UWVBFEAMSHwobUkVKRUNUSU9OX1JFQVNPTl9OT1RfRklOSVRFEAQSIQodUkVKRUNUSU9OX1JFQVNPTl9PVVRfT0ZfUkFOR0UQBRIeChpSRUpFQ1RJT05fUkVBU09OX0lNTVVUQUJMRRAGEhwKGFJFSkVDVElPTl9SRUFTT05fRVhQSVJFRBAHEh4KGlJFSkVDVElPTl9SRUFTT05fQ0FOQ0VMTEVEEAgSHQoZUkVKRUNUSU9OX1JFQVNPTl9DT05GTElDVBAJEiIKHlJFSkVDVElPTl9SRUFTT05fQkFUQ0hfQUJPUlRFRBAKEiAKHFJFSkVDVElPTl9SRUFTT05fVElDS19QQVNTRUQQCxIiCh5SRUpFQ1RJT05fUkVBU09OX1NDSEVEVUxFX0ZVTEwQDBIiCh5SRUpFQ1RJT05fUkVBU09OX05PVF9TQ0hFRFVMRUQQDRIkCiBSRUpFQ1RJT05fUkVBU09OX1VOS05PV05fQ09NTUFORBAOEiMKH1JFSkVDVElPTl9SRUFTT05fTk9UX1JFVkVSVElCTEUQDyprCglWYWx1ZVR5cGUSGgoWVkFMVUVfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVZBTFVFX1RZUEVfTlVNQkVSEAESFgoSVkFMVUVfVFlQRV9JTlRFR0VSEAISEwoPVkFMVUVfVFlQRV9GTEFHEAMywggKEVdhdGNodG93ZXJTZXJ2aWNlElcKDEFwcGx5Q29tbWFuZBIiLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVxdWVzdBojLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVzcG9uc2USWgoNQXBwbHlDb21tYW5kcxIjLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kc1JlcXVlc3QaJC53YXRjaHRvd2VyLnYxLkFwcGx5Q29tbWFuZHNSZXNwb25zZRJrChJTdWJzY3JpYmVUZWxlbWV0cnkSKC53YXRjaHRvd2VyLnYxLlN1YnNjcmliZVRlbGVtZXRyeVJlcXVlc3QaKS53YXRjaHRvd2VyLnYxLlN1YnNjcmliZVRlbGVtZXRyeVJlc3BvbnNlMAESXQoOTGlzdFBhcmFtZXRlcnMSJC53YXRjaHRvd2VyLnYxLkxpc3RQYXJhbWV0ZXJzUmVxdWVzdBolLndhdGNodG93ZXIudjEuTGlzdFBhcmFtZXRlcnNSZXNwb25zZRJdCg5HZXRTZXJ2ZXJTdGF0cxIkLndhdGNodG93ZXIudjEuR2V0U2VydmVyU3RhdHNSZXF1ZXN0GiUud2F0Y2h0b3dlci52MS5HZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEkUKBldob0FtSRIcLndhdGNodG93ZXIudjEuV2hvQW1JUmVxdWVzdBodLndhdGNodG93ZXIudjEuV2hvQW1JUmVzcG9uc2USYwoQTGlzdEF1ZGl0RW50cmllcxImLndhdGNodG93ZXIudjEuTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QaJy53YXRjaHRvd2VyLnYxLkxpc3RBdWRpdEVudHJpZXNSZXNwb25zZRJaCg1Db250cm9sRW5naW5lEiMud2F0Y2h0b3dlci52MS5Db250cm9sRW5naW5lUmVxdWVzdBokLndhdGNodG93ZXIudjEuQ29udHJvbEVuZ2luZVJlc3BvbnNlEnIKFUxpc3RTY2hlZHVsZWRDb21tYW5kcxIrLndhdGNodG93ZXIudjEuTGlzdFNjaGVkdWxlZENvbW1hbmRzUmVxdWVzdBosLndhdGNodG93ZXIudjEuTGlzdFNjaGVkdWxlZENvbW1hbmRzUmVzcG9uc2USdQoWQ2FuY2VsU2NoZWR1bGVkQ29tbWFuZBIsLndhdGNodG93ZXIudjEuQ2FuY2VsU2NoZWR1bGVkQ29tbWFuZFJlcXVlc3QaLS53YXRjaHRvd2VyLnYxLkNhbmNlbFNjaGVkdWxlZENvbW1hbmRSZXNwb25zZRJaCg1SZXZlcnRDb21tYW5kEiMud2F0Y2h0b3dlci52MS5SZXZlcnRDb21tYW5kUmVxdWVzdBokLndhdGNodG93ZXIudjEuUmV2ZXJ0Q29tbWFuZFJlc3BvbnNlYgZwcm90bzM");
+
+/**
+ * RevertCommandRequest names the command to undo.
+ *
+ * @generated from message watchtower.v1.RevertCommandRequest
+ */
+export type RevertCommandRequest = Message<"watchtower.v1.RevertCommandRequest"> & {
+  /**
+   * The id of the applied command to revert.
+   *
+   * @generated from field: string command_id = 1;
+   */
+  commandId: string;
+};
+
+/**
+ * Describes the message watchtower.v1.RevertCommandRequest.
+ * Use `create(RevertCommandRequestSchema)` to create a new message.
+ */
+export const RevertCommandRequestSchema: GenMessage<RevertCommandRequest> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 0);
+
+/**
+ * RevertCommandResponse is the outcome of the reverting command.
+ *
+ * @generated from message watchtower.v1.RevertCommandResponse
+ */
+export type RevertCommandResponse = Message<"watchtower.v1.RevertCommandResponse"> & {
+  /**
+   * The new command's audit entry: its old_value is the reverted command's
+   * new value, and its new_value the reverted command's old value.
+   *
+   * @generated from field: watchtower.v1.GodResponse response = 1;
+   */
+  response?: GodResponse | undefined;
+};
+
+/**
+ * Describes the message watchtower.v1.RevertCommandResponse.
+ * Use `create(RevertCommandResponseSchema)` to create a new message.
+ */
+export const RevertCommandResponseSchema: GenMessage<RevertCommandResponse> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 1);
 
 /**
  * ListScheduledCommandsRequest asks for the scheduled commands. It has no
@@ -26,7 +69,7 @@ export type ListScheduledCommandsRequest = Message<"watchtower.v1.ListScheduledC
  * Use `create(ListScheduledCommandsRequestSchema)` to create a new message.
  */
 export const ListScheduledCommandsRequestSchema: GenMessage<ListScheduledCommandsRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 0);
+  messageDesc(file_watchtower_v1_watchtower, 2);
 
 /**
  * ListScheduledCommandsResponse lists the scheduled commands, soonest first.
@@ -47,7 +90,7 @@ export type ListScheduledCommandsResponse = Message<"watchtower.v1.ListScheduled
  * Use `create(ListScheduledCommandsResponseSchema)` to create a new message.
  */
 export const ListScheduledCommandsResponseSchema: GenMessage<ListScheduledCommandsResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 1);
+  messageDesc(file_watchtower_v1_watchtower, 3);
 
 /**
  * ScheduledCommand is one command the engine holds for a later tick.
@@ -75,7 +118,7 @@ export type ScheduledCommand = Message<"watchtower.v1.ScheduledCommand"> & {
  * Use `create(ScheduledCommandSchema)` to create a new message.
  */
 export const ScheduledCommandSchema: GenMessage<ScheduledCommand> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 2);
+  messageDesc(file_watchtower_v1_watchtower, 4);
 
 /**
  * CancelScheduledCommandRequest names the scheduled command to drop.
@@ -96,7 +139,7 @@ export type CancelScheduledCommandRequest = Message<"watchtower.v1.CancelSchedul
  * Use `create(CancelScheduledCommandRequestSchema)` to create a new message.
  */
 export const CancelScheduledCommandRequestSchema: GenMessage<CancelScheduledCommandRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 3);
+  messageDesc(file_watchtower_v1_watchtower, 5);
 
 /**
  * CancelScheduledCommandResponse is the audited record of the cancellation.
@@ -117,7 +160,7 @@ export type CancelScheduledCommandResponse = Message<"watchtower.v1.CancelSchedu
  * Use `create(CancelScheduledCommandResponseSchema)` to create a new message.
  */
 export const CancelScheduledCommandResponseSchema: GenMessage<CancelScheduledCommandResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 4);
+  messageDesc(file_watchtower_v1_watchtower, 6);
 
 /**
  * ControlEngineRequest asks for one run-control action.
@@ -170,7 +213,7 @@ export type ControlEngineRequest = Message<"watchtower.v1.ControlEngineRequest">
  * Use `create(ControlEngineRequestSchema)` to create a new message.
  */
 export const ControlEngineRequestSchema: GenMessage<ControlEngineRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 5);
+  messageDesc(file_watchtower_v1_watchtower, 7);
 
 /**
  * ControlPause pauses the engine. It has no fields.
@@ -185,7 +228,7 @@ export type ControlPause = Message<"watchtower.v1.ControlPause"> & {
  * Use `create(ControlPauseSchema)` to create a new message.
  */
 export const ControlPauseSchema: GenMessage<ControlPause> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 6);
+  messageDesc(file_watchtower_v1_watchtower, 8);
 
 /**
  * ControlResume resumes a paused engine. It has no fields.
@@ -200,7 +243,7 @@ export type ControlResume = Message<"watchtower.v1.ControlResume"> & {
  * Use `create(ControlResumeSchema)` to create a new message.
  */
 export const ControlResumeSchema: GenMessage<ControlResume> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 7);
+  messageDesc(file_watchtower_v1_watchtower, 9);
 
 /**
  * ControlStep runs a number of ticks and then pauses.
@@ -221,7 +264,7 @@ export type ControlStep = Message<"watchtower.v1.ControlStep"> & {
  * Use `create(ControlStepSchema)` to create a new message.
  */
 export const ControlStepSchema: GenMessage<ControlStep> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 8);
+  messageDesc(file_watchtower_v1_watchtower, 10);
 
 /**
  * ControlSetTps changes the engine's pace.
@@ -243,7 +286,7 @@ export type ControlSetTps = Message<"watchtower.v1.ControlSetTps"> & {
  * Use `create(ControlSetTpsSchema)` to create a new message.
  */
 export const ControlSetTpsSchema: GenMessage<ControlSetTps> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 9);
+  messageDesc(file_watchtower_v1_watchtower, 11);
 
 /**
  * ControlEngineResponse is the run state after the action took effect.
@@ -278,7 +321,7 @@ export type ControlEngineResponse = Message<"watchtower.v1.ControlEngineResponse
  * Use `create(ControlEngineResponseSchema)` to create a new message.
  */
 export const ControlEngineResponseSchema: GenMessage<ControlEngineResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 10);
+  messageDesc(file_watchtower_v1_watchtower, 12);
 
 /**
  * WhoAmIRequest asks who the caller is. It has no fields.
@@ -293,7 +336,7 @@ export type WhoAmIRequest = Message<"watchtower.v1.WhoAmIRequest"> & {
  * Use `create(WhoAmIRequestSchema)` to create a new message.
  */
 export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 11);
+  messageDesc(file_watchtower_v1_watchtower, 13);
 
 /**
  * WhoAmIResponse names the caller.
@@ -322,7 +365,7 @@ export type WhoAmIResponse = Message<"watchtower.v1.WhoAmIResponse"> & {
  * Use `create(WhoAmIResponseSchema)` to create a new message.
  */
 export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 12);
+  messageDesc(file_watchtower_v1_watchtower, 14);
 
 /**
  * ListAuditEntriesRequest selects a page of the audit log.
@@ -371,7 +414,7 @@ export type ListAuditEntriesRequest = Message<"watchtower.v1.ListAuditEntriesReq
  * Use `create(ListAuditEntriesRequestSchema)` to create a new message.
  */
 export const ListAuditEntriesRequestSchema: GenMessage<ListAuditEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 13);
+  messageDesc(file_watchtower_v1_watchtower, 15);
 
 /**
  * ListAuditEntriesResponse is one page of the audit log, oldest first.
@@ -400,7 +443,7 @@ export type ListAuditEntriesResponse = Message<"watchtower.v1.ListAuditEntriesRe
  * Use `create(ListAuditEntriesResponseSchema)` to create a new message.
  */
 export const ListAuditEntriesResponseSchema: GenMessage<ListAuditEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 14);
+  messageDesc(file_watchtower_v1_watchtower, 16);
 
 /**
  * GetServerStatsRequest asks for the server's counters. It has no fields.
@@ -415,7 +458,7 @@ export type GetServerStatsRequest = Message<"watchtower.v1.GetServerStatsRequest
  * Use `create(GetServerStatsRequestSchema)` to create a new message.
  */
 export const GetServerStatsRequestSchema: GenMessage<GetServerStatsRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 15);
+  messageDesc(file_watchtower_v1_watchtower, 17);
 
 /**
  * GetServerStatsResponse holds the server's counters since start.
@@ -472,7 +515,7 @@ export type GetServerStatsResponse = Message<"watchtower.v1.GetServerStatsRespon
  * Use `create(GetServerStatsResponseSchema)` to create a new message.
  */
 export const GetServerStatsResponseSchema: GenMessage<GetServerStatsResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 16);
+  messageDesc(file_watchtower_v1_watchtower, 18);
 
 /**
  * ApplyCommandRequest carries one god-mode command.
@@ -502,7 +545,7 @@ export type ApplyCommandRequest = Message<"watchtower.v1.ApplyCommandRequest"> &
  * Use `create(ApplyCommandRequestSchema)` to create a new message.
  */
 export const ApplyCommandRequestSchema: GenMessage<ApplyCommandRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 17);
+  messageDesc(file_watchtower_v1_watchtower, 19);
 
 /**
  * ApplyCommandsRequest carries a batch of commands, applied all or nothing.
@@ -531,7 +574,7 @@ export type ApplyCommandsRequest = Message<"watchtower.v1.ApplyCommandsRequest">
  * Use `create(ApplyCommandsRequestSchema)` to create a new message.
  */
 export const ApplyCommandsRequestSchema: GenMessage<ApplyCommandsRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 18);
+  messageDesc(file_watchtower_v1_watchtower, 20);
 
 /**
  * ApplyCommandsResponse carries one response per command, in request order.
@@ -553,7 +596,7 @@ export type ApplyCommandsResponse = Message<"watchtower.v1.ApplyCommandsResponse
  * Use `create(ApplyCommandsResponseSchema)` to create a new message.
  */
 export const ApplyCommandsResponseSchema: GenMessage<ApplyCommandsResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 19);
+  messageDesc(file_watchtower_v1_watchtower, 21);
 
 /**
  * ApplyCommandResponse carries the engine's verdict on the command.
@@ -574,7 +617,7 @@ export type ApplyCommandResponse = Message<"watchtower.v1.ApplyCommandResponse">
  * Use `create(ApplyCommandResponseSchema)` to create a new message.
  */
 export const ApplyCommandResponseSchema: GenMessage<ApplyCommandResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 20);
+  messageDesc(file_watchtower_v1_watchtower, 22);
 
 /**
  * SubscribeTelemetryRequest opens a telemetry stream.
@@ -605,7 +648,7 @@ export type SubscribeTelemetryRequest = Message<"watchtower.v1.SubscribeTelemetr
  * Use `create(SubscribeTelemetryRequestSchema)` to create a new message.
  */
 export const SubscribeTelemetryRequestSchema: GenMessage<SubscribeTelemetryRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 21);
+  messageDesc(file_watchtower_v1_watchtower, 23);
 
 /**
  * SubscribeTelemetryResponse carries one snapshot.
@@ -626,7 +669,7 @@ export type SubscribeTelemetryResponse = Message<"watchtower.v1.SubscribeTelemet
  * Use `create(SubscribeTelemetryResponseSchema)` to create a new message.
  */
 export const SubscribeTelemetryResponseSchema: GenMessage<SubscribeTelemetryResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 22);
+  messageDesc(file_watchtower_v1_watchtower, 24);
 
 /**
  * ListParametersRequest asks for the parameter catalogue. It has no fields.
@@ -641,7 +684,7 @@ export type ListParametersRequest = Message<"watchtower.v1.ListParametersRequest
  * Use `create(ListParametersRequestSchema)` to create a new message.
  */
 export const ListParametersRequestSchema: GenMessage<ListParametersRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 23);
+  messageDesc(file_watchtower_v1_watchtower, 25);
 
 /**
  * ListParametersResponse is the parameter catalogue, sorted by key.
@@ -662,7 +705,7 @@ export type ListParametersResponse = Message<"watchtower.v1.ListParametersRespon
  * Use `create(ListParametersResponseSchema)` to create a new message.
  */
 export const ListParametersResponseSchema: GenMessage<ListParametersResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 24);
+  messageDesc(file_watchtower_v1_watchtower, 26);
 
 /**
  * GodCommand asks the engine to set one parameter (the spec's GodCommandDTO).
@@ -726,7 +769,7 @@ export type GodCommand = Message<"watchtower.v1.GodCommand"> & {
  * Use `create(GodCommandSchema)` to create a new message.
  */
 export const GodCommandSchema: GenMessage<GodCommand> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 25);
+  messageDesc(file_watchtower_v1_watchtower, 27);
 
 /**
  * ParameterValue is a typed parameter value.
@@ -771,7 +814,7 @@ export type ParameterValue = Message<"watchtower.v1.ParameterValue"> & {
  * Use `create(ParameterValueSchema)` to create a new message.
  */
 export const ParameterValueSchema: GenMessage<ParameterValue> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 26);
+  messageDesc(file_watchtower_v1_watchtower, 28);
 
 /**
  * GodResponse is the engine's record of one command (the spec's GodResponseDTO).
@@ -888,7 +931,7 @@ export type GodResponse = Message<"watchtower.v1.GodResponse"> & {
  * Use `create(GodResponseSchema)` to create a new message.
  */
 export const GodResponseSchema: GenMessage<GodResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 27);
+  messageDesc(file_watchtower_v1_watchtower, 29);
 
 /**
  * ParameterSpec describes one parameter of the GlobalRegistry.
@@ -972,7 +1015,7 @@ export type ParameterSpec = Message<"watchtower.v1.ParameterSpec"> & {
  * Use `create(ParameterSpecSchema)` to create a new message.
  */
 export const ParameterSpecSchema: GenMessage<ParameterSpec> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 28);
+  messageDesc(file_watchtower_v1_watchtower, 30);
 
 /**
  * WatchtowerSnapshot is an immutable view of the engine after one tick's
@@ -1059,7 +1102,7 @@ export type WatchtowerSnapshot = Message<"watchtower.v1.WatchtowerSnapshot"> & {
  * Use `create(WatchtowerSnapshotSchema)` to create a new message.
  */
 export const WatchtowerSnapshotSchema: GenMessage<WatchtowerSnapshot> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 29);
+  messageDesc(file_watchtower_v1_watchtower, 31);
 
 /**
  * MacroIndicators are the economy-wide flows and prices of the last tick.
@@ -1157,7 +1200,7 @@ export type MacroIndicators = Message<"watchtower.v1.MacroIndicators"> & {
  * Use `create(MacroIndicatorsSchema)` to create a new message.
  */
 export const MacroIndicatorsSchema: GenMessage<MacroIndicators> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 30);
+  messageDesc(file_watchtower_v1_watchtower, 32);
 
 /**
  * AgentStatistics summarises households and firms.
@@ -1262,7 +1305,7 @@ export type AgentStatistics = Message<"watchtower.v1.AgentStatistics"> & {
  * Use `create(AgentStatisticsSchema)` to create a new message.
  */
 export const AgentStatisticsSchema: GenMessage<AgentStatistics> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 31);
+  messageDesc(file_watchtower_v1_watchtower, 33);
 
 /**
  * GovernmentIndicators covers the government and the central bank.
@@ -1339,7 +1382,7 @@ export type GovernmentIndicators = Message<"watchtower.v1.GovernmentIndicators">
  * Use `create(GovernmentIndicatorsSchema)` to create a new message.
  */
 export const GovernmentIndicatorsSchema: GenMessage<GovernmentIndicators> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 32);
+  messageDesc(file_watchtower_v1_watchtower, 34);
 
 /**
  * EngineStatistics describes the engine thread itself.
@@ -1409,7 +1452,7 @@ export type EngineStatistics = Message<"watchtower.v1.EngineStatistics"> & {
  * Use `create(EngineStatisticsSchema)` to create a new message.
  */
 export const EngineStatisticsSchema: GenMessage<EngineStatistics> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 33);
+  messageDesc(file_watchtower_v1_watchtower, 35);
 
 /**
  * AuditSummary is the tail of the engine's audit log.
@@ -1437,7 +1480,7 @@ export type AuditSummary = Message<"watchtower.v1.AuditSummary"> & {
  * Use `create(AuditSummarySchema)` to create a new message.
  */
 export const AuditSummarySchema: GenMessage<AuditSummary> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 34);
+  messageDesc(file_watchtower_v1_watchtower, 36);
 
 /**
  * WebSocketClientMessage is one JSON text frame from a legacy WebSocket client
@@ -1485,7 +1528,7 @@ export type WebSocketClientMessage = Message<"watchtower.v1.WebSocketClientMessa
  * Use `create(WebSocketClientMessageSchema)` to create a new message.
  */
 export const WebSocketClientMessageSchema: GenMessage<WebSocketClientMessage> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 35);
+  messageDesc(file_watchtower_v1_watchtower, 37);
 
 /**
  * WebSocketAuth presents a bearer token on a WebSocket connection.
@@ -1506,7 +1549,7 @@ export type WebSocketAuth = Message<"watchtower.v1.WebSocketAuth"> & {
  * Use `create(WebSocketAuthSchema)` to create a new message.
  */
 export const WebSocketAuthSchema: GenMessage<WebSocketAuth> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 36);
+  messageDesc(file_watchtower_v1_watchtower, 38);
 
 /**
  * WebSocketSubscribe changes the telemetry interval of one connection.
@@ -1528,7 +1571,7 @@ export type WebSocketSubscribe = Message<"watchtower.v1.WebSocketSubscribe"> & {
  * Use `create(WebSocketSubscribeSchema)` to create a new message.
  */
 export const WebSocketSubscribeSchema: GenMessage<WebSocketSubscribe> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 37);
+  messageDesc(file_watchtower_v1_watchtower, 39);
 
 /**
  * WebSocketServerMessage is one JSON text frame to a legacy WebSocket client.
@@ -1581,7 +1624,7 @@ export type WebSocketServerMessage = Message<"watchtower.v1.WebSocketServerMessa
  * Use `create(WebSocketServerMessageSchema)` to create a new message.
  */
 export const WebSocketServerMessageSchema: GenMessage<WebSocketServerMessage> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 38);
+  messageDesc(file_watchtower_v1_watchtower, 40);
 
 /**
  * WebSocketError explains why a client frame was refused.
@@ -1625,7 +1668,7 @@ export type WebSocketError = Message<"watchtower.v1.WebSocketError"> & {
  * Use `create(WebSocketErrorSchema)` to create a new message.
  */
 export const WebSocketErrorSchema: GenMessage<WebSocketError> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 39);
+  messageDesc(file_watchtower_v1_watchtower, 41);
 
 /**
  * RunState says whether the engine advances ticks.
@@ -1802,6 +1845,21 @@ export enum RejectionReason {
    * @generated from enum value: REJECTION_REASON_NOT_SCHEDULED = 13;
    */
   NOT_SCHEDULED = 13,
+
+  /**
+   * RevertCommand named no recorded command.
+   *
+   * @generated from enum value: REJECTION_REASON_UNKNOWN_COMMAND = 14;
+   */
+  UNKNOWN_COMMAND = 14,
+
+  /**
+   * RevertCommand named a command that was not applied, or whose parameter
+   * has changed since.
+   *
+   * @generated from enum value: REJECTION_REASON_NOT_REVERTIBLE = 15;
+   */
+  NOT_REVERTIBLE = 15,
 }
 
 /**
@@ -2005,6 +2063,20 @@ export const WatchtowerService: GenService<{
     methodKind: "unary";
     input: typeof CancelScheduledCommandRequestSchema;
     output: typeof CancelScheduledCommandResponseSchema;
+  },
+  /**
+   * RevertCommand applies the recorded old value of an applied command as a
+   * new, audited command whose reason names the reverted one. If the
+   * parameter has changed since (it no longer holds that command's new
+   * value), or the command was not applied, it fails with
+   * FAILED_PRECONDITION; an unknown id fails with NOT_FOUND. Operators only.
+   *
+   * @generated from rpc watchtower.v1.WatchtowerService.RevertCommand
+   */
+  revertCommand: {
+    methodKind: "unary";
+    input: typeof RevertCommandRequestSchema;
+    output: typeof RevertCommandResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_watchtower_v1_watchtower, 0);
