@@ -291,6 +291,27 @@ impl WatchtowerApi {
         Ok(self.commands.try_control(id, action, origin(caller))?)
     }
 
+    /// The parameter catalogue with the values of the latest snapshot.
+    pub fn parameters(&self) -> Result<ListParametersResponse, ApiError> {
+        if self.telemetry.is_closed() {
+            return Err(ApiError::EngineStopped);
+        }
+        let snapshot = self.telemetry.latest().ok_or(ApiError::NoTelemetry)?;
+        let parameters = self
+            .catalogue
+            .iter()
+            .map(|spec| pb::ParameterSpec {
+                current_value: snapshot
+                    .parameters
+                    .get(&spec.key)
+                    .copied()
+                    .or(spec.current_value),
+                ..spec.clone()
+            })
+            .collect();
+        Ok(ListParametersResponse { parameters })
+    }
+
     /// A slot for one more telemetry subscriber, under `--max-subscribers`.
     pub fn subscriber_slot(&self) -> Result<SubscriberSlot, ApiError> {
         self.slots.acquire()
@@ -339,7 +360,7 @@ fn fill_id(command: &mut GodCommand) {
 
 /// The error for a refused batch: the refused command's own, with its field
 /// named by index (`commands[2].value`).
-fn batch_rejection(responses: Vec<GodResponse>) -> ApiError {
+pub fn batch_rejection(responses: Vec<GodResponse>) -> ApiError {
     let aborted = pb::RejectionReason::BatchAborted as i32;
     let (index, mut refused) = responses
         .into_iter()
@@ -555,23 +576,7 @@ impl WatchtowerService for WatchtowerApi {
         &self,
         _request: Request<ListParametersRequest>,
     ) -> Result<Response<ListParametersResponse>, Status> {
-        if self.telemetry.is_closed() {
-            return Err(ApiError::EngineStopped.into());
-        }
-        let snapshot = self.telemetry.latest().ok_or(ApiError::NoTelemetry)?;
-        let parameters = self
-            .catalogue
-            .iter()
-            .map(|spec| pb::ParameterSpec {
-                current_value: snapshot
-                    .parameters
-                    .get(&spec.key)
-                    .copied()
-                    .or(spec.current_value),
-                ..spec.clone()
-            })
-            .collect();
-        Ok(Response::new(ListParametersResponse { parameters }))
+        Ok(Response::new(self.parameters()?))
     }
 
     #[instrument(skip_all)]
