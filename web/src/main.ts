@@ -63,6 +63,8 @@ function wireRunControls(): void {
 }
 
 let feedTotal = -1n;
+/** Operators get a Revert button on applied commands in the feed. */
+let canRevert = false;
 
 function renderFeed(s: WatchtowerSnapshot): void {
   const audit = s.audit;
@@ -93,9 +95,27 @@ function feedRow(r: GodResponse): HTMLElement {
         { class: "feed-meta" },
         el("span", {}, `tick ${r.appliedTick}`),
         el("span", { class: "feed-id", title: r.commandId }, r.commandId.slice(0, 8)),
+        ok && canRevert && !r.key.startsWith("engine.") ? revertButton(r.commandId) : "",
       ),
     ),
   );
+}
+
+/** Reverts a command; a refusal (the value moved on since) shows on the button. */
+function revertButton(commandId: string): HTMLElement {
+  const button = el("button", { type: "button", class: "link", "data-testid": "revert" }, "Revert");
+  button.addEventListener("click", () => {
+    button.textContent = "Reverting…";
+    client.revertCommand({ commandId }).then(
+      () => (button.textContent = "Reverted"),
+      (e) => {
+        const err = ConnectError.from(e);
+        button.textContent = `${codeNames(err.code)[0]}`;
+        button.title = err.rawMessage;
+      },
+    );
+  });
+  return button;
 }
 
 async function loadParameters(panel: ControlPanel, canWrite: boolean): Promise<void> {
@@ -161,6 +181,8 @@ function renderRole(me: WhoAmIResponse): void {
   role.dataset.role = name;
   const signIn = $("sign-in");
   signIn.hidden = me.role === Role.OPERATOR;
+  canRevert = me.role === Role.OPERATOR;
+  feedTotal = -1n;
   $("run-controls").hidden = me.role !== Role.OPERATOR;
 }
 

@@ -197,6 +197,18 @@ try {
   });
   ok(`${KEY} stays ${moved} after the rejection`);
 
+  // 4a. Revert from the feed: the applied command's old value comes back.
+  const appliedRow = byTestId(page, "feed")
+    .locator(`[data-testid="feed-row"][data-key="${KEY}"]`)
+    .filter({ hasText: `tick ${appliedTick}` })
+    .first();
+  await appliedRow.locator('[data-testid="revert"]').click();
+  await waitFor(`the control shows ${before} again`, async () => {
+    const text = (await current.textContent())?.trim();
+    return { done: Number(text) === before, seen: text };
+  });
+  ok(`revert from the feed restores ${KEY} = ${before}`);
+
   // 4b. Run control from the status bar: pause holds the tick, step advances one, resume runs.
   const runState = byTestId(page, "run-state");
   const tickNow = async () => Number((await byTestId(page, "tick").textContent())?.trim());
