@@ -171,6 +171,13 @@ impl SimulationServer {
                 (opened.engine, Some(opened.store))
             }
         };
+        if config.start_paused {
+            engine.world_mut().run.settings.paused = true;
+        }
+        engine
+            .world_mut()
+            .schedule
+            .set_capacity(config.max_scheduled);
         let catalogue = engine.world().registry.catalogue();
         engine.attach_bridge(receiver, publisher);
         let run = RunView {

@@ -116,6 +116,13 @@ pub struct Config {
     /// Ticks per second; 0 runs the engine as fast as it can.
     #[arg(long, env = "WATCHTOWER_TPS", default_value_t = 10.0, value_parser = parse_tps)]
     pub tps: f64,
+    /// Start with the engine paused at tick 0, to set parameters before tick
+    /// 1; `ControlEngine` resumes or steps it.
+    #[arg(long, env = "WATCHTOWER_START_PAUSED")]
+    pub start_paused: bool,
+    /// Most commands held for a later tick (`apply_at_tick`) at once.
+    #[arg(long, env = "WATCHTOWER_MAX_SCHEDULED", default_value_t = crate::engine::schedule::DEFAULT_MAX_SCHEDULED)]
+    pub max_scheduled: usize,
 
     /// Niceness added to the network threads (the tokio runtime), so that
     /// on a saturated machine the engine thread wins the CPU; 0 to 19, 0 =
@@ -339,9 +346,12 @@ impl Default for Config {
     }
 }
 
+/// The fastest target pace `--tps` and `ControlEngine`'s `set_tps` accept.
+pub const MAX_TPS: f64 = 1_000_000.0;
+
 fn parse_tps(text: &str) -> Result<f64, String> {
     let tps: f64 = text.parse().map_err(|e| format!("{e}"))?;
-    if tps.is_finite() && (0.0..=1_000_000.0).contains(&tps) {
+    if tps.is_finite() && (0.0..=MAX_TPS).contains(&tps) {
         Ok(tps)
     } else {
         Err(format!("{text} is not in [0, 1000000]"))

@@ -258,7 +258,7 @@ async fn bad_commands_get_invalid_argument_with_details_and_change_nothing() {
     assert_eq!(status.code(), Code::FailedPrecondition);
     let status = app
         .client
-        .apply_command(watchtower::pb::ApplyCommandRequest { command: None })
+        .apply_command(watchtower::pb::ApplyCommandRequest::default())
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);

@@ -378,7 +378,7 @@ async fn a_corrupt_newest_checkpoint_falls_back_and_a_version_mismatch_names_bot
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("checkpoint format 999"), "{stderr}");
-    assert!(stderr.contains("reads checkpoint format 1"), "{stderr}");
+    assert!(stderr.contains("reads checkpoint format 2"), "{stderr}");
 }
 
 /// The disk is simulated by an injected write failure (tests run as root,
@@ -584,4 +584,98 @@ async fn list_audit_entries_filters_by_key_and_tick_pages_and_refuses_bad_reques
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_applied_while_paused_replay_bit_for_bit_and_a_paused_run_resumes_paused() {
+    use pb::control_engine_request::Action;
+    let data = Data::new();
+    let mut app = data.start(&["--tps", "100"]);
+    let mut client = connect(app.addr()).await;
+    let control = |action| pb::ControlEngineRequest {
+        action: Some(action),
+    };
+    let paused = client
+        .control_engine(control(Action::Pause(pb::ControlPause {})))
+        .await
+        .expect("paused")
+        .into_inner();
+    let applied = apply(&mut client, "while-paused", 0.17)
+        .await
+        .expect("applied");
+    assert_eq!(applied.applied_tick, paused.tick);
+    assert!(applied.applied_while_paused);
+    client
+        .control_engine(control(Action::Step(pb::ControlStep { ticks: 10 })))
+        .await
+        .expect("stepped");
+    stop(app).await;
+    let output = replay(&data.run_dir(), &["--verify"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let mut app = data.start(&["--tps", "100", "--resume", "latest"]);
+    let mut client = connect(app.addr()).await;
+    let mut stream = subscribe(&mut client, 10).await;
+    let snapshot = next_snapshot(&mut stream).await;
+    assert_eq!(snapshot.tick, paused.tick + 10, "the resumed run holds");
+    let engine = snapshot.engine.unwrap();
+    assert_eq!(engine.run_state(), pb::RunState::Paused);
+    assert_eq!(snapshot.parameters[KEY], number(0.17).unwrap());
+    let audited = all_entries(&mut client).await;
+    let keys: Vec<_> = audited.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["engine.pause", KEY, "engine.step"]);
+    stop(app).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_command_survives_a_restart_from_its_checkpoint() {
+    use pb::control_engine_request::Action;
+    let data = Data::new();
+    let mut app = data.start(&["--tps", "100", "--start-paused"]);
+    let mut client = connect(app.addr()).await;
+    let mut request = command("kept-for-later", KEY, number(0.16));
+    request.command.as_mut().unwrap().apply_at_tick = 30;
+    let waiting = {
+        let mut client = client.clone();
+        tokio::spawn(async move { client.apply_command(request).await })
+    };
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while client
+        .list_scheduled_commands(pb::ListScheduledCommandsRequest {})
+        .await
+        .expect("listed")
+        .into_inner()
+        .commands
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline, "never scheduled");
+    }
+    stop(app).await;
+    assert!(
+        waiting.await.unwrap().is_err(),
+        "its caller is gone with the server"
+    );
+
+    let mut app = data.start(&["--tps", "100", "--resume", "latest"]);
+    let mut client = connect(app.addr()).await;
+    let stepped = client
+        .control_engine(pb::ControlEngineRequest {
+            action: Some(Action::Step(pb::ControlStep { ticks: 30 })),
+        })
+        .await
+        .expect("stepped")
+        .into_inner();
+    assert_eq!(stepped.tick, 30);
+    let entries = all_entries(&mut client).await;
+    let applied = entries
+        .iter()
+        .find(|e| e.command_id == "kept-for-later")
+        .expect("applied after the restart");
+    assert!(applied.success);
+    assert_eq!(applied.applied_tick, 30);
+    stop(app).await;
 }

@@ -173,6 +173,17 @@ async fn grpc_matrix(app: &TestApp, value: &mut f64) {
         if who != Who::Operator {
             assert_eq!(current_vat(app), before, "a refusal changes nothing");
         }
+        let set_tps = pb::ControlEngineRequest {
+            action: Some(pb::control_engine_request::Action::SetTps(
+                pb::ControlSetTps { tps: 50.0 },
+            )),
+        };
+        let result = client.control_engine(authed(set_tps, who)).await;
+        assert_eq!(
+            code_of(&result),
+            who.write_code(),
+            "gRPC run control as {who:?}"
+        );
     }
 }
 
@@ -356,8 +367,8 @@ async fn every_rpc_on_every_transport_checks_the_callers_role() {
     grpc_web_matrix(&app, &mut value).await;
     ws_matrix(&app, &format!("ws://{}/ws", app.addr), &mut value).await;
     ws_matrix(&app, &format!("ws://{legacy}/"), &mut value).await;
-    // Exactly the four operator commands were audited: refusals never reach
-    // the queue.
+    // Exactly the four operator commands and the operator's one run-control
+    // action were audited: refusals never reach the queue.
     let audit = app
         .server
         .telemetry()
@@ -366,7 +377,7 @@ async fn every_rpc_on_every_transport_checks_the_callers_role() {
         .audit
         .clone()
         .unwrap();
-    assert_eq!(audit.total, 4);
+    assert_eq!(audit.total, 5);
     assert!(audit.recent.iter().all(|r| &*r.principal == "operator"));
 }
 
@@ -574,7 +585,9 @@ async fn oversized_fields_are_refused_on_every_transport_and_nothing_grows() {
             key: key.to_owned(),
             value: number(0.3),
             reason: reason.to_owned(),
+            ..Default::default()
         }),
+        ..Default::default()
     };
     for (field, id, key, reason) in &cases {
         let status = app

@@ -262,7 +262,7 @@ async fn bad_frames_get_errors_apply_nothing_and_leave_the_connection_usable() {
             "neither command nor subscribe",
             Message::text("{}"),
             "INVALID_MESSAGE",
-            "`command`, `subscribe` or `auth`",
+            "`command`, `commands`, `control`, `revert`, `list_parameters`, `subscribe` or `auth`",
         ),
         (
             "a binary frame",
@@ -346,4 +346,124 @@ async fn a_frame_over_one_mebibyte_closes_the_connection() {
     })
     .await;
     assert!(closed.is_ok(), "the server closes the connection");
+}
+
+/// Issue 10's powers over the WebSocket, once each: pause, a dry run, a
+/// batch (and a refused one, named by index), a stale expected_value, a
+/// scheduled command, a revert, list_parameters, step and resume.
+#[tokio::test]
+async fn run_control_batches_dry_runs_schedules_and_reverts_over_the_websocket() {
+    let (_app, urls) = app_with_both_paths(100.0).await;
+    let mut ws = open(&urls[0]).await;
+    let json = |value: serde_json::Value| value.to_string();
+
+    send(&mut ws, json(serde_json::json!({"control": {"pause": {}}}))).await;
+    let paused = match next_reply(&mut ws).await {
+        ServerMessage::Control(control) => control,
+        other => panic!("expected control, got {other:?}"),
+    };
+    assert_eq!(paused.run_state(), watchtower::pb::RunState::Paused);
+
+    send(
+        &mut ws,
+        json(serde_json::json!({
+            "command": {"id": "ws-dry", "key": KEY, "value": {"number": 0.14}},
+            "validateOnly": true
+        })),
+    )
+    .await;
+    let dry = next_response(&mut ws).await;
+    assert!(dry.success && dry.dry_run, "{dry:?}");
+
+    send(
+        &mut ws,
+        json(serde_json::json!({"commands": {"commands": [
+            {"id": "ws-b0", "key": KEY, "value": {"number": 0.15}},
+            {"id": "ws-b1", "key": "fiscal.income_tax_rate", "value": {"number": 0.21}}
+        ]}})),
+    )
+    .await;
+    let applied = match next_reply(&mut ws).await {
+        ServerMessage::Commands(batch) => batch.responses,
+        other => panic!("expected commands, got {other:?}"),
+    };
+    assert_eq!(applied.len(), 2);
+    assert!(
+        applied
+            .iter()
+            .all(|r| r.success && r.applied_tick == paused.tick)
+    );
+
+    send(
+        &mut ws,
+        json(serde_json::json!({"commands": {"commands": [
+            {"id": "ws-c0", "key": KEY, "value": {"number": 0.16}},
+            {"id": "ws-c1", "key": KEY, "value": {"number": 9.0}}
+        ]}})),
+    )
+    .await;
+    let refused = next_error(&mut ws).await;
+    assert_eq!(refused.code, "INVALID_ARGUMENT");
+    assert_eq!(refused.field, "commands[1].value");
+
+    send(
+        &mut ws,
+        json(serde_json::json!({"command": {
+            "id": "ws-stale", "key": KEY, "value": {"number": 0.17},
+            "expectedValue": {"number": 0.1}
+        }})),
+    )
+    .await;
+    let stale = next_response(&mut ws).await;
+    assert_eq!(stale.rejection(), RejectionReason::Conflict);
+
+    send(
+        &mut ws,
+        json(serde_json::json!({"revert": {"commandId": "ws-b0"}})),
+    )
+    .await;
+    let reverted = next_response(&mut ws).await;
+    assert!(reverted.success, "{reverted:?}");
+    assert_eq!(reverted.reason, "revert of ws-b0");
+
+    send(
+        &mut ws,
+        json(serde_json::json!({"command": {
+            "id": "ws-later", "key": KEY, "value": {"number": 0.18},
+            "applyAtTick": (paused.tick + 3).to_string()
+        }})),
+    )
+    .await;
+    send(&mut ws, json(serde_json::json!({"listParameters": {}}))).await;
+    let parameters = match next_reply(&mut ws).await {
+        ServerMessage::Parameters(list) => list.parameters,
+        other => panic!("expected parameters, got {other:?}"),
+    };
+    assert!(parameters.iter().any(|p| p.key == KEY && p.step > 0.0));
+
+    send(
+        &mut ws,
+        json(serde_json::json!({"control": {"step": {"ticks": 3}}})),
+    )
+    .await;
+    // The scheduled command answers in Phase 0 of its tick, before the step
+    // that ran to it.
+    let later = next_response(&mut ws).await;
+    assert_eq!(later.command_id, "ws-later");
+    assert_eq!(later.applied_tick, paused.tick + 3);
+    match next_reply(&mut ws).await {
+        ServerMessage::Control(control) => assert_eq!(control.tick, paused.tick + 3),
+        other => panic!("expected control, got {other:?}"),
+    }
+    send(
+        &mut ws,
+        json(serde_json::json!({"control": {"resume": {}}})),
+    )
+    .await;
+    match next_reply(&mut ws).await {
+        ServerMessage::Control(control) => {
+            assert_eq!(control.run_state(), watchtower::pb::RunState::Running);
+        }
+        other => panic!("expected control, got {other:?}"),
+    }
 }

@@ -26,7 +26,10 @@ use std::{
 
 use tokio::sync::oneshot;
 
-use crate::pb::{GodCommand, GodResponse};
+use crate::pb::{
+    ControlEngineResponse, GodCommand, GodResponse, ScheduledCommand,
+    control_engine_request::Action,
+};
 
 /// Creates a command queue holding at most `capacity` commands.
 pub fn command_queue(capacity: usize) -> (CommandSender, CommandReceiver) {
@@ -110,11 +113,49 @@ pub enum Abandoned {
     Cancelled,
 }
 
-/// A command waiting for Phase 0, with the channel its verdict goes back on.
+/// What a queued item asks Phase 0 to do.
+#[derive(Debug, Clone)]
+pub enum Request {
+    /// Set one parameter (the command as the client sent it, its id filled in).
+    Command(GodCommand),
+    /// Set several parameters in one Phase 0, all or nothing; or, with
+    /// `validate_only`, check them (one or many) and change nothing.
+    Batch {
+        /// The commands, in order, their ids filled in.
+        commands: Vec<GodCommand>,
+        /// Check only: nothing is changed or audited.
+        validate_only: bool,
+    },
+    /// Drop a scheduled command; answered with its audit entry.
+    Cancel {
+        /// The scheduled command's id.
+        command_id: String,
+    },
+    /// List the scheduled commands; changes nothing.
+    ListScheduled,
+    /// Set a parameter back to the old value an applied command replaced.
+    Revert {
+        /// The new command's id, assigned by the server.
+        id: String,
+        /// The command to revert.
+        command_id: String,
+    },
+    /// Pause, resume, step or re-pace the engine.
+    Control {
+        /// The audit entry's id, assigned by the server.
+        id: String,
+        /// The action.
+        action: Action,
+    },
+}
+
+/// A command or control action waiting for Phase 0, with the channel its
+/// verdict goes back on. Both kinds share the queue, so a control action
+/// waits its turn behind the commands before it and takes one slot.
 #[derive(Debug)]
 pub struct QueuedCommand {
-    /// The command as the client sent it (with its id filled in).
-    pub command: GodCommand,
+    /// What is asked.
+    pub request: Request,
     /// Who sent it.
     pub origin: CommandOrigin,
     /// Where the verdict goes. Dropped unanswered, it tells the caller the
@@ -127,7 +168,7 @@ impl QueuedCommand {
     pub fn abandoned(&self, now: Instant) -> Option<Abandoned> {
         if self.origin.deadline.is_some_and(|deadline| now >= deadline) {
             Some(Abandoned::Expired)
-        } else if self.reply.0.is_closed() {
+        } else if self.reply.is_closed() {
             Some(Abandoned::Cancelled)
         } else {
             None
@@ -149,23 +190,105 @@ impl QueuedCommand {
     pub fn into_reply(self) -> Reply {
         self.reply
     }
+
+    /// The request and the reply channel, apart.
+    pub fn into_parts(self) -> (Request, Reply) {
+        (self.request, self.reply)
+    }
 }
 
 /// One caller's reply channel. It can leave the engine thread: the audit
 /// writer answers once the outcome is durable.
 #[derive(Debug)]
-pub struct Reply(oneshot::Sender<Result<GodResponse, Unrecorded>>);
+pub struct Reply(ReplyTo);
+
+/// A command's caller wants its `GodResponse`; a control action's caller
+/// wants the run state, which the engine attaches before handing it over.
+#[derive(Debug)]
+enum ReplyTo {
+    Command(oneshot::Sender<Result<GodResponse, Unrecorded>>),
+    Control {
+        tx: oneshot::Sender<Result<ControlEngineResponse, Unrecorded>>,
+        status: ControlEngineResponse,
+    },
+    Batch {
+        tx: oneshot::Sender<Result<Vec<GodResponse>, Unrecorded>>,
+        responses: Vec<GodResponse>,
+    },
+    Listing(oneshot::Sender<Result<Vec<ScheduledCommand>, Unrecorded>>),
+}
 
 impl Reply {
-    /// Acknowledges `response`; false if the caller is gone.
+    /// Acknowledges `response` (for a control action: the run state
+    /// attached with [`Reply::with_status`]); false if the caller is gone.
     pub fn send(self, response: GodResponse) -> bool {
-        self.0.send(Ok(response)).is_ok()
+        match self.0 {
+            ReplyTo::Command(tx) => tx.send(Ok(response)).is_ok(),
+            ReplyTo::Control { tx, status } => tx.send(Ok(status)).is_ok(),
+            ReplyTo::Batch { tx, responses } => tx.send(Ok(responses)).is_ok(),
+            ReplyTo::Listing(tx) => tx.send(Ok(Vec::new())).is_ok(),
+        }
+    }
+
+    /// Answers a `ListScheduled` request; false for any other reply.
+    pub fn send_listing(self, listing: Vec<ScheduledCommand>) -> bool {
+        match self.0 {
+            ReplyTo::Listing(tx) => tx.send(Ok(listing)).is_ok(),
+            _ => false,
+        }
+    }
+
+    /// Answers with `responses`: all of them to a batch's caller, the first
+    /// to a single command's.
+    pub fn send_all(self, mut responses: Vec<GodResponse>) -> bool {
+        match self.0 {
+            ReplyTo::Batch { tx, .. } => tx.send(Ok(responses)).is_ok(),
+            _ if responses.is_empty() => false,
+            _ => self.send(responses.swap_remove(0)),
+        }
+    }
+
+    /// Sets the responses a batch's caller gets when the last one is
+    /// durable; other replies are unchanged.
+    pub fn with_responses(mut self, all: Vec<GodResponse>) -> Self {
+        if let ReplyTo::Batch { responses, .. } = &mut self.0 {
+            *responses = all;
+        }
+        self
+    }
+
+    /// Sets the run state a control action's caller gets; a command's reply
+    /// is unchanged.
+    pub fn with_status(mut self, run: ControlEngineResponse) -> Self {
+        if let ReplyTo::Control { status, .. } = &mut self.0 {
+            *status = run;
+        }
+        self
+    }
+
+    /// Answers a control action's caller with `run` at once.
+    pub fn send_status(self, run: ControlEngineResponse) -> bool {
+        self.with_status(run).send(GodResponse::default())
     }
 
     /// Tells the caller its outcome could not be recorded; false if the
     /// caller is gone.
     pub fn fail(self, error: Unrecorded) -> bool {
-        self.0.send(Err(error)).is_ok()
+        match self.0 {
+            ReplyTo::Command(tx) => tx.send(Err(error)).is_ok(),
+            ReplyTo::Control { tx, .. } => tx.send(Err(error)).is_ok(),
+            ReplyTo::Batch { tx, .. } => tx.send(Err(error)).is_ok(),
+            ReplyTo::Listing(tx) => tx.send(Err(error)).is_ok(),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        match &self.0 {
+            ReplyTo::Command(tx) => tx.is_closed(),
+            ReplyTo::Control { tx, .. } => tx.is_closed(),
+            ReplyTo::Batch { tx, .. } => tx.is_closed(),
+            ReplyTo::Listing(tx) => tx.is_closed(),
+        }
     }
 }
 
@@ -225,14 +348,15 @@ pub enum ReplyError {
     Unrecorded(#[from] Unrecorded),
 }
 
-/// The caller's end of a queued command's reply channel.
+/// The caller's end of a queued item's reply channel: a `GodResponse` for a
+/// command, a `ControlEngineResponse` for a control action.
 #[derive(Debug)]
-pub struct PendingReply(oneshot::Receiver<Result<GodResponse, Unrecorded>>);
+pub struct PendingReply<T = GodResponse>(oneshot::Receiver<Result<T, Unrecorded>>);
 
-impl PendingReply {
+impl<T> PendingReply<T> {
     /// Waits for Phase 0 to apply or reject the command (and, with an audit
     /// log on disk, for the outcome to be durable).
-    pub async fn response(self) -> Result<GodResponse, ReplyError> {
+    pub async fn response(self) -> Result<T, ReplyError> {
         Ok(self.0.await.map_err(|_| ReplyError::Dropped)??)
     }
 }
@@ -244,7 +368,113 @@ impl CommandSender {
         command: GodCommand,
         origin: CommandOrigin,
     ) -> Result<PendingReply, SubmitError> {
-        let (reply, rx) = oneshot::channel();
+        let (tx, rx) = oneshot::channel();
+        let reply = Reply(ReplyTo::Command(tx));
+        self.push(Request::Command(command), origin, reply)?;
+        Ok(PendingReply(rx))
+    }
+
+    /// Queues `command` to be checked, not applied, by the next Phase 0.
+    pub fn try_validate(
+        &self,
+        command: GodCommand,
+        origin: CommandOrigin,
+    ) -> Result<PendingReply, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        let reply = Reply(ReplyTo::Command(tx));
+        let request = Request::Batch {
+            commands: vec![command],
+            validate_only: true,
+        };
+        self.push(request, origin, reply)?;
+        Ok(PendingReply(rx))
+    }
+
+    /// Queues a batch for the next Phase 0 without waiting; it takes one
+    /// slot.
+    pub fn try_batch(
+        &self,
+        commands: Vec<GodCommand>,
+        validate_only: bool,
+        origin: CommandOrigin,
+    ) -> Result<PendingReply<Vec<GodResponse>>, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        let reply = Reply(ReplyTo::Batch {
+            tx,
+            responses: Vec::new(),
+        });
+        let request = Request::Batch {
+            commands,
+            validate_only,
+        };
+        self.push(request, origin, reply)?;
+        Ok(PendingReply(rx))
+    }
+
+    /// Queues the cancellation of scheduled command `command_id`.
+    pub fn try_cancel(
+        &self,
+        command_id: String,
+        origin: CommandOrigin,
+    ) -> Result<PendingReply, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        self.push(
+            Request::Cancel { command_id },
+            origin,
+            Reply(ReplyTo::Command(tx)),
+        )?;
+        Ok(PendingReply(rx))
+    }
+
+    /// Queues the revert of command `command_id`, as a new command `id`.
+    pub fn try_revert(
+        &self,
+        id: String,
+        command_id: String,
+        origin: CommandOrigin,
+    ) -> Result<PendingReply, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        self.push(
+            Request::Revert { id, command_id },
+            origin,
+            Reply(ReplyTo::Command(tx)),
+        )?;
+        Ok(PendingReply(rx))
+    }
+
+    /// Asks the next Phase 0 for the scheduled commands.
+    pub fn try_list_scheduled(
+        &self,
+        origin: CommandOrigin,
+    ) -> Result<PendingReply<Vec<ScheduledCommand>>, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        self.push(Request::ListScheduled, origin, Reply(ReplyTo::Listing(tx)))?;
+        Ok(PendingReply(rx))
+    }
+
+    /// Queues a control action for the next Phase 0 without waiting; it
+    /// takes one slot like a command.
+    pub fn try_control(
+        &self,
+        id: String,
+        action: Action,
+        origin: CommandOrigin,
+    ) -> Result<PendingReply<ControlEngineResponse>, SubmitError> {
+        let (tx, rx) = oneshot::channel();
+        let reply = Reply(ReplyTo::Control {
+            tx,
+            status: ControlEngineResponse::default(),
+        });
+        self.push(Request::Control { id, action }, origin, reply)?;
+        Ok(PendingReply(rx))
+    }
+
+    fn push(
+        &self,
+        request: Request,
+        origin: CommandOrigin,
+        reply: Reply,
+    ) -> Result<(), SubmitError> {
         let share = self.share();
         let mut state = self.shared.lock();
         if state.closed {
@@ -273,11 +503,14 @@ impl CommandSender {
                 .or_default() += 1;
         }
         state.queue.push_back(QueuedCommand {
-            command,
+            request,
             origin,
-            reply: Reply(reply),
+            reply,
         });
-        Ok(PendingReply(rx))
+        drop(state);
+        // A paused engine sleeps until something arrives.
+        self.shared.wake.notify_all();
+        Ok(())
     }
 
     /// The most commands one holder may have queued.
@@ -375,6 +608,18 @@ impl CommandReceiver {
     /// Closes the queue: later submissions fail with [`SubmitError::Closed`].
     pub fn close(&self) {
         self.shared.close();
+    }
+
+    /// Sleeps until something is queued or the queue closes; false once it
+    /// is closed. A paused engine waits here between its Phase 0 runs.
+    pub fn wait_for_work(&self) -> bool {
+        let state = self.shared.lock();
+        let state = self
+            .shared
+            .wake
+            .wait_while(state, |s| s.queue.is_empty() && !s.closed)
+            .unwrap_or_else(PoisonError::into_inner);
+        !state.closed
     }
 
     /// Sleeps up to `timeout`, waking early only if the queue closes.
@@ -505,7 +750,17 @@ mod tests {
         );
         let mut out = Vec::new();
         rx.drain_into(&mut out);
-        let ids: Vec<_> = out.iter().map(|q| q.command.id.as_str()).collect();
+        let ids: Vec<_> = out
+            .iter()
+            .map(|q| match &q.request {
+                Request::Command(c) => c.id.as_str(),
+                Request::Control { id, .. } => id.as_str(),
+                Request::Batch { commands, .. } => commands[0].id.as_str(),
+                Request::Cancel { command_id } => command_id.as_str(),
+                Request::ListScheduled => "",
+                Request::Revert { id, .. } => id.as_str(),
+            })
+            .collect();
         assert_eq!(ids, ["a", "b"]);
         assert!(submit(&tx, "d").is_ok());
     }

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{AuditLog, Economy, Value};
+use super::{AuditLog, Economy, Value, control::RunSettings, schedule::SavedSchedule};
 use crate::{bridge::Reply, pb::GodResponse};
 
 /// Where the engine hands its record. Every method must return at once.
@@ -27,8 +27,9 @@ pub trait Journal: Send + std::fmt::Debug {
 pub struct Outcome {
     /// What Phase 0 decided (or, for a repeated id, what it decided before).
     pub response: GodResponse,
-    /// The caller, answered once the outcome is durable.
-    pub reply: Reply,
+    /// The caller, answered once the outcome is durable; none for a `step`,
+    /// whose caller is answered after its last tick.
+    pub reply: Option<Reply>,
     /// False for a repeated id: the outcome is already in the log, so it is
     /// only acknowledged (after everything before it is durable).
     pub append: bool,
@@ -48,4 +49,8 @@ pub struct EngineState {
     /// Counts, the recent tail and the idempotency index. Its `total()` is
     /// the audit position: how many log lines the state includes.
     pub audit: AuditLog,
+    /// Paused or running, and the target pace.
+    pub run: RunSettings,
+    /// Commands held for later ticks.
+    pub scheduled: SavedSchedule,
 }

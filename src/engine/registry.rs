@@ -224,6 +224,17 @@ pub enum Rejection {
         /// The parameter.
         key: String,
     },
+    /// Compare-and-set failed: the parameter holds another value than the
+    /// one the command expected.
+    #[error("{key:?} is {current}, not the expected {expected}; someone changed it first")]
+    Conflict {
+        /// The parameter.
+        key: String,
+        /// What the command expected.
+        expected: Value,
+        /// What the parameter holds.
+        current: Value,
+    },
 }
 
 impl Rejection {
@@ -231,6 +242,7 @@ impl Rejection {
     pub fn field(&self) -> &'static str {
         match self {
             Rejection::UnknownKey { .. } | Rejection::Immutable { .. } => "command.key",
+            Rejection::Conflict { .. } => "command.expected_value",
             _ => "command.value",
         }
     }
@@ -247,6 +259,7 @@ impl Rejection {
                 .map(ParamSpec::allowed)
                 .unwrap_or_default(),
             Rejection::OutOfRange { allowed, .. } => allowed.clone(),
+            Rejection::Conflict { current, .. } => format!("the current value, {current}"),
         }
     }
 
@@ -259,6 +272,7 @@ impl Rejection {
             Rejection::NotFinite { .. } => pb::RejectionReason::NotFinite,
             Rejection::OutOfRange { .. } => pb::RejectionReason::OutOfRange,
             Rejection::Immutable { .. } => pb::RejectionReason::Immutable,
+            Rejection::Conflict { .. } => pb::RejectionReason::Conflict,
         }
     }
 }
@@ -454,6 +468,29 @@ impl GlobalRegistry {
     /// and new values. A refused value changes nothing.
     pub fn set(&mut self, key: &str, value: Option<Value>) -> Result<(Value, Value), Rejection> {
         self.set_inner(key, value, false)
+    }
+
+    /// Compare-and-set: like [`GlobalRegistry::set`], but refused with
+    /// [`Rejection::Conflict`] unless the parameter holds `expected` (when
+    /// given). An invalid value is refused as such first.
+    pub fn set_if(
+        &mut self,
+        key: &str,
+        value: Option<Value>,
+        expected: Option<Value>,
+    ) -> Result<(Value, Value), Rejection> {
+        let (old, new) = self.set(key, value)?;
+        match expected {
+            Some(expected) if expected != old => {
+                self.set_inner(key, Some(old), true)?;
+                Err(Rejection::Conflict {
+                    key: key.to_owned(),
+                    expected,
+                    current: old,
+                })
+            }
+            _ => Ok((old, new)),
+        }
     }
 
     fn set_inner(

@@ -88,7 +88,7 @@ pub enum ApiError {
     #[error("{field} is {len} bytes (starting {prefix:?}); at most {max} bytes are allowed")]
     TooLong {
         /// The request field.
-        field: &'static str,
+        field: String,
         /// Its length in bytes.
         len: usize,
         /// The limit.
@@ -145,6 +145,8 @@ impl ApiError {
         }
         match self.code() {
             Code::InvalidArgument => "INVALID_ARGUMENT",
+            Code::Aborted => "ABORTED",
+            Code::NotFound => "NOT_FOUND",
             Code::FailedPrecondition => "FAILED_PRECONDITION",
             Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
             Code::Unauthenticated => "UNAUTHENTICATED",
@@ -185,9 +187,8 @@ impl ApiError {
     /// The request field at fault, if one is.
     pub fn field(&self) -> Option<&str> {
         match self {
-            ApiError::MissingField { field }
-            | ApiError::InvalidField { field, .. }
-            | ApiError::TooLong { field, .. } => Some(field),
+            ApiError::MissingField { field } | ApiError::InvalidField { field, .. } => Some(field),
+            ApiError::TooLong { field, .. } => Some(field),
             ApiError::Rejected(response) => Some(&response.field),
             _ => None,
         }
@@ -225,6 +226,10 @@ fn rejection_code(reason: pb::RejectionReason) -> Code {
         pb::RejectionReason::Immutable => Code::FailedPrecondition,
         pb::RejectionReason::Expired => Code::DeadlineExceeded,
         pb::RejectionReason::Cancelled => Code::Cancelled,
+        pb::RejectionReason::Conflict => Code::Aborted,
+        pb::RejectionReason::ScheduleFull => Code::ResourceExhausted,
+        pb::RejectionReason::NotScheduled | pb::RejectionReason::UnknownCommand => Code::NotFound,
+        pb::RejectionReason::NotRevertible => Code::FailedPrecondition,
         _ => Code::InvalidArgument,
     }
 }
@@ -340,18 +345,26 @@ fn rejection_status(response: &pb::GodResponse, message: String) -> Status {
         format!("{}; allowed: {}", response.error, response.allowed)
     };
     let mut details = ErrorDetails::with_bad_request_violation(response.field.clone(), description);
+    let mut metadata = HashMap::from([
+        ("command_id".to_owned(), response.command_id.clone()),
+        ("key".to_owned(), response.key.clone()),
+        ("applied_tick".to_owned(), response.applied_tick.to_string()),
+        ("allowed".to_owned(), response.allowed.clone()),
+    ]);
+    if reason == pb::RejectionReason::Conflict
+        && let Some(current) = &response.old_value
+        && let Ok(json) = serde_json::to_string(current)
+    {
+        // The value the parameter holds, in canonical JSON, to retry with.
+        metadata.insert("current_value".to_owned(), json);
+    }
     details.set_error_info(
         reason
             .as_str_name()
             .trim_start_matches("REJECTION_REASON_")
             .to_owned(),
         ERROR_DOMAIN,
-        HashMap::from([
-            ("command_id".to_owned(), response.command_id.clone()),
-            ("key".to_owned(), response.key.clone()),
-            ("applied_tick".to_owned(), response.applied_tick.to_string()),
-            ("allowed".to_owned(), response.allowed.clone()),
-        ]),
+        metadata,
     );
     Status::with_error_details(code, message, details)
 }

@@ -73,13 +73,16 @@ pub struct Frame {
     /// When the hub received it; subscribers space their messages on this
     /// clock (see [`Pacer`]).
     published: Instant,
+    /// Counts publications, so a snapshot republished with the same tick
+    /// (a command applied while paused) is still a new frame.
+    seq: u64,
     /// Its `{"snapshot": …}` JSON for the WebSocket path, made by the first
     /// WebSocket that needs it; clones share the bytes.
     json: OnceLock<Utf8Bytes>,
 }
 
 impl Frame {
-    fn new(snapshot: Arc<WatchtowerSnapshot>) -> Self {
+    fn new(snapshot: Arc<WatchtowerSnapshot>, seq: u64) -> Self {
         // `SubscribeTelemetryResponse { snapshot = 1 }` on the wire is just
         // field 1 holding the snapshot, so encode it in place, no copy.
         let mut grpc = Vec::with_capacity(snapshot.encoded_len() + 8);
@@ -88,6 +91,7 @@ impl Frame {
             grpc: EncodedTelemetry(grpc.into()),
             published: Instant::now(),
             snapshot,
+            seq,
             json: OnceLock::new(),
         }
     }
@@ -101,6 +105,11 @@ impl Frame {
     /// The tick of the snapshot.
     pub fn tick(&self) -> u64 {
         self.snapshot.tick
+    }
+
+    /// The frame's place in publication order: higher is newer.
+    pub fn seq(&self) -> u64 {
+        self.seq
     }
 
     /// The WebSocket message for this snapshot, encoded at most once.
@@ -170,14 +179,18 @@ impl TelemetryHub {
         let this = hub.clone();
         tokio::spawn(async move {
             let _stopped = this.stopped.clone().drop_guard();
-            let mut last_tick = None;
+            let mut last: Option<Arc<WatchtowerSnapshot>> = None;
+            let mut seq = 0;
             loop {
                 reader.mark_seen();
                 if let Some(snapshot) = reader.latest()
-                    && last_tick.is_none_or(|last| snapshot.tick > last)
+                    && last
+                        .as_ref()
+                        .is_none_or(|last| !Arc::ptr_eq(last, &snapshot))
                 {
-                    last_tick = Some(snapshot.tick);
-                    let frame = Arc::new(Frame::new(snapshot));
+                    last = Some(Arc::clone(&snapshot));
+                    seq += 1;
+                    let frame = Arc::new(Frame::new(snapshot, seq));
                     this.stats.encoded.fetch_add(1, Ordering::Relaxed);
                     this.remember(Arc::clone(&frame));
                     tx.send_replace(Some(frame));
@@ -215,14 +228,14 @@ impl TelemetryHub {
     }
 
     /// A pacer for one subscriber at `interval` that has already been sent
-    /// up to `last_tick`.
-    pub fn pacer(&self, interval: Duration, last_tick: Option<u64>) -> Pacer {
+    /// up to the publication `last_seq`.
+    pub fn pacer(&self, interval: Duration, last_seq: Option<u64>) -> Pacer {
         Pacer {
             frames: self.latest.clone(),
             stopped: self.stopped.clone(),
             interval,
             anchor: None,
-            last_tick,
+            last_seq,
         }
     }
 
@@ -266,7 +279,8 @@ impl TelemetryHub {
 
 /// One subscriber's pacing: the newest frame as soon as it is published,
 /// provided the stream's interval is up; otherwise the newest one when it is.
-/// Never the same tick twice.
+/// Never the same publication twice (a paused engine republishes its tick
+/// when a command applies, and that is a new frame).
 ///
 /// The interval is counted from the publication of the frame last sent, not
 /// from the moment the fan-out reached this stream, so a stream that the
@@ -285,8 +299,8 @@ pub struct Pacer {
     interval: Duration,
     /// Where the interval of the last message sent started.
     anchor: Option<Instant>,
-    /// The tick last sent, so a snapshot is never sent twice.
-    last_tick: Option<u64>,
+    /// The publication last sent, so a snapshot is never sent twice.
+    last_seq: Option<u64>,
 }
 
 impl Pacer {
@@ -303,7 +317,7 @@ impl Pacer {
         loop {
             let newest = self.frames.borrow_and_update().clone();
             match newest {
-                Some(frame) if self.last_tick.is_none_or(|last| frame.tick() > last) => {
+                Some(frame) if self.last_seq.is_none_or(|last| frame.seq() > last) => {
                     match self.due() {
                         Some(due) if Instant::now() < due => {
                             tokio::select! {
@@ -329,7 +343,7 @@ impl Pacer {
             .checked_sub(self.interval / 4)
             .unwrap_or(frame.published);
         self.anchor = Some(frame.published.max(slack));
-        self.last_tick = Some(frame.tick());
+        self.last_seq = Some(frame.seq());
         frame
     }
 }
@@ -345,7 +359,7 @@ mod tests {
             tick: 42,
             ..Default::default()
         });
-        let frame = Frame::new(Arc::clone(&snapshot));
+        let frame = Frame::new(Arc::clone(&snapshot), 1);
         let decoded =
             SubscribeTelemetryResponse::decode(frame.grpc.encode_to_vec().as_slice()).unwrap();
         assert_eq!(decoded.snapshot.as_ref(), Some(snapshot.as_ref()));

@@ -23,7 +23,10 @@ use governor::{
 use tonic::Status;
 
 use super::error::ApiError;
-use crate::pb::GodCommand;
+use crate::{
+    config::MAX_TPS,
+    pb::{GodCommand, control_engine_request::Action},
+};
 
 /// Longest command id, in bytes.
 pub const MAX_ID_BYTES: usize = 128;
@@ -87,15 +90,15 @@ fn count_messages(body: &[u8]) -> usize {
 
 /// Refuses a command whose strings are too long, naming the field, before
 /// anything is queued.
-pub fn check_command(command: &GodCommand) -> Result<(), ApiError> {
+pub fn check_command(command: &GodCommand, path: &str) -> Result<(), ApiError> {
     for (field, value, max) in [
-        ("command.id", &command.id, MAX_ID_BYTES),
-        ("command.key", &command.key, MAX_KEY_BYTES),
-        ("command.reason", &command.reason, MAX_REASON_BYTES),
+        ("id", &command.id, MAX_ID_BYTES),
+        ("key", &command.key, MAX_KEY_BYTES),
+        ("reason", &command.reason, MAX_REASON_BYTES),
     ] {
         if value.len() > max {
             return Err(ApiError::TooLong {
-                field,
+                field: format!("{path}.{field}"),
                 len: value.len(),
                 max,
                 prefix: prefix(value, ECHO_PREFIX_BYTES).to_owned(),
@@ -103,6 +106,50 @@ pub fn check_command(command: &GodCommand) -> Result<(), ApiError> {
         }
     }
     Ok(())
+}
+
+/// Most commands in one `ApplyCommands` batch.
+pub const MAX_BATCH_COMMANDS: usize = 100;
+
+/// Checks a batch: 1 to [`MAX_BATCH_COMMANDS`] commands, each within its
+/// size limits (named by index, `commands[2].key`).
+pub fn check_batch(commands: &[GodCommand]) -> Result<(), ApiError> {
+    if !(1..=MAX_BATCH_COMMANDS).contains(&commands.len()) {
+        return Err(ApiError::InvalidField {
+            field: "commands",
+            value: format!("{} commands", commands.len()),
+            allowed: "1 to 100 commands",
+        });
+    }
+    for (i, command) in commands.iter().enumerate() {
+        check_command(command, &format!("commands[{i}]"))?;
+    }
+    Ok(())
+}
+
+/// Most ticks one `step` may run.
+pub const MAX_STEP_TICKS: u32 = 10_000;
+
+/// Checks a control action's numbers: a step of 1 to [`MAX_STEP_TICKS`]
+/// ticks, a pace of 0 to [`MAX_TPS`].
+pub fn check_control(action: &Action) -> Result<(), ApiError> {
+    match action {
+        Action::Step(step) if !(1..=MAX_STEP_TICKS).contains(&step.ticks) => {
+            Err(ApiError::InvalidField {
+                field: "step.ticks",
+                value: step.ticks.to_string(),
+                allowed: "1 to 10000",
+            })
+        }
+        Action::SetTps(set) if !(set.tps.is_finite() && (0.0..=MAX_TPS).contains(&set.tps)) => {
+            Err(ApiError::InvalidField {
+                field: "set_tps.tps",
+                value: set.tps.to_string(),
+                allowed: "0 (unthrottled) to 1000000",
+            })
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The longest prefix of `text` of at most `max` bytes that ends on a
@@ -212,11 +259,11 @@ mod tests {
         };
         let Err(ApiError::TooLong {
             field, len, prefix, ..
-        }) = check_command(&command)
+        }) = check_command(&command, "command")
         else {
             panic!("a 1200-byte reason must be refused");
         };
-        assert_eq!((field, len), ("command.reason", 1200));
+        assert_eq!((field.as_str(), len), ("command.reason", 1200));
         assert_eq!(prefix.len(), ECHO_PREFIX_BYTES);
     }
 

@@ -33,10 +33,13 @@ use super::{
 use crate::{
     bridge::{CommandOrigin, CommandSender, PendingReply, TelemetryReader, Unrecorded},
     pb::{
-        self, ApplyCommandRequest, ApplyCommandResponse, GetServerStatsRequest,
-        GetServerStatsResponse, GodCommand, ListAuditEntriesRequest, ListAuditEntriesResponse,
-        ListParametersRequest, ListParametersResponse, SubscribeTelemetryRequest, WhoAmIRequest,
-        WhoAmIResponse,
+        self, ApplyCommandRequest, ApplyCommandResponse, ApplyCommandsRequest,
+        ApplyCommandsResponse, CancelScheduledCommandRequest, CancelScheduledCommandResponse,
+        ControlEngineRequest, ControlEngineResponse, GetServerStatsRequest, GetServerStatsResponse,
+        GodCommand, GodResponse, ListAuditEntriesRequest, ListAuditEntriesResponse,
+        ListParametersRequest, ListParametersResponse, ListScheduledCommandsRequest,
+        ListScheduledCommandsResponse, RevertCommandRequest, RevertCommandResponse,
+        SubscribeTelemetryRequest, WhoAmIRequest, WhoAmIResponse, control_engine_request::Action,
     },
     store::{AuditFile, AuditQuery, LogHealth},
 };
@@ -182,32 +185,139 @@ impl WatchtowerApi {
     /// caller must be an operator, the command within its size limits, the
     /// caller within its rate and its share of the queue, and the audit log
     /// writable (otherwise its outcome could not be acknowledged).
-    pub fn submit(&self, command: GodCommand, caller: &Caller) -> Result<PendingReply, ApiError> {
-        self.checked_submit(command, caller)
+    /// With `validate_only`, Phase 0 checks the command and changes nothing.
+    pub fn submit(
+        &self,
+        command: GodCommand,
+        validate_only: bool,
+        caller: &Caller,
+    ) -> Result<PendingReply, ApiError> {
+        self.checked_submit(command, validate_only, caller)
             .inspect_err(metrics::command_refused)
     }
 
     fn checked_submit(
         &self,
         mut command: GodCommand,
+        validate_only: bool,
         caller: &Caller,
     ) -> Result<PendingReply, ApiError> {
         caller.principal.require(Role::Operator)?;
-        limits::check_command(&command)?;
+        limits::check_command(&command, "command")?;
+        self.admit(caller)?;
+        fill_id(&mut command);
+        Ok(if validate_only {
+            self.commands.try_validate(command, origin(caller))?
+        } else {
+            self.commands.try_submit(command, origin(caller))?
+        })
+    }
+
+    /// The one way a batch enters the queue, with the same checks as
+    /// [`WatchtowerApi::submit`]; the batch takes one queue slot and counts
+    /// once against the caller's rate.
+    pub fn submit_batch(
+        &self,
+        mut commands: Vec<GodCommand>,
+        validate_only: bool,
+        caller: &Caller,
+    ) -> Result<PendingReply<Vec<GodResponse>>, ApiError> {
+        caller.principal.require(Role::Operator)?;
+        limits::check_batch(&commands)?;
+        self.admit(caller)?;
+        commands.iter_mut().for_each(fill_id);
+        Ok(self
+            .commands
+            .try_batch(commands, validate_only, origin(caller))?)
+    }
+
+    /// Refuses every state change while the audit log cannot be written
+    /// (its outcome could not be acknowledged) or the caller is over its rate.
+    fn admit(&self, caller: &Caller) -> Result<(), ApiError> {
         if let Some(why) = self.run.health.failure() {
             return Err(ApiError::Unrecorded(Unrecorded(why)));
         }
-        self.rate.check(&caller.principal.name)?;
-        if command.id.is_empty() {
-            command.id = uuid::Uuid::new_v4().to_string();
+        self.rate.check(&caller.principal.name)
+    }
+
+    /// Queues the cancellation of a scheduled command.
+    pub fn cancel_scheduled(
+        &self,
+        command_id: String,
+        caller: &Caller,
+    ) -> Result<PendingReply, ApiError> {
+        caller.principal.require(Role::Operator)?;
+        if command_id.len() > limits::MAX_ID_BYTES {
+            return Err(ApiError::TooLong {
+                field: "command_id".to_owned(),
+                len: command_id.len(),
+                max: limits::MAX_ID_BYTES,
+                prefix: limits::prefix(&command_id, limits::ECHO_PREFIX_BYTES).to_owned(),
+            });
         }
-        let origin = CommandOrigin {
-            principal: Arc::clone(&caller.principal.name),
-            named: &*caller.principal.name != ANONYMOUS,
-            connection: caller.connection,
-            deadline: caller.deadline,
-        };
-        Ok(self.commands.try_submit(command, origin)?)
+        self.admit(caller)?;
+        Ok(self.commands.try_cancel(command_id, origin(caller))?)
+    }
+
+    /// Queues the revert of an applied command, as a new command.
+    pub fn revert(&self, command_id: String, caller: &Caller) -> Result<PendingReply, ApiError> {
+        caller.principal.require(Role::Operator)?;
+        if command_id.len() > limits::MAX_ID_BYTES {
+            return Err(ApiError::TooLong {
+                field: "command_id".to_owned(),
+                len: command_id.len(),
+                max: limits::MAX_ID_BYTES,
+                prefix: limits::prefix(&command_id, limits::ECHO_PREFIX_BYTES).to_owned(),
+            });
+        }
+        self.admit(caller)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        Ok(self.commands.try_revert(id, command_id, origin(caller))?)
+    }
+
+    /// Asks the engine for its scheduled commands, through the queue like
+    /// everything else it answers (so a paused engine answers at once).
+    pub fn list_scheduled(
+        &self,
+        caller: &Caller,
+    ) -> Result<PendingReply<Vec<pb::ScheduledCommand>>, ApiError> {
+        Ok(self.commands.try_list_scheduled(origin(caller))?)
+    }
+
+    /// The one way a control action enters the queue, with the same checks
+    /// as [`WatchtowerApi::submit`]: it takes a queue slot and counts
+    /// against the caller's rate and share.
+    pub fn control(
+        &self,
+        action: Action,
+        caller: &Caller,
+    ) -> Result<PendingReply<ControlEngineResponse>, ApiError> {
+        caller.principal.require(Role::Operator)?;
+        limits::check_control(&action)?;
+        self.admit(caller)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        Ok(self.commands.try_control(id, action, origin(caller))?)
+    }
+
+    /// The parameter catalogue with the values of the latest snapshot.
+    pub fn parameters(&self) -> Result<ListParametersResponse, ApiError> {
+        if self.telemetry.is_closed() {
+            return Err(ApiError::EngineStopped);
+        }
+        let snapshot = self.telemetry.latest().ok_or(ApiError::NoTelemetry)?;
+        let parameters = self
+            .catalogue
+            .iter()
+            .map(|spec| pb::ParameterSpec {
+                current_value: snapshot
+                    .parameters
+                    .get(&spec.key)
+                    .copied()
+                    .or(spec.current_value),
+                ..spec.clone()
+            })
+            .collect();
+        Ok(ListParametersResponse { parameters })
     }
 
     /// Commands waiting for the next Phase 0, and the queue's capacity.
@@ -255,6 +365,55 @@ impl WatchtowerApi {
     }
 }
 
+/// Gives a command without an id a unique one.
+fn fill_id(command: &mut GodCommand) {
+    if command.id.is_empty() {
+        command.id = uuid::Uuid::new_v4().to_string();
+    }
+}
+
+/// The error for a refused batch: the refused command's own, with its field
+/// named by index (`commands[2].value`).
+pub fn batch_rejection(responses: Vec<GodResponse>) -> ApiError {
+    let aborted = pb::RejectionReason::BatchAborted as i32;
+    let (index, mut refused) = responses
+        .into_iter()
+        .enumerate()
+        .find(|(_, r)| !r.success && r.rejection != aborted)
+        .unwrap_or_default();
+    let field = refused.field.trim_start_matches("command.").to_owned();
+    refused.field = if field.is_empty() {
+        format!("commands[{index}]")
+    } else {
+        format!("commands[{index}].{field}")
+    };
+    ApiError::Rejected(Box::new(refused))
+}
+
+/// Who a queued item comes from.
+fn origin(caller: &Caller) -> CommandOrigin {
+    CommandOrigin {
+        principal: Arc::clone(&caller.principal.name),
+        named: &*caller.principal.name != ANONYMOUS,
+        connection: caller.connection,
+        deadline: caller.deadline,
+    }
+}
+
+/// Waits for a queued item's answer until the caller's deadline.
+async fn await_reply<T>(
+    pending: PendingReply<T>,
+    deadline: Option<Instant>,
+) -> Result<T, ApiError> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline.into(), pending.response())
+            .await
+            .map_err(|_| ApiError::DeadlineExceeded)?,
+        None => pending.response().await,
+    }
+    .map_err(ApiError::from)
+}
+
 /// Checks a subscription interval: 0 means the default.
 pub fn telemetry_interval(interval_ms: u32) -> Result<Duration, ApiError> {
     match interval_ms {
@@ -280,18 +439,12 @@ impl WatchtowerService for WatchtowerApi {
         request: Request<ApplyCommandRequest>,
     ) -> Result<Response<ApplyCommandResponse>, Status> {
         let caller = Caller::of(&request)?;
+        let request = request.into_inner();
         let command = request
-            .into_inner()
             .command
             .ok_or(ApiError::MissingField { field: "command" })?;
-        let pending = self.submit(command, &caller)?;
-        let response = match caller.deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline.into(), pending.response())
-                .await
-                .map_err(|_| ApiError::DeadlineExceeded)?,
-            None => pending.response().await,
-        }
-        .map_err(ApiError::from)?;
+        let pending = self.submit(command, request.validate_only, &caller)?;
+        let response = await_reply(pending, caller.deadline).await?;
         metrics::command_answered(&response);
         if response.success {
             Ok(Response::new(ApplyCommandResponse {
@@ -300,6 +453,94 @@ impl WatchtowerService for WatchtowerApi {
         } else {
             Err(ApiError::Rejected(Box::new(response)).into())
         }
+    }
+
+    #[instrument(skip_all)]
+    async fn apply_commands(
+        &self,
+        request: Request<ApplyCommandsRequest>,
+    ) -> Result<Response<ApplyCommandsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let request = request.into_inner();
+        let pending = self.submit_batch(request.commands, request.validate_only, &caller)?;
+        let responses = await_reply(pending, caller.deadline).await?;
+        if responses.iter().all(|r| r.success) {
+            Ok(Response::new(ApplyCommandsResponse { responses }))
+        } else {
+            Err(batch_rejection(responses).into())
+        }
+    }
+
+    #[instrument(skip_all)]
+    async fn list_scheduled_commands(
+        &self,
+        request: Request<ListScheduledCommandsRequest>,
+    ) -> Result<Response<ListScheduledCommandsResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let pending = self.list_scheduled(&caller)?;
+        let commands = await_reply(pending, caller.deadline).await?;
+        Ok(Response::new(ListScheduledCommandsResponse { commands }))
+    }
+
+    #[instrument(skip_all)]
+    async fn cancel_scheduled_command(
+        &self,
+        request: Request<CancelScheduledCommandRequest>,
+    ) -> Result<Response<CancelScheduledCommandResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let command_id = request.into_inner().command_id;
+        if command_id.is_empty() {
+            return Err(ApiError::MissingField {
+                field: "command_id",
+            }
+            .into());
+        }
+        let pending = self.cancel_scheduled(command_id, &caller)?;
+        let response = await_reply(pending, caller.deadline).await?;
+        if response.rejection() == pb::RejectionReason::NotScheduled {
+            return Err(ApiError::Rejected(Box::new(response)).into());
+        }
+        Ok(Response::new(CancelScheduledCommandResponse {
+            response: Some(response),
+        }))
+    }
+
+    #[instrument(skip_all)]
+    async fn revert_command(
+        &self,
+        request: Request<RevertCommandRequest>,
+    ) -> Result<Response<RevertCommandResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let command_id = request.into_inner().command_id;
+        if command_id.is_empty() {
+            return Err(ApiError::MissingField {
+                field: "command_id",
+            }
+            .into());
+        }
+        let pending = self.revert(command_id, &caller)?;
+        let response = await_reply(pending, caller.deadline).await?;
+        if response.success {
+            Ok(Response::new(RevertCommandResponse {
+                response: Some(response),
+            }))
+        } else {
+            Err(ApiError::Rejected(Box::new(response)).into())
+        }
+    }
+
+    #[instrument(skip_all)]
+    async fn control_engine(
+        &self,
+        request: Request<ControlEngineRequest>,
+    ) -> Result<Response<ControlEngineResponse>, Status> {
+        let caller = Caller::of(&request)?;
+        let action = request
+            .into_inner()
+            .action
+            .ok_or(ApiError::MissingField { field: "action" })?;
+        let pending = self.control(action, &caller)?;
+        Ok(Response::new(await_reply(pending, caller.deadline).await?))
     }
 
     type SubscribeTelemetryStream = TelemetryStream;
@@ -325,7 +566,7 @@ impl WatchtowerService for WatchtowerApi {
         }
         let past = self.hub.history(wanted);
         let live = Subscriber {
-            pacer: self.hub.pacer(interval, past.last().map(|f| f.tick())),
+            pacer: self.hub.pacer(interval, past.last().map(|f| f.seq())),
             _guard: CountGuard::new(&self.subscribers),
             _slot: slot,
         }
@@ -346,23 +587,7 @@ impl WatchtowerService for WatchtowerApi {
         &self,
         _request: Request<ListParametersRequest>,
     ) -> Result<Response<ListParametersResponse>, Status> {
-        if self.telemetry.is_closed() {
-            return Err(ApiError::EngineStopped.into());
-        }
-        let snapshot = self.telemetry.latest().ok_or(ApiError::NoTelemetry)?;
-        let parameters = self
-            .catalogue
-            .iter()
-            .map(|spec| pb::ParameterSpec {
-                current_value: snapshot
-                    .parameters
-                    .get(&spec.key)
-                    .copied()
-                    .or(spec.current_value),
-                ..spec.clone()
-            })
-            .collect();
-        Ok(Response::new(ListParametersResponse { parameters }))
+        Ok(Response::new(self.parameters()?))
     }
 
     #[instrument(skip_all)]

@@ -33,11 +33,12 @@ use super::{
     error::ApiError,
     hub::Pacer,
     limits,
-    service::{Caller, telemetry_interval},
+    service::{Caller, batch_rejection, telemetry_interval},
     transport::ConnectionInfo,
 };
+use crate::bridge::PendingReply;
 use crate::pb::{
-    WebSocketClientMessage, WebSocketError, WebSocketServerMessage,
+    ApplyCommandsResponse, WebSocketClientMessage, WebSocketError, WebSocketServerMessage,
     web_socket_client_message::Message as ClientMessage,
     web_socket_server_message::Message as ServerMessage,
 };
@@ -186,7 +187,7 @@ impl Session {
         match (message.message, &self.caller) {
             (None, _) => Reply::Send(error(
                 "INVALID_MESSAGE",
-                "a frame must set `command`, `subscribe` or `auth`".to_owned(),
+                "a frame must set `command`, `commands`, `control`, `revert`, `list_parameters`, `subscribe` or `auth`".to_owned(),
             )),
             (Some(ClientMessage::Auth(auth)), _) => self.authenticate(api, &auth.token),
             (Some(_), None) => Reply::Send(api_error(
@@ -206,8 +207,43 @@ impl Session {
                 }
             }
             (Some(ClientMessage::Command(command)), Some(caller)) => {
-                submit(api, caller, command, outbox)
+                let id = command.id.clone();
+                let pending = api.submit(command, message.validate_only, caller);
+                answer(pending, id, outbox, |response| {
+                    super::metrics::command_answered(&response);
+                    ServerMessage::Response(response)
+                })
             }
+            (Some(ClientMessage::Revert(revert)), Some(caller)) => {
+                let pending = api.revert(revert.command_id, caller);
+                answer(pending, String::new(), outbox, ServerMessage::Response)
+            }
+            (Some(ClientMessage::Commands(batch)), Some(caller)) => {
+                let pending = api.submit_batch(batch.commands, batch.validate_only, caller);
+                answer(pending, String::new(), outbox, |responses| {
+                    if responses.iter().all(|r| r.success) {
+                        ServerMessage::Commands(ApplyCommandsResponse { responses })
+                    } else {
+                        error_of(&batch_rejection(responses), String::new())
+                    }
+                })
+            }
+            (Some(ClientMessage::Control(control)), Some(caller)) => match control.action {
+                None => Reply::Send(api_error(
+                    &ApiError::MissingField {
+                        field: "control.action",
+                    },
+                    String::new(),
+                )),
+                Some(action) => {
+                    let pending = api.control(action, caller);
+                    answer(pending, String::new(), outbox, ServerMessage::Control)
+                }
+            },
+            (Some(ClientMessage::ListParameters(_)), Some(_)) => match api.parameters() {
+                Ok(parameters) => Reply::Send(server_message(ServerMessage::Parameters(parameters))),
+                Err(err) => Reply::Send(api_error(&err, String::new())),
+            },
         }
     }
 
@@ -238,30 +274,23 @@ enum Reply {
     SendAndClose(WebSocketServerMessage),
 }
 
-/// Queues a command; its verdict is sent from its own task when it comes.
-fn submit(
-    api: &WatchtowerApi,
-    caller: &Caller,
-    command: crate::pb::GodCommand,
+/// Answers a queued request: a refusal at once, otherwise the engine's
+/// answer (as `message`) from its own task when it comes.
+fn answer<T: Send + 'static>(
+    pending: Result<PendingReply<T>, ApiError>,
+    id: String,
     outbox: &mpsc::Sender<WebSocketServerMessage>,
+    message: impl FnOnce(T) -> ServerMessage + Send + 'static,
 ) -> Reply {
-    let id = command.id.clone();
-    let pending = match api.submit(command, caller) {
+    let id = limits::prefix(&id, limits::MAX_ID_BYTES).to_owned();
+    let pending = match pending {
         Ok(pending) => pending,
-        Err(err) => {
-            return Reply::Send(api_error(
-                &err,
-                limits::prefix(&id, limits::MAX_ID_BYTES).to_owned(),
-            ));
-        }
+        Err(err) => return Reply::Send(api_error(&err, id)),
     };
     let outbox = outbox.clone();
     tokio::spawn(async move {
         let reply = match pending.response().await {
-            Ok(response) => {
-                super::metrics::command_answered(&response);
-                server_message(ServerMessage::Response(response))
-            }
+            Ok(answer) => server_message(message(answer)),
             Err(err) => api_error(&ApiError::from(err), id),
         };
         // A closed connection just drops the reply; the command was still
@@ -322,12 +351,16 @@ fn error(code: &str, message: String) -> WebSocketServerMessage {
 /// An API error as the WebSocket's `error` message, with the same code and
 /// field the gRPC status would carry.
 fn api_error(err: &ApiError, command_id: String) -> WebSocketServerMessage {
-    server_message(ServerMessage::Error(WebSocketError {
+    server_message(error_of(err, command_id))
+}
+
+fn error_of(err: &ApiError, command_id: String) -> ServerMessage {
+    ServerMessage::Error(WebSocketError {
         code: err.websocket_code().to_owned(),
         message: err.to_string(),
         command_id,
         field: err.field().unwrap_or_default().to_owned(),
-    }))
+    })
 }
 
 fn with_field(mut message: WebSocketServerMessage, field: &str) -> WebSocketServerMessage {

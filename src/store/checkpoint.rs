@@ -22,7 +22,7 @@ use crate::engine::EngineState;
 
 /// The checkpoint format this build reads and writes. Bump it whenever the
 /// serialized state changes shape.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 /// Checkpoints kept per run; older ones are pruned.
 pub const KEEP_CHECKPOINTS: usize = 3;
 const MAGIC: &[u8; 8] = b"WTCHKPT\0";

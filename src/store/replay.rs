@@ -62,7 +62,9 @@ pub fn replay(dir: &Path, to_tick: Option<u64>, verify: bool) -> Result<ReplayRe
         .collect();
     let mut by_tick: BTreeMap<u64, Vec<GodResponse>> = BTreeMap::new();
     for entry in entries {
-        by_tick.entry(entry.applied_tick).or_default().push(entry);
+        // A command applied while paused took effect from the next tick.
+        let tick = entry.applied_tick + u64::from(entry.applied_while_paused);
+        by_tick.entry(tick).or_default().push(entry);
     }
     let last = recorded
         .keys()

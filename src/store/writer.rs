@@ -235,7 +235,9 @@ impl AuditWriter {
                     if outcome.append {
                         self.append_line(&outcome.response);
                     }
-                    self.replies.push((outcome.reply, outcome.response));
+                    if let Some(reply) = outcome.reply {
+                        self.replies.push((reply, outcome.response));
+                    }
                 }
             }
             Record::Digest(tick, digest) => {

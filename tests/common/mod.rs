@@ -206,7 +206,9 @@ pub fn command(id: &str, key: &str, value: Option<ParameterValue>) -> ApplyComma
             key: key.to_owned(),
             value,
             reason: "test".to_owned(),
+            ..Default::default()
         }),
+        ..Default::default()
     }
 }
 

@@ -34,6 +34,12 @@ class ParamControl {
   private seq = 0;
   /** Snapshots older than the last applied command would undo it on screen. */
   private syncFromTick = 0n;
+  /**
+   * The value this page believes the parameter holds: sent as expected_value,
+   * so a change someone else made first is refused (ABORTED), not overwritten.
+   * While a command of ours is in flight, it is the value that one sets.
+   */
+  private expected?: ParameterValue;
 
   constructor(
     private readonly spec: ParameterSpec,
@@ -126,6 +132,7 @@ class ParamControl {
     this.current.textContent = fmtValue(value);
     this.current.dataset.tick = tick.toString();
     if (this.pending > 0 || tick < this.syncFromTick) return;
+    this.expected = value;
     if (this.toggle) {
       this.toggle.checked = valueAsNumber(value) === 1;
       return;
@@ -156,9 +163,11 @@ class ParamControl {
     const mine = ++this.seq;
     this.pending++;
     this.setReceipt("pending", [el("span", { class: "receipt-status" }, "Sending…")]);
+    const expectedValue = this.expected;
+    this.expected = { $typeName: "watchtower.v1.ParameterValue", kind };
     try {
       const res = await client.applyCommand({
-        command: { key: this.spec.key, value: { kind }, reason: "dashboard" },
+        command: { key: this.spec.key, value: { kind }, expectedValue, reason: "dashboard" },
       });
       if (mine !== this.seq) return;
       const r = res.response;
@@ -167,6 +176,7 @@ class ParamControl {
         this.syncFromTick = r.appliedTick;
         this.showApplied(r);
       } else {
+        this.expected = undefined;
         this.setReceipt("error", [
           el("span", { class: "receipt-status" }, "Rejected"),
           el("span", {}, r?.error || "no response"),
@@ -174,6 +184,8 @@ class ParamControl {
       }
     } catch (e) {
       if (mine !== this.seq) return;
+      // Not applied: what the parameter holds comes with the next snapshot.
+      this.expected = undefined;
       this.showError(ConnectError.from(e));
     } finally {
       this.pending--;
@@ -193,9 +205,14 @@ class ParamControl {
 
   private showError(err: ConnectError): void {
     const [upper, lower] = codeNames(err.code);
-    const reasons = err.findDetails(ErrorInfoSchema).map((i) => i.reason);
+    const infos = err.findDetails(ErrorInfoSchema);
+    const reasons = infos.map((i) => i.reason);
+    const conflict = infos.find((i) => i.reason === "CONFLICT");
     const parts: Node[] = [
       el("span", { class: "receipt-status", title: lower }, upper),
+      ...(conflict
+        ? [el("span", { class: "receipt-conflict" }, `Conflict: someone else set it to ${conflict.metadata.current_value}`)]
+        : []),
       ...reasons.map((r) => el("span", { class: "receipt-reason" }, r)),
       el("span", { class: "receipt-message" }, err.rawMessage),
     ];

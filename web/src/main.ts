@@ -9,6 +9,7 @@ import { codeNames, ControlPanel } from "./controls.js";
 import {
   type GodResponse,
   Role,
+  RunState,
   type WatchtowerSnapshot,
   type WhoAmIResponse,
 } from "./gen/watchtower/v1/watchtower_pb.js";
@@ -37,9 +38,33 @@ function renderStatus(s: WatchtowerSnapshot): void {
   $("queue-depth").textContent = fmtInt(s.engine?.queueDepth ?? 0n);
   $("commands-applied").textContent = fmtInt(s.engine?.commandsApplied ?? 0n);
   $("commands-rejected").textContent = fmtInt(s.engine?.commandsRejected ?? 0n);
+  const paused = s.engine?.runState === RunState.PAUSED;
+  $("run-state").textContent = paused ? "paused" : "running";
+  $("run-state").dataset.state = paused ? "paused" : "running";
+  const speed = $("speed") as HTMLInputElement;
+  if (document.activeElement !== speed) speed.value = String(s.engine?.targetTps ?? 0);
+}
+
+/** Pause, resume, step one tick and set the pace from the status bar (operators only). */
+function wireRunControls(): void {
+  const send = (action: Parameters<typeof client.controlEngine>[0]["action"]) => {
+    client.controlEngine({ action }).catch((e) => {
+      const err = ConnectError.from(e);
+      $("run-state").title = `${codeNames(err.code)[0]}: ${err.rawMessage}`;
+    });
+  };
+  $("pause").addEventListener("click", () => send({ case: "pause", value: {} }));
+  $("resume").addEventListener("click", () => send({ case: "resume", value: {} }));
+  $("step").addEventListener("click", () => send({ case: "step", value: { ticks: 1 } }));
+  $("speed").addEventListener("change", (e) => {
+    const tps = Number((e.target as HTMLInputElement).value);
+    if (Number.isFinite(tps) && tps >= 0) send({ case: "setTps", value: { tps } });
+  });
 }
 
 let feedTotal = -1n;
+/** Operators get a Revert button on applied commands in the feed. */
+let canRevert = false;
 
 function renderFeed(s: WatchtowerSnapshot): void {
   const audit = s.audit;
@@ -70,6 +95,7 @@ function feedRow(r: GodResponse): HTMLElement {
         { class: "feed-meta" },
         el("span", {}, `tick ${r.appliedTick}`),
         el("span", { class: "feed-id", title: r.commandId }, r.commandId.slice(0, 8)),
+        ok && canRevert && !r.key.startsWith("engine.") ? revertButton(r.commandId) : "",
       ),
     ),
   );
@@ -111,6 +137,23 @@ function auditLog(): void {
     }
   });
   more.addEventListener("click", () => void load());
+}
+
+/** Reverts a command; a refusal (the value moved on since) shows on the button. */
+function revertButton(commandId: string): HTMLElement {
+  const button = el("button", { type: "button", class: "link", "data-testid": "revert" }, "Revert");
+  button.addEventListener("click", () => {
+    button.textContent = "Reverting…";
+    client.revertCommand({ commandId }).then(
+      () => (button.textContent = "Reverted"),
+      (e) => {
+        const err = ConnectError.from(e);
+        button.textContent = `${codeNames(err.code)[0]}`;
+        button.title = err.rawMessage;
+      },
+    );
+  });
+  return button;
 }
 
 async function loadParameters(panel: ControlPanel, canWrite: boolean): Promise<void> {
@@ -176,12 +219,16 @@ function renderRole(me: WhoAmIResponse): void {
   role.dataset.role = name;
   const signIn = $("sign-in");
   signIn.hidden = me.role === Role.OPERATOR;
+  canRevert = me.role === Role.OPERATOR;
+  feedTotal = -1n;
+  $("run-controls").hidden = me.role !== Role.OPERATOR;
 }
 
 async function main(): Promise<void> {
   auditLog();
   const board = new ChartBoard($("charts"));
   const panel = new ControlPanel($("controls"));
+  wireRunControls();
   let latest: WatchtowerSnapshot | undefined;
   let frame = 0;
   const render = () => {

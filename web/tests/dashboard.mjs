@@ -211,6 +211,43 @@ try {
   });
   ok(`${KEY} stays ${moved} after the rejection`);
 
+  // 4a. Revert from the feed: the applied command's old value comes back.
+  const appliedRow = byTestId(page, "feed")
+    .locator(`[data-testid="feed-row"][data-key="${KEY}"]`)
+    .filter({ hasText: `tick ${appliedTick}` })
+    .first();
+  await appliedRow.locator('[data-testid="revert"]').click();
+  await waitFor(`the control shows ${before} again`, async () => {
+    const text = (await current.textContent())?.trim();
+    return { done: Number(text) === before, seen: text };
+  });
+  ok(`revert from the feed restores ${KEY} = ${before}`);
+
+  // 4b. Run control from the status bar: pause holds the tick, step advances one, resume runs.
+  const runState = byTestId(page, "run-state");
+  const tickNow = async () => Number((await byTestId(page, "tick").textContent())?.trim());
+  await byTestId(page, "pause").click();
+  await waitFor("the status bar says paused", async () => {
+    const text = (await runState.textContent())?.trim();
+    return { done: text === "paused", seen: text };
+  });
+  const held = await tickNow();
+  await page.waitForTimeout(500);
+  if ((await tickNow()) !== held) fail(`the tick moved while paused (${held} -> ${await tickNow()})`);
+  ok(`pause holds the tick at ${held}`);
+  await byTestId(page, "step").click();
+  await waitFor(`step shows tick ${held + 1}`, async () => {
+    const tick = await tickNow();
+    return { done: tick === held + 1, seen: tick };
+  });
+  ok(`step advances exactly one tick to ${held + 1}`);
+  await byTestId(page, "resume").click();
+  await waitFor("ticks rise again after resume", async () => {
+    const tick = await tickNow();
+    return { done: tick > held + 3 && (await runState.textContent())?.trim() === "running", seen: tick };
+  });
+  ok("resume runs the engine again");
+
   // 5. Screenshots at desktop and phone sizes.
   await page.evaluate(() => window.scrollTo(0, 0));
   await page.waitForTimeout(300);

@@ -451,7 +451,9 @@ pub fn command(n: u64) -> ApplyCommandRequest {
                 kind: Some(Kind::Number(COMMAND_VALUES[(n % 2) as usize])),
             }),
             reason: "watchtower-bench".to_owned(),
+            ..Default::default()
         }),
+        ..Default::default()
     }
 }
 

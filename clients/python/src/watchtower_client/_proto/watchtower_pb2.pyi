@@ -7,6 +7,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class RunState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RUN_STATE_UNSPECIFIED: _ClassVar[RunState]
+    RUN_STATE_RUNNING: _ClassVar[RunState]
+    RUN_STATE_PAUSED: _ClassVar[RunState]
+
 class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ROLE_UNSPECIFIED: _ClassVar[Role]
@@ -24,6 +30,13 @@ class RejectionReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     REJECTION_REASON_IMMUTABLE: _ClassVar[RejectionReason]
     REJECTION_REASON_EXPIRED: _ClassVar[RejectionReason]
     REJECTION_REASON_CANCELLED: _ClassVar[RejectionReason]
+    REJECTION_REASON_CONFLICT: _ClassVar[RejectionReason]
+    REJECTION_REASON_BATCH_ABORTED: _ClassVar[RejectionReason]
+    REJECTION_REASON_TICK_PASSED: _ClassVar[RejectionReason]
+    REJECTION_REASON_SCHEDULE_FULL: _ClassVar[RejectionReason]
+    REJECTION_REASON_NOT_SCHEDULED: _ClassVar[RejectionReason]
+    REJECTION_REASON_UNKNOWN_COMMAND: _ClassVar[RejectionReason]
+    REJECTION_REASON_NOT_REVERTIBLE: _ClassVar[RejectionReason]
 
 class ValueType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -31,6 +44,9 @@ class ValueType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     VALUE_TYPE_NUMBER: _ClassVar[ValueType]
     VALUE_TYPE_INTEGER: _ClassVar[ValueType]
     VALUE_TYPE_FLAG: _ClassVar[ValueType]
+RUN_STATE_UNSPECIFIED: RunState
+RUN_STATE_RUNNING: RunState
+RUN_STATE_PAUSED: RunState
 ROLE_UNSPECIFIED: Role
 ROLE_OBSERVER: Role
 ROLE_OPERATOR: Role
@@ -43,10 +59,101 @@ REJECTION_REASON_OUT_OF_RANGE: RejectionReason
 REJECTION_REASON_IMMUTABLE: RejectionReason
 REJECTION_REASON_EXPIRED: RejectionReason
 REJECTION_REASON_CANCELLED: RejectionReason
+REJECTION_REASON_CONFLICT: RejectionReason
+REJECTION_REASON_BATCH_ABORTED: RejectionReason
+REJECTION_REASON_TICK_PASSED: RejectionReason
+REJECTION_REASON_SCHEDULE_FULL: RejectionReason
+REJECTION_REASON_NOT_SCHEDULED: RejectionReason
+REJECTION_REASON_UNKNOWN_COMMAND: RejectionReason
+REJECTION_REASON_NOT_REVERTIBLE: RejectionReason
 VALUE_TYPE_UNSPECIFIED: ValueType
 VALUE_TYPE_NUMBER: ValueType
 VALUE_TYPE_INTEGER: ValueType
 VALUE_TYPE_FLAG: ValueType
+
+class RevertCommandRequest(_message.Message):
+    __slots__ = ("command_id",)
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    command_id: str
+    def __init__(self, command_id: _Optional[str] = ...) -> None: ...
+
+class RevertCommandResponse(_message.Message):
+    __slots__ = ("response",)
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    response: GodResponse
+    def __init__(self, response: _Optional[_Union[GodResponse, _Mapping]] = ...) -> None: ...
+
+class ListScheduledCommandsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListScheduledCommandsResponse(_message.Message):
+    __slots__ = ("commands",)
+    COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    commands: _containers.RepeatedCompositeFieldContainer[ScheduledCommand]
+    def __init__(self, commands: _Optional[_Iterable[_Union[ScheduledCommand, _Mapping]]] = ...) -> None: ...
+
+class ScheduledCommand(_message.Message):
+    __slots__ = ("command", "principal")
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    command: GodCommand
+    principal: str
+    def __init__(self, command: _Optional[_Union[GodCommand, _Mapping]] = ..., principal: _Optional[str] = ...) -> None: ...
+
+class CancelScheduledCommandRequest(_message.Message):
+    __slots__ = ("command_id",)
+    COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
+    command_id: str
+    def __init__(self, command_id: _Optional[str] = ...) -> None: ...
+
+class CancelScheduledCommandResponse(_message.Message):
+    __slots__ = ("response",)
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    response: GodResponse
+    def __init__(self, response: _Optional[_Union[GodResponse, _Mapping]] = ...) -> None: ...
+
+class ControlEngineRequest(_message.Message):
+    __slots__ = ("pause", "resume", "step", "set_tps")
+    PAUSE_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    SET_TPS_FIELD_NUMBER: _ClassVar[int]
+    pause: ControlPause
+    resume: ControlResume
+    step: ControlStep
+    set_tps: ControlSetTps
+    def __init__(self, pause: _Optional[_Union[ControlPause, _Mapping]] = ..., resume: _Optional[_Union[ControlResume, _Mapping]] = ..., step: _Optional[_Union[ControlStep, _Mapping]] = ..., set_tps: _Optional[_Union[ControlSetTps, _Mapping]] = ...) -> None: ...
+
+class ControlPause(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ControlResume(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ControlStep(_message.Message):
+    __slots__ = ("ticks",)
+    TICKS_FIELD_NUMBER: _ClassVar[int]
+    ticks: int
+    def __init__(self, ticks: _Optional[int] = ...) -> None: ...
+
+class ControlSetTps(_message.Message):
+    __slots__ = ("tps",)
+    TPS_FIELD_NUMBER: _ClassVar[int]
+    tps: float
+    def __init__(self, tps: _Optional[float] = ...) -> None: ...
+
+class ControlEngineResponse(_message.Message):
+    __slots__ = ("run_state", "tick", "target_tps")
+    RUN_STATE_FIELD_NUMBER: _ClassVar[int]
+    TICK_FIELD_NUMBER: _ClassVar[int]
+    TARGET_TPS_FIELD_NUMBER: _ClassVar[int]
+    run_state: RunState
+    tick: int
+    target_tps: float
+    def __init__(self, run_state: _Optional[_Union[RunState, str]] = ..., tick: _Optional[int] = ..., target_tps: _Optional[float] = ...) -> None: ...
 
 class WhoAmIRequest(_message.Message):
     __slots__ = ()
@@ -103,10 +210,26 @@ class GetServerStatsResponse(_message.Message):
     def __init__(self, active_subscribers: _Optional[int] = ..., websocket_connections: _Optional[int] = ..., snapshots_encoded: _Optional[int] = ..., snapshots_delivered: _Optional[int] = ..., latest_tick: _Optional[int] = ..., run_id: _Optional[str] = ...) -> None: ...
 
 class ApplyCommandRequest(_message.Message):
-    __slots__ = ("command",)
+    __slots__ = ("command", "validate_only")
     COMMAND_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     command: GodCommand
-    def __init__(self, command: _Optional[_Union[GodCommand, _Mapping]] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, command: _Optional[_Union[GodCommand, _Mapping]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class ApplyCommandsRequest(_message.Message):
+    __slots__ = ("commands", "validate_only")
+    COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
+    commands: _containers.RepeatedCompositeFieldContainer[GodCommand]
+    validate_only: bool
+    def __init__(self, commands: _Optional[_Iterable[_Union[GodCommand, _Mapping]]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+
+class ApplyCommandsResponse(_message.Message):
+    __slots__ = ("responses",)
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[GodResponse]
+    def __init__(self, responses: _Optional[_Iterable[_Union[GodResponse, _Mapping]]] = ...) -> None: ...
 
 class ApplyCommandResponse(_message.Message):
     __slots__ = ("response",)
@@ -139,16 +262,20 @@ class ListParametersResponse(_message.Message):
     def __init__(self, parameters: _Optional[_Iterable[_Union[ParameterSpec, _Mapping]]] = ...) -> None: ...
 
 class GodCommand(_message.Message):
-    __slots__ = ("id", "key", "value", "reason")
+    __slots__ = ("id", "key", "value", "reason", "expected_value", "apply_at_tick")
     ID_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_VALUE_FIELD_NUMBER: _ClassVar[int]
+    APPLY_AT_TICK_FIELD_NUMBER: _ClassVar[int]
     id: str
     key: str
     value: ParameterValue
     reason: str
-    def __init__(self, id: _Optional[str] = ..., key: _Optional[str] = ..., value: _Optional[_Union[ParameterValue, _Mapping]] = ..., reason: _Optional[str] = ...) -> None: ...
+    expected_value: ParameterValue
+    apply_at_tick: int
+    def __init__(self, id: _Optional[str] = ..., key: _Optional[str] = ..., value: _Optional[_Union[ParameterValue, _Mapping]] = ..., reason: _Optional[str] = ..., expected_value: _Optional[_Union[ParameterValue, _Mapping]] = ..., apply_at_tick: _Optional[int] = ...) -> None: ...
 
 class ParameterValue(_message.Message):
     __slots__ = ("number", "integer", "flag")
@@ -161,7 +288,7 @@ class ParameterValue(_message.Message):
     def __init__(self, number: _Optional[float] = ..., integer: _Optional[int] = ..., flag: _Optional[bool] = ...) -> None: ...
 
 class GodResponse(_message.Message):
-    __slots__ = ("command_id", "success", "error", "applied_tick", "old_value", "new_value", "key", "reason", "field", "allowed", "rejection", "principal")
+    __slots__ = ("command_id", "success", "error", "applied_tick", "old_value", "new_value", "key", "reason", "field", "allowed", "rejection", "principal", "applied_while_paused", "dry_run")
     COMMAND_ID_FIELD_NUMBER: _ClassVar[int]
     SUCCESS_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -174,6 +301,8 @@ class GodResponse(_message.Message):
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
     REJECTION_FIELD_NUMBER: _ClassVar[int]
     PRINCIPAL_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_WHILE_PAUSED_FIELD_NUMBER: _ClassVar[int]
+    DRY_RUN_FIELD_NUMBER: _ClassVar[int]
     command_id: str
     success: bool
     error: str
@@ -186,7 +315,9 @@ class GodResponse(_message.Message):
     allowed: str
     rejection: RejectionReason
     principal: str
-    def __init__(self, command_id: _Optional[str] = ..., success: _Optional[bool] = ..., error: _Optional[str] = ..., applied_tick: _Optional[int] = ..., old_value: _Optional[_Union[ParameterValue, _Mapping]] = ..., new_value: _Optional[_Union[ParameterValue, _Mapping]] = ..., key: _Optional[str] = ..., reason: _Optional[str] = ..., field: _Optional[str] = ..., allowed: _Optional[str] = ..., rejection: _Optional[_Union[RejectionReason, str]] = ..., principal: _Optional[str] = ...) -> None: ...
+    applied_while_paused: bool
+    dry_run: bool
+    def __init__(self, command_id: _Optional[str] = ..., success: _Optional[bool] = ..., error: _Optional[str] = ..., applied_tick: _Optional[int] = ..., old_value: _Optional[_Union[ParameterValue, _Mapping]] = ..., new_value: _Optional[_Union[ParameterValue, _Mapping]] = ..., key: _Optional[str] = ..., reason: _Optional[str] = ..., field: _Optional[str] = ..., allowed: _Optional[str] = ..., rejection: _Optional[_Union[RejectionReason, str]] = ..., principal: _Optional[str] = ..., applied_while_paused: _Optional[bool] = ..., dry_run: _Optional[bool] = ...) -> None: ...
 
 class ParameterSpec(_message.Message):
     __slots__ = ("key", "description", "unit", "value_type", "min", "max", "default_value", "current_value", "mutable", "step")
@@ -324,7 +455,7 @@ class GovernmentIndicators(_message.Message):
     def __init__(self, tax_revenue: _Optional[float] = ..., spending: _Optional[float] = ..., deficit: _Optional[float] = ..., debt: _Optional[float] = ..., policy_rate: _Optional[float] = ..., transfers: _Optional[float] = ..., income_tax: _Optional[float] = ..., corporate_tax: _Optional[float] = ..., vat: _Optional[float] = ...) -> None: ...
 
 class EngineStatistics(_message.Message):
-    __slots__ = ("measured_tps", "last_tick_duration_us", "queue_depth", "commands_applied", "commands_rejected", "target_tps", "seed")
+    __slots__ = ("measured_tps", "last_tick_duration_us", "queue_depth", "commands_applied", "commands_rejected", "target_tps", "seed", "run_state")
     MEASURED_TPS_FIELD_NUMBER: _ClassVar[int]
     LAST_TICK_DURATION_US_FIELD_NUMBER: _ClassVar[int]
     QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
@@ -332,6 +463,7 @@ class EngineStatistics(_message.Message):
     COMMANDS_REJECTED_FIELD_NUMBER: _ClassVar[int]
     TARGET_TPS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    RUN_STATE_FIELD_NUMBER: _ClassVar[int]
     measured_tps: float
     last_tick_duration_us: float
     queue_depth: int
@@ -339,7 +471,8 @@ class EngineStatistics(_message.Message):
     commands_rejected: int
     target_tps: float
     seed: int
-    def __init__(self, measured_tps: _Optional[float] = ..., last_tick_duration_us: _Optional[float] = ..., queue_depth: _Optional[int] = ..., commands_applied: _Optional[int] = ..., commands_rejected: _Optional[int] = ..., target_tps: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
+    run_state: RunState
+    def __init__(self, measured_tps: _Optional[float] = ..., last_tick_duration_us: _Optional[float] = ..., queue_depth: _Optional[int] = ..., commands_applied: _Optional[int] = ..., commands_rejected: _Optional[int] = ..., target_tps: _Optional[float] = ..., seed: _Optional[int] = ..., run_state: _Optional[_Union[RunState, str]] = ...) -> None: ...
 
 class AuditSummary(_message.Message):
     __slots__ = ("total", "recent")
@@ -350,14 +483,24 @@ class AuditSummary(_message.Message):
     def __init__(self, total: _Optional[int] = ..., recent: _Optional[_Iterable[_Union[GodResponse, _Mapping]]] = ...) -> None: ...
 
 class WebSocketClientMessage(_message.Message):
-    __slots__ = ("command", "subscribe", "auth")
+    __slots__ = ("command", "subscribe", "auth", "control", "commands", "list_parameters", "revert", "validate_only")
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
     AUTH_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_FIELD_NUMBER: _ClassVar[int]
+    COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    LIST_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    REVERT_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     command: GodCommand
     subscribe: WebSocketSubscribe
     auth: WebSocketAuth
-    def __init__(self, command: _Optional[_Union[GodCommand, _Mapping]] = ..., subscribe: _Optional[_Union[WebSocketSubscribe, _Mapping]] = ..., auth: _Optional[_Union[WebSocketAuth, _Mapping]] = ...) -> None: ...
+    control: ControlEngineRequest
+    commands: ApplyCommandsRequest
+    list_parameters: ListParametersRequest
+    revert: RevertCommandRequest
+    validate_only: bool
+    def __init__(self, command: _Optional[_Union[GodCommand, _Mapping]] = ..., subscribe: _Optional[_Union[WebSocketSubscribe, _Mapping]] = ..., auth: _Optional[_Union[WebSocketAuth, _Mapping]] = ..., control: _Optional[_Union[ControlEngineRequest, _Mapping]] = ..., commands: _Optional[_Union[ApplyCommandsRequest, _Mapping]] = ..., list_parameters: _Optional[_Union[ListParametersRequest, _Mapping]] = ..., revert: _Optional[_Union[RevertCommandRequest, _Mapping]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class WebSocketAuth(_message.Message):
     __slots__ = ("token",)
@@ -372,16 +515,22 @@ class WebSocketSubscribe(_message.Message):
     def __init__(self, interval_ms: _Optional[int] = ...) -> None: ...
 
 class WebSocketServerMessage(_message.Message):
-    __slots__ = ("response", "snapshot", "error", "session")
+    __slots__ = ("response", "snapshot", "error", "session", "control", "commands", "parameters")
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
+    CONTROL_FIELD_NUMBER: _ClassVar[int]
+    COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     response: GodResponse
     snapshot: WatchtowerSnapshot
     error: WebSocketError
     session: WhoAmIResponse
-    def __init__(self, response: _Optional[_Union[GodResponse, _Mapping]] = ..., snapshot: _Optional[_Union[WatchtowerSnapshot, _Mapping]] = ..., error: _Optional[_Union[WebSocketError, _Mapping]] = ..., session: _Optional[_Union[WhoAmIResponse, _Mapping]] = ...) -> None: ...
+    control: ControlEngineResponse
+    commands: ApplyCommandsResponse
+    parameters: ListParametersResponse
+    def __init__(self, response: _Optional[_Union[GodResponse, _Mapping]] = ..., snapshot: _Optional[_Union[WatchtowerSnapshot, _Mapping]] = ..., error: _Optional[_Union[WebSocketError, _Mapping]] = ..., session: _Optional[_Union[WhoAmIResponse, _Mapping]] = ..., control: _Optional[_Union[ControlEngineResponse, _Mapping]] = ..., commands: _Optional[_Union[ApplyCommandsResponse, _Mapping]] = ..., parameters: _Optional[_Union[ListParametersResponse, _Mapping]] = ...) -> None: ...
 
 class WebSocketError(_message.Message):
     __slots__ = ("code", "message", "command_id", "field")

@@ -46,6 +46,11 @@ class WatchtowerServiceStub:
                 request_serializer=watchtower_dot_v1_dot_watchtower__pb2.ApplyCommandRequest.SerializeToString,
                 response_deserializer=watchtower_dot_v1_dot_watchtower__pb2.ApplyCommandResponse.FromString,
                 _registered_method=True)
+        self.ApplyCommands = channel.unary_unary(
+                '/watchtower.v1.WatchtowerService/ApplyCommands',
+                request_serializer=watchtower_dot_v1_dot_watchtower__pb2.ApplyCommandsRequest.SerializeToString,
+                response_deserializer=watchtower_dot_v1_dot_watchtower__pb2.ApplyCommandsResponse.FromString,
+                _registered_method=True)
         self.SubscribeTelemetry = channel.unary_stream(
                 '/watchtower.v1.WatchtowerService/SubscribeTelemetry',
                 request_serializer=watchtower_dot_v1_dot_watchtower__pb2.SubscribeTelemetryRequest.SerializeToString,
@@ -70,6 +75,26 @@ class WatchtowerServiceStub:
                 '/watchtower.v1.WatchtowerService/ListAuditEntries',
                 request_serializer=watchtower_dot_v1_dot_watchtower__pb2.ListAuditEntriesRequest.SerializeToString,
                 response_deserializer=watchtower_dot_v1_dot_watchtower__pb2.ListAuditEntriesResponse.FromString,
+                _registered_method=True)
+        self.ControlEngine = channel.unary_unary(
+                '/watchtower.v1.WatchtowerService/ControlEngine',
+                request_serializer=watchtower_dot_v1_dot_watchtower__pb2.ControlEngineRequest.SerializeToString,
+                response_deserializer=watchtower_dot_v1_dot_watchtower__pb2.ControlEngineResponse.FromString,
+                _registered_method=True)
+        self.ListScheduledCommands = channel.unary_unary(
+                '/watchtower.v1.WatchtowerService/ListScheduledCommands',
+                request_serializer=watchtower_dot_v1_dot_watchtower__pb2.ListScheduledCommandsRequest.SerializeToString,
+                response_deserializer=watchtower_dot_v1_dot_watchtower__pb2.ListScheduledCommandsResponse.FromString,
+                _registered_method=True)
+        self.CancelScheduledCommand = channel.unary_unary(
+                '/watchtower.v1.WatchtowerService/CancelScheduledCommand',
+                request_serializer=watchtower_dot_v1_dot_watchtower__pb2.CancelScheduledCommandRequest.SerializeToString,
+                response_deserializer=watchtower_dot_v1_dot_watchtower__pb2.CancelScheduledCommandResponse.FromString,
+                _registered_method=True)
+        self.RevertCommand = channel.unary_unary(
+                '/watchtower.v1.WatchtowerService/RevertCommand',
+                request_serializer=watchtower_dot_v1_dot_watchtower__pb2.RevertCommandRequest.SerializeToString,
+                response_deserializer=watchtower_dot_v1_dot_watchtower__pb2.RevertCommandResponse.FromString,
                 _registered_method=True)
 
 
@@ -98,6 +123,19 @@ class WatchtowerServiceServicer:
         PERMISSION_DENIED. The call honours its deadline: a command whose caller's
         deadline passed (or who cancelled) before Phase 0 reached it is not
         applied, and is audited as EXPIRED (or CANCELLED).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyCommands(self, request, context):
+        """ApplyCommands applies several commands in the same Phase 0, in order:
+        all or nothing. Each command is checked against the values the commands
+        before it leave. If any is refused, none is applied, every command is
+        audited as not applied, and the call fails with the refused command's
+        status (INVALID_ARGUMENT, FAILED_PRECONDITION or ABORTED) and BadRequest
+        details naming it by index, for example `commands[2].value`. At most 100
+        commands; the batch takes one queue slot. Operators only.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -150,6 +188,50 @@ class WatchtowerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ControlEngine(self, request, context):
+        """ControlEngine pauses, resumes, steps or re-paces the engine.
+
+        The action is queued like a command (it takes one queue slot) and takes
+        effect in the next Phase 0; it is audited with its principal and tick
+        under the key "engine.pause", "engine.resume", "engine.step" or
+        "engine.set_tps". While paused, commands are still applied at once: Phase
+        0 runs without advancing the tick and a snapshot with the same tick is
+        published. `step` answers once the last of its ticks has been published,
+        and leaves the engine paused. Operators only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListScheduledCommands(self, request, context):
+        """ListScheduledCommands lists the commands held for a later tick (sent with
+        GodCommand.apply_at_tick), soonest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelScheduledCommand(self, request, context):
+        """CancelScheduledCommand drops a scheduled command before its tick. The
+        command's own waiting call then ends with CANCELLED, and the cancellation
+        is audited. An id that is not scheduled fails with NOT_FOUND. Operators
+        only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevertCommand(self, request, context):
+        """RevertCommand applies the recorded old value of an applied command as a
+        new, audited command whose reason names the reverted one. If the
+        parameter has changed since (it no longer holds that command's new
+        value), or the command was not applied, it fails with
+        FAILED_PRECONDITION; an unknown id fails with NOT_FOUND. Operators only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WatchtowerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -157,6 +239,11 @@ def add_WatchtowerServiceServicer_to_server(servicer, server):
                     servicer.ApplyCommand,
                     request_deserializer=watchtower_dot_v1_dot_watchtower__pb2.ApplyCommandRequest.FromString,
                     response_serializer=watchtower_dot_v1_dot_watchtower__pb2.ApplyCommandResponse.SerializeToString,
+            ),
+            'ApplyCommands': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyCommands,
+                    request_deserializer=watchtower_dot_v1_dot_watchtower__pb2.ApplyCommandsRequest.FromString,
+                    response_serializer=watchtower_dot_v1_dot_watchtower__pb2.ApplyCommandsResponse.SerializeToString,
             ),
             'SubscribeTelemetry': grpc.unary_stream_rpc_method_handler(
                     servicer.SubscribeTelemetry,
@@ -182,6 +269,26 @@ def add_WatchtowerServiceServicer_to_server(servicer, server):
                     servicer.ListAuditEntries,
                     request_deserializer=watchtower_dot_v1_dot_watchtower__pb2.ListAuditEntriesRequest.FromString,
                     response_serializer=watchtower_dot_v1_dot_watchtower__pb2.ListAuditEntriesResponse.SerializeToString,
+            ),
+            'ControlEngine': grpc.unary_unary_rpc_method_handler(
+                    servicer.ControlEngine,
+                    request_deserializer=watchtower_dot_v1_dot_watchtower__pb2.ControlEngineRequest.FromString,
+                    response_serializer=watchtower_dot_v1_dot_watchtower__pb2.ControlEngineResponse.SerializeToString,
+            ),
+            'ListScheduledCommands': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListScheduledCommands,
+                    request_deserializer=watchtower_dot_v1_dot_watchtower__pb2.ListScheduledCommandsRequest.FromString,
+                    response_serializer=watchtower_dot_v1_dot_watchtower__pb2.ListScheduledCommandsResponse.SerializeToString,
+            ),
+            'CancelScheduledCommand': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelScheduledCommand,
+                    request_deserializer=watchtower_dot_v1_dot_watchtower__pb2.CancelScheduledCommandRequest.FromString,
+                    response_serializer=watchtower_dot_v1_dot_watchtower__pb2.CancelScheduledCommandResponse.SerializeToString,
+            ),
+            'RevertCommand': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevertCommand,
+                    request_deserializer=watchtower_dot_v1_dot_watchtower__pb2.RevertCommandRequest.FromString,
+                    response_serializer=watchtower_dot_v1_dot_watchtower__pb2.RevertCommandResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -218,6 +325,33 @@ class WatchtowerService:
             '/watchtower.v1.WatchtowerService/ApplyCommand',
             watchtower_dot_v1_dot_watchtower__pb2.ApplyCommandRequest.SerializeToString,
             watchtower_dot_v1_dot_watchtower__pb2.ApplyCommandResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyCommands(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchtower.v1.WatchtowerService/ApplyCommands',
+            watchtower_dot_v1_dot_watchtower__pb2.ApplyCommandsRequest.SerializeToString,
+            watchtower_dot_v1_dot_watchtower__pb2.ApplyCommandsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -353,6 +487,114 @@ class WatchtowerService:
             '/watchtower.v1.WatchtowerService/ListAuditEntries',
             watchtower_dot_v1_dot_watchtower__pb2.ListAuditEntriesRequest.SerializeToString,
             watchtower_dot_v1_dot_watchtower__pb2.ListAuditEntriesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ControlEngine(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchtower.v1.WatchtowerService/ControlEngine',
+            watchtower_dot_v1_dot_watchtower__pb2.ControlEngineRequest.SerializeToString,
+            watchtower_dot_v1_dot_watchtower__pb2.ControlEngineResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListScheduledCommands(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchtower.v1.WatchtowerService/ListScheduledCommands',
+            watchtower_dot_v1_dot_watchtower__pb2.ListScheduledCommandsRequest.SerializeToString,
+            watchtower_dot_v1_dot_watchtower__pb2.ListScheduledCommandsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelScheduledCommand(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchtower.v1.WatchtowerService/CancelScheduledCommand',
+            watchtower_dot_v1_dot_watchtower__pb2.CancelScheduledCommandRequest.SerializeToString,
+            watchtower_dot_v1_dot_watchtower__pb2.CancelScheduledCommandResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevertCommand(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/watchtower.v1.WatchtowerService/RevertCommand',
+            watchtower_dot_v1_dot_watchtower__pb2.RevertCommandRequest.SerializeToString,
+            watchtower_dot_v1_dot_watchtower__pb2.RevertCommandResponse.FromString,
             options,
             channel_credentials,
             insecure,

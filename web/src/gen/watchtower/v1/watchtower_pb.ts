@@ -10,7 +10,318 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file watchtower/v1/watchtower.proto.
  */
 export const file_watchtower_v1_watchtower: GenFile = /*@__PURE__*/
-  fileDesc("Ch53YXRjaHRvd2VyL3YxL3dhdGNodG93ZXIucHJvdG8SDXdhdGNodG93ZXIudjEiDwoNV2hvQW1JUmVxdWVzdCJGCg5XaG9BbUlSZXNwb25zZRIRCglwcmluY2lwYWwYASABKAkSIQoEcm9sZRgCIAEoDjITLndhdGNodG93ZXIudjEuUm9sZSJxChdMaXN0QXVkaXRFbnRyaWVzUmVxdWVzdBILCgNrZXkYASABKAkSEQoJZnJvbV90aWNrGAIgASgEEg8KB3RvX3RpY2sYAyABKAQSEQoJcGFnZV9zaXplGAQgASgNEhIKCnBhZ2VfdG9rZW4YBSABKAkiYAoYTGlzdEF1ZGl0RW50cmllc1Jlc3BvbnNlEisKB2VudHJpZXMYASADKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSIXChVHZXRTZXJ2ZXJTdGF0c1JlcXVlc3QisAEKFkdldFNlcnZlclN0YXRzUmVzcG9uc2USGgoSYWN0aXZlX3N1YnNjcmliZXJzGAEgASgEEh0KFXdlYnNvY2tldF9jb25uZWN0aW9ucxgCIAEoBBIZChFzbmFwc2hvdHNfZW5jb2RlZBgDIAEoBBIbChNzbmFwc2hvdHNfZGVsaXZlcmVkGAQgASgEEhMKC2xhdGVzdF90aWNrGAUgASgEEg4KBnJ1bl9pZBgGIAEoCSJBChNBcHBseUNvbW1hbmRSZXF1ZXN0EioKB2NvbW1hbmQYASABKAsyGS53YXRjaHRvd2VyLnYxLkdvZENvbW1hbmQiRAoUQXBwbHlDb21tYW5kUmVzcG9uc2USLAoIcmVzcG9uc2UYASABKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlIkEKGVN1YnNjcmliZVRlbGVtZXRyeVJlcXVlc3QSEwoLaW50ZXJ2YWxfbXMYASABKA0SDwoHaGlzdG9yeRgCIAEoDSJRChpTdWJzY3JpYmVUZWxlbWV0cnlSZXNwb25zZRIzCghzbmFwc2hvdBgBIAEoCzIhLndhdGNodG93ZXIudjEuV2F0Y2h0b3dlclNuYXBzaG90IhcKFUxpc3RQYXJhbWV0ZXJzUmVxdWVzdCJKChZMaXN0UGFyYW1ldGVyc1Jlc3BvbnNlEjAKCnBhcmFtZXRlcnMYASADKAsyHC53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclNwZWMiYwoKR29kQ29tbWFuZBIKCgJpZBgBIAEoCRILCgNrZXkYAiABKAkSLAoFdmFsdWUYAyABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEg4KBnJlYXNvbhgEIAEoCSJNCg5QYXJhbWV0ZXJWYWx1ZRIQCgZudW1iZXIYASABKAFIABIRCgdpbnRlZ2VyGAIgASgDSAASDgoEZmxhZxgDIAEoCEgAQgYKBGtpbmQivgIKC0dvZFJlc3BvbnNlEhIKCmNvbW1hbmRfaWQYASABKAkSDwoHc3VjY2VzcxgCIAEoCBINCgVlcnJvchgDIAEoCRIUCgxhcHBsaWVkX3RpY2sYBCABKAQSMAoJb2xkX3ZhbHVlGAUgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIwCgluZXdfdmFsdWUYBiABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEgsKA2tleRgHIAEoCRIOCgZyZWFzb24YCCABKAkSDQoFZmllbGQYCSABKAkSDwoHYWxsb3dlZBgKIAEoCRIxCglyZWplY3Rpb24YCyABKA4yHi53YXRjaHRvd2VyLnYxLlJlamVjdGlvblJlYXNvbhIRCglwcmluY2lwYWwYDCABKAki0AIKDVBhcmFtZXRlclNwZWMSCwoDa2V5GAEgASgJEhMKC2Rlc2NyaXB0aW9uGAIgASgJEgwKBHVuaXQYAyABKAkSLAoKdmFsdWVfdHlwZRgEIAEoDjIYLndhdGNodG93ZXIudjEuVmFsdWVUeXBlEioKA21pbhgFIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSKgoDbWF4GAYgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRI0Cg1kZWZhdWx0X3ZhbHVlGAcgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRI0Cg1jdXJyZW50X3ZhbHVlGAggASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIPCgdtdXRhYmxlGAkgASgIEgwKBHN0ZXAYCiABKAEi8wMKEldhdGNodG93ZXJTbmFwc2hvdBIMCgR0aWNrGAEgASgEEhsKE2NhcHR1cmVkX2F0X3VuaXhfbXMYAiABKAMSLQoFbWFjcm8YAyABKAsyHi53YXRjaHRvd2VyLnYxLk1hY3JvSW5kaWNhdG9ycxIuCgZhZ2VudHMYBCABKAsyHi53YXRjaHRvd2VyLnYxLkFnZW50U3RhdGlzdGljcxI3Cgpnb3Zlcm5tZW50GAUgASgLMiMud2F0Y2h0b3dlci52MS5Hb3Zlcm5tZW50SW5kaWNhdG9ycxIvCgZlbmdpbmUYBiABKAsyHy53YXRjaHRvd2VyLnYxLkVuZ2luZVN0YXRpc3RpY3MSRQoKcGFyYW1ldGVycxgHIAMoCzIxLndhdGNodG93ZXIudjEuV2F0Y2h0b3dlclNuYXBzaG90LlBhcmFtZXRlcnNFbnRyeRIqCgVhdWRpdBgIIAEoCzIbLndhdGNodG93ZXIudjEuQXVkaXRTdW1tYXJ5Eg4KBnJ1bl9pZBgJIAEoCRIUCgxzdGF0ZV9kaWdlc3QYCiABKAQaUAoPUGFyYW1ldGVyc0VudHJ5EgsKA2tleRgBIAEoCRIsCgV2YWx1ZRgCIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWU6AjgBIqMCCg9NYWNyb0luZGljYXRvcnMSEwoLbm9taW5hbF9nZHAYASABKAESEAoIcmVhbF9nZHAYAiABKAESFwoPcmVhbF9nZHBfZ3Jvd3RoGAMgASgBEhMKC3ByaWNlX2xldmVsGAQgASgBEhEKCWluZmxhdGlvbhgFIAEoARIZChF1bmVtcGxveW1lbnRfcmF0ZRgGIAEoARIUCgxhdmVyYWdlX3dhZ2UYByABKAESFAoMbW9uZXlfc3VwcGx5GAggASgBEhIKCmJhbmtfbG9hbnMYCSABKAESHQoVaG91c2Vob2xkX2NvbnN1bXB0aW9uGAogASgBEhMKC25ld19sZW5kaW5nGAsgASgBEhkKEWluZmxhdGlvbl8xMl90aWNrGAwgASgBIqcCCg9BZ2VudFN0YXRpc3RpY3MSEgoKaG91c2Vob2xkcxgBIAEoBBIQCghlbXBsb3llZBgCIAEoBBINCgVmaXJtcxgDIAEoBBIUCgxiYW5rcnVwdGNpZXMYBCABKAQSGgoSYmFua3J1cHRjaWVzX3RvdGFsGAUgASgEEhMKC3dlYWx0aF9naW5pGAYgASgBEhMKC2luY29tZV9naW5pGAcgASgBEhIKCndlYWx0aF9wMTAYCCABKAESEgoKd2VhbHRoX3A1MBgJIAEoARISCgp3ZWFsdGhfcDkwGAogASgBEhIKCndlYWx0aF9wOTkYCyABKAESHgoWdW5lbXBsb3llZF9jb25zdW1wdGlvbhgMIAEoARITCgtpbnZlbnRvcmllcxgNIAEoASK8AQoUR292ZXJubWVudEluZGljYXRvcnMSEwoLdGF4X3JldmVudWUYASABKAESEAoIc3BlbmRpbmcYAiABKAESDwoHZGVmaWNpdBgDIAEoARIMCgRkZWJ0GAQgASgBEhMKC3BvbGljeV9yYXRlGAUgASgBEhEKCXRyYW5zZmVycxgGIAEoARISCgppbmNvbWVfdGF4GAcgASgBEhUKDWNvcnBvcmF0ZV90YXgYCCABKAESCwoDdmF0GAkgASgBIrMBChBFbmdpbmVTdGF0aXN0aWNzEhQKDG1lYXN1cmVkX3RwcxgBIAEoARIdChVsYXN0X3RpY2tfZHVyYXRpb25fdXMYAiABKAESEwoLcXVldWVfZGVwdGgYAyABKAQSGAoQY29tbWFuZHNfYXBwbGllZBgEIAEoBBIZChFjb21tYW5kc19yZWplY3RlZBgFIAEoBBISCgp0YXJnZXRfdHBzGAYgASgBEgwKBHNlZWQYByABKAQiSQoMQXVkaXRTdW1tYXJ5Eg0KBXRvdGFsGAEgASgEEioKBnJlY2VudBgCIAMoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2UitwEKFldlYlNvY2tldENsaWVudE1lc3NhZ2USLAoHY29tbWFuZBgBIAEoCzIZLndhdGNodG93ZXIudjEuR29kQ29tbWFuZEgAEjYKCXN1YnNjcmliZRgCIAEoCzIhLndhdGNodG93ZXIudjEuV2ViU29ja2V0U3Vic2NyaWJlSAASLAoEYXV0aBgDIAEoCzIcLndhdGNodG93ZXIudjEuV2ViU29ja2V0QXV0aEgAQgkKB21lc3NhZ2UiHgoNV2ViU29ja2V0QXV0aBINCgV0b2tlbhgBIAEoCSIpChJXZWJTb2NrZXRTdWJzY3JpYmUSEwoLaW50ZXJ2YWxfbXMYASABKA0i7AEKFldlYlNvY2tldFNlcnZlck1lc3NhZ2USLgoIcmVzcG9uc2UYASABKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlSAASNQoIc25hcHNob3QYAiABKAsyIS53YXRjaHRvd2VyLnYxLldhdGNodG93ZXJTbmFwc2hvdEgAEi4KBWVycm9yGAMgASgLMh0ud2F0Y2h0b3dlci52MS5XZWJTb2NrZXRFcnJvckgAEjAKB3Nlc3Npb24YBCABKAsyHS53YXRjaHRvd2VyLnYxLldob0FtSVJlc3BvbnNlSABCCQoHbWVzc2FnZSJSCg5XZWJTb2NrZXRFcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkSEgoKY29tbWFuZF9pZBgDIAEoCRINCgVmaWVsZBgEIAEoCSpCCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIRCg1ST0xFX09CU0VSVkVSEAESEQoNUk9MRV9PUEVSQVRPUhACKrwCCg9SZWplY3Rpb25SZWFzb24SIAocUkVKRUNUSU9OX1JFQVNPTl9VTlNQRUNJRklFRBAAEiAKHFJFSkVDVElPTl9SRUFTT05fVU5LTk9XTl9LRVkQARIiCh5SRUpFQ1RJT05fUkVBU09OX01JU1NJTkdfVkFMVUUQAhIfChtSRUpFQ1RJT05fUkVBU09OX1dST05HX1RZUEUQAxIfChtSRUpFQ1RJT05fUkVBU09OX05PVF9GSU5JVEUQBBIhCh1SRUpFQ1RJT05fUkVBU09OX09VVF9PRl9SQU5HRRAFEh4KGlJFSkVDVElPTl9SRUFTT05fSU1NVVRBQkxFEAYSHAoYUkVKRUNUSU9OX1JFQVNPTl9FWFBJUkVEEAcSHgoaUkVKRUNUSU9OX1JFQVNPTl9DQU5DRUxMRUQQCCprCglWYWx1ZVR5cGUSGgoWVkFMVUVfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVZBTFVFX1RZUEVfTlVNQkVSEAESFgoSVkFMVUVfVFlQRV9JTlRFR0VSEAISEwoPVkFMVUVfVFlQRV9GTEFHEAMywwQKEVdhdGNodG93ZXJTZXJ2aWNlElcKDEFwcGx5Q29tbWFuZBIiLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVxdWVzdBojLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVzcG9uc2USawoSU3Vic2NyaWJlVGVsZW1ldHJ5Eigud2F0Y2h0b3dlci52MS5TdWJzY3JpYmVUZWxlbWV0cnlSZXF1ZXN0Gikud2F0Y2h0b3dlci52MS5TdWJzY3JpYmVUZWxlbWV0cnlSZXNwb25zZTABEl0KDkxpc3RQYXJhbWV0ZXJzEiQud2F0Y2h0b3dlci52MS5MaXN0UGFyYW1ldGVyc1JlcXVlc3QaJS53YXRjaHRvd2VyLnYxLkxpc3RQYXJhbWV0ZXJzUmVzcG9uc2USXQoOR2V0U2VydmVyU3RhdHMSJC53YXRjaHRvd2VyLnYxLkdldFNlcnZlclN0YXRzUmVxdWVzdBolLndhdGNodG93ZXIudjEuR2V0U2VydmVyU3RhdHNSZXNwb25zZRJFCgZXaG9BbUkSHC53YXRjaHRvd2VyLnYxLldob0FtSVJlcXVlc3QaHS53YXRjaHRvd2VyLnYxLldob0FtSVJlc3BvbnNlEmMKEExpc3RBdWRpdEVudHJpZXMSJi53YXRjaHRvd2VyLnYxLkxpc3RBdWRpdEVudHJpZXNSZXF1ZXN0Gicud2F0Y2h0b3dlci52MS5MaXN0QXVkaXRFbnRyaWVzUmVzcG9uc2ViBnByb3RvMw");
+  fileDesc("Ch53YXRjaHRvd2VyL3YxL3dhdGNodG93ZXIucHJvdG8SDXdhdGNodG93ZXIudjEiKgoUUmV2ZXJ0Q29tbWFuZFJlcXVlc3QSEgoKY29tbWFuZF9pZBgBIAEoCSJFChVSZXZlcnRDb21tYW5kUmVzcG9uc2USLAoIcmVzcG9uc2UYASABKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlIh4KHExpc3RTY2hlZHVsZWRDb21tYW5kc1JlcXVlc3QiUgodTGlzdFNjaGVkdWxlZENvbW1hbmRzUmVzcG9uc2USMQoIY29tbWFuZHMYASADKAsyHy53YXRjaHRvd2VyLnYxLlNjaGVkdWxlZENvbW1hbmQiUQoQU2NoZWR1bGVkQ29tbWFuZBIqCgdjb21tYW5kGAEgASgLMhkud2F0Y2h0b3dlci52MS5Hb2RDb21tYW5kEhEKCXByaW5jaXBhbBgCIAEoCSIzCh1DYW5jZWxTY2hlZHVsZWRDb21tYW5kUmVxdWVzdBISCgpjb21tYW5kX2lkGAEgASgJIk4KHkNhbmNlbFNjaGVkdWxlZENvbW1hbmRSZXNwb25zZRIsCghyZXNwb25zZRgBIAEoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2Ui2wEKFENvbnRyb2xFbmdpbmVSZXF1ZXN0EiwKBXBhdXNlGAEgASgLMhsud2F0Y2h0b3dlci52MS5Db250cm9sUGF1c2VIABIuCgZyZXN1bWUYAiABKAsyHC53YXRjaHRvd2VyLnYxLkNvbnRyb2xSZXN1bWVIABIqCgRzdGVwGAMgASgLMhoud2F0Y2h0b3dlci52MS5Db250cm9sU3RlcEgAEi8KB3NldF90cHMYBCABKAsyHC53YXRjaHRvd2VyLnYxLkNvbnRyb2xTZXRUcHNIAEIICgZhY3Rpb24iDgoMQ29udHJvbFBhdXNlIg8KDUNvbnRyb2xSZXN1bWUiHAoLQ29udHJvbFN0ZXASDQoFdGlja3MYASABKA0iHAoNQ29udHJvbFNldFRwcxILCgN0cHMYASABKAEiZQoVQ29udHJvbEVuZ2luZVJlc3BvbnNlEioKCXJ1bl9zdGF0ZRgBIAEoDjIXLndhdGNodG93ZXIudjEuUnVuU3RhdGUSDAoEdGljaxgCIAEoBBISCgp0YXJnZXRfdHBzGAMgASgBIg8KDVdob0FtSVJlcXVlc3QiRgoOV2hvQW1JUmVzcG9uc2USEQoJcHJpbmNpcGFsGAEgASgJEiEKBHJvbGUYAiABKA4yEy53YXRjaHRvd2VyLnYxLlJvbGUicQoXTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QSCwoDa2V5GAEgASgJEhEKCWZyb21fdGljaxgCIAEoBBIPCgd0b190aWNrGAMgASgEEhEKCXBhZ2Vfc2l6ZRgEIAEoDRISCgpwYWdlX3Rva2VuGAUgASgJImAKGExpc3RBdWRpdEVudHJpZXNSZXNwb25zZRIrCgdlbnRyaWVzGAEgAygLMhoud2F0Y2h0b3dlci52MS5Hb2RSZXNwb25zZRIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkiFwoVR2V0U2VydmVyU3RhdHNSZXF1ZXN0IrABChZHZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEhoKEmFjdGl2ZV9zdWJzY3JpYmVycxgBIAEoBBIdChV3ZWJzb2NrZXRfY29ubmVjdGlvbnMYAiABKAQSGQoRc25hcHNob3RzX2VuY29kZWQYAyABKAQSGwoTc25hcHNob3RzX2RlbGl2ZXJlZBgEIAEoBBITCgtsYXRlc3RfdGljaxgFIAEoBBIOCgZydW5faWQYBiABKAkiWAoTQXBwbHlDb21tYW5kUmVxdWVzdBIqCgdjb21tYW5kGAEgASgLMhkud2F0Y2h0b3dlci52MS5Hb2RDb21tYW5kEhUKDXZhbGlkYXRlX29ubHkYAiABKAgiWgoUQXBwbHlDb21tYW5kc1JlcXVlc3QSKwoIY29tbWFuZHMYASADKAsyGS53YXRjaHRvd2VyLnYxLkdvZENvbW1hbmQSFQoNdmFsaWRhdGVfb25seRgCIAEoCCJGChVBcHBseUNvbW1hbmRzUmVzcG9uc2USLQoJcmVzcG9uc2VzGAEgAygLMhoud2F0Y2h0b3dlci52MS5Hb2RSZXNwb25zZSJEChRBcHBseUNvbW1hbmRSZXNwb25zZRIsCghyZXNwb25zZRgBIAEoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2UiQQoZU3Vic2NyaWJlVGVsZW1ldHJ5UmVxdWVzdBITCgtpbnRlcnZhbF9tcxgBIAEoDRIPCgdoaXN0b3J5GAIgASgNIlEKGlN1YnNjcmliZVRlbGVtZXRyeVJlc3BvbnNlEjMKCHNuYXBzaG90GAEgASgLMiEud2F0Y2h0b3dlci52MS5XYXRjaHRvd2VyU25hcHNob3QiFwoVTGlzdFBhcmFtZXRlcnNSZXF1ZXN0IkoKFkxpc3RQYXJhbWV0ZXJzUmVzcG9uc2USMAoKcGFyYW1ldGVycxgBIAMoCzIcLndhdGNodG93ZXIudjEuUGFyYW1ldGVyU3BlYyKxAQoKR29kQ29tbWFuZBIKCgJpZBgBIAEoCRILCgNrZXkYAiABKAkSLAoFdmFsdWUYAyABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEg4KBnJlYXNvbhgEIAEoCRI1Cg5leHBlY3RlZF92YWx1ZRgFIAEoCzIdLndhdGNodG93ZXIudjEuUGFyYW1ldGVyVmFsdWUSFQoNYXBwbHlfYXRfdGljaxgGIAEoBCJNCg5QYXJhbWV0ZXJWYWx1ZRIQCgZudW1iZXIYASABKAFIABIRCgdpbnRlZ2VyGAIgASgDSAASDgoEZmxhZxgDIAEoCEgAQgYKBGtpbmQi7QIKC0dvZFJlc3BvbnNlEhIKCmNvbW1hbmRfaWQYASABKAkSDwoHc3VjY2VzcxgCIAEoCBINCgVlcnJvchgDIAEoCRIUCgxhcHBsaWVkX3RpY2sYBCABKAQSMAoJb2xkX3ZhbHVlGAUgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIwCgluZXdfdmFsdWUYBiABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEgsKA2tleRgHIAEoCRIOCgZyZWFzb24YCCABKAkSDQoFZmllbGQYCSABKAkSDwoHYWxsb3dlZBgKIAEoCRIxCglyZWplY3Rpb24YCyABKA4yHi53YXRjaHRvd2VyLnYxLlJlamVjdGlvblJlYXNvbhIRCglwcmluY2lwYWwYDCABKAkSHAoUYXBwbGllZF93aGlsZV9wYXVzZWQYDSABKAgSDwoHZHJ5X3J1bhgOIAEoCCLQAgoNUGFyYW1ldGVyU3BlYxILCgNrZXkYASABKAkSEwoLZGVzY3JpcHRpb24YAiABKAkSDAoEdW5pdBgDIAEoCRIsCgp2YWx1ZV90eXBlGAQgASgOMhgud2F0Y2h0b3dlci52MS5WYWx1ZVR5cGUSKgoDbWluGAUgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZRIqCgNtYXgYBiABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEjQKDWRlZmF1bHRfdmFsdWUYByABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEjQKDWN1cnJlbnRfdmFsdWUYCCABKAsyHS53YXRjaHRvd2VyLnYxLlBhcmFtZXRlclZhbHVlEg8KB211dGFibGUYCSABKAgSDAoEc3RlcBgKIAEoASLzAwoSV2F0Y2h0b3dlclNuYXBzaG90EgwKBHRpY2sYASABKAQSGwoTY2FwdHVyZWRfYXRfdW5peF9tcxgCIAEoAxItCgVtYWNybxgDIAEoCzIeLndhdGNodG93ZXIudjEuTWFjcm9JbmRpY2F0b3JzEi4KBmFnZW50cxgEIAEoCzIeLndhdGNodG93ZXIudjEuQWdlbnRTdGF0aXN0aWNzEjcKCmdvdmVybm1lbnQYBSABKAsyIy53YXRjaHRvd2VyLnYxLkdvdmVybm1lbnRJbmRpY2F0b3JzEi8KBmVuZ2luZRgGIAEoCzIfLndhdGNodG93ZXIudjEuRW5naW5lU3RhdGlzdGljcxJFCgpwYXJhbWV0ZXJzGAcgAygLMjEud2F0Y2h0b3dlci52MS5XYXRjaHRvd2VyU25hcHNob3QuUGFyYW1ldGVyc0VudHJ5EioKBWF1ZGl0GAggASgLMhsud2F0Y2h0b3dlci52MS5BdWRpdFN1bW1hcnkSDgoGcnVuX2lkGAkgASgJEhQKDHN0YXRlX2RpZ2VzdBgKIAEoBBpQCg9QYXJhbWV0ZXJzRW50cnkSCwoDa2V5GAEgASgJEiwKBXZhbHVlGAIgASgLMh0ud2F0Y2h0b3dlci52MS5QYXJhbWV0ZXJWYWx1ZToCOAEiowIKD01hY3JvSW5kaWNhdG9ycxITCgtub21pbmFsX2dkcBgBIAEoARIQCghyZWFsX2dkcBgCIAEoARIXCg9yZWFsX2dkcF9ncm93dGgYAyABKAESEwoLcHJpY2VfbGV2ZWwYBCABKAESEQoJaW5mbGF0aW9uGAUgASgBEhkKEXVuZW1wbG95bWVudF9yYXRlGAYgASgBEhQKDGF2ZXJhZ2Vfd2FnZRgHIAEoARIUCgxtb25leV9zdXBwbHkYCCABKAESEgoKYmFua19sb2FucxgJIAEoARIdChVob3VzZWhvbGRfY29uc3VtcHRpb24YCiABKAESEwoLbmV3X2xlbmRpbmcYCyABKAESGQoRaW5mbGF0aW9uXzEyX3RpY2sYDCABKAEipwIKD0FnZW50U3RhdGlzdGljcxISCgpob3VzZWhvbGRzGAEgASgEEhAKCGVtcGxveWVkGAIgASgEEg0KBWZpcm1zGAMgASgEEhQKDGJhbmtydXB0Y2llcxgEIAEoBBIaChJiYW5rcnVwdGNpZXNfdG90YWwYBSABKAQSEwoLd2VhbHRoX2dpbmkYBiABKAESEwoLaW5jb21lX2dpbmkYByABKAESEgoKd2VhbHRoX3AxMBgIIAEoARISCgp3ZWFsdGhfcDUwGAkgASgBEhIKCndlYWx0aF9wOTAYCiABKAESEgoKd2VhbHRoX3A5ORgLIAEoARIeChZ1bmVtcGxveWVkX2NvbnN1bXB0aW9uGAwgASgBEhMKC2ludmVudG9yaWVzGA0gASgBIrwBChRHb3Zlcm5tZW50SW5kaWNhdG9ycxITCgt0YXhfcmV2ZW51ZRgBIAEoARIQCghzcGVuZGluZxgCIAEoARIPCgdkZWZpY2l0GAMgASgBEgwKBGRlYnQYBCABKAESEwoLcG9saWN5X3JhdGUYBSABKAESEQoJdHJhbnNmZXJzGAYgASgBEhIKCmluY29tZV90YXgYByABKAESFQoNY29ycG9yYXRlX3RheBgIIAEoARILCgN2YXQYCSABKAEi3wEKEEVuZ2luZVN0YXRpc3RpY3MSFAoMbWVhc3VyZWRfdHBzGAEgASgBEh0KFWxhc3RfdGlja19kdXJhdGlvbl91cxgCIAEoARITCgtxdWV1ZV9kZXB0aBgDIAEoBBIYChBjb21tYW5kc19hcHBsaWVkGAQgASgEEhkKEWNvbW1hbmRzX3JlamVjdGVkGAUgASgEEhIKCnRhcmdldF90cHMYBiABKAESDAoEc2VlZBgHIAEoBBIqCglydW5fc3RhdGUYCCABKA4yFy53YXRjaHRvd2VyLnYxLlJ1blN0YXRlIkkKDEF1ZGl0U3VtbWFyeRINCgV0b3RhbBgBIAEoBBIqCgZyZWNlbnQYAiADKAsyGi53YXRjaHRvd2VyLnYxLkdvZFJlc3BvbnNlIrcDChZXZWJTb2NrZXRDbGllbnRNZXNzYWdlEiwKB2NvbW1hbmQYASABKAsyGS53YXRjaHRvd2VyLnYxLkdvZENvbW1hbmRIABI2CglzdWJzY3JpYmUYAiABKAsyIS53YXRjaHRvd2VyLnYxLldlYlNvY2tldFN1YnNjcmliZUgAEiwKBGF1dGgYAyABKAsyHC53YXRjaHRvd2VyLnYxLldlYlNvY2tldEF1dGhIABI2Cgdjb250cm9sGAQgASgLMiMud2F0Y2h0b3dlci52MS5Db250cm9sRW5naW5lUmVxdWVzdEgAEjcKCGNvbW1hbmRzGAUgASgLMiMud2F0Y2h0b3dlci52MS5BcHBseUNvbW1hbmRzUmVxdWVzdEgAEj8KD2xpc3RfcGFyYW1ldGVycxgGIAEoCzIkLndhdGNodG93ZXIudjEuTGlzdFBhcmFtZXRlcnNSZXF1ZXN0SAASNQoGcmV2ZXJ0GAcgASgLMiMud2F0Y2h0b3dlci52MS5SZXZlcnRDb21tYW5kUmVxdWVzdEgAEhUKDXZhbGlkYXRlX29ubHkYCCABKAhCCQoHbWVzc2FnZSIeCg1XZWJTb2NrZXRBdXRoEg0KBXRva2VuGAEgASgJIikKEldlYlNvY2tldFN1YnNjcmliZRITCgtpbnRlcnZhbF9tcxgBIAEoDSKcAwoWV2ViU29ja2V0U2VydmVyTWVzc2FnZRIuCghyZXNwb25zZRgBIAEoCzIaLndhdGNodG93ZXIudjEuR29kUmVzcG9uc2VIABI1CghzbmFwc2hvdBgCIAEoCzIhLndhdGNodG93ZXIudjEuV2F0Y2h0b3dlclNuYXBzaG90SAASLgoFZXJyb3IYAyABKAsyHS53YXRjaHRvd2VyLnYxLldlYlNvY2tldEVycm9ySAASMAoHc2Vzc2lvbhgEIAEoCzIdLndhdGNodG93ZXIudjEuV2hvQW1JUmVzcG9uc2VIABI3Cgdjb250cm9sGAUgASgLMiQud2F0Y2h0b3dlci52MS5Db250cm9sRW5naW5lUmVzcG9uc2VIABI4Cghjb21tYW5kcxgGIAEoCzIkLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kc1Jlc3BvbnNlSAASOwoKcGFyYW1ldGVycxgHIAEoCzIlLndhdGNodG93ZXIudjEuTGlzdFBhcmFtZXRlcnNSZXNwb25zZUgAQgkKB21lc3NhZ2UiUgoOV2ViU29ja2V0RXJyb3ISDAoEY29kZRgBIAEoCRIPCgdtZXNzYWdlGAIgASgJEhIKCmNvbW1hbmRfaWQYAyABKAkSDQoFZmllbGQYBCABKAkqUgoIUnVuU3RhdGUSGQoVUlVOX1NUQVRFX1VOU1BFQ0lGSUVEEAASFQoRUlVOX1NUQVRFX1JVTk5JTkcQARIUChBSVU5fU1RBVEVfUEFVU0VEEAIqQgoEUm9sZRIUChBST0xFX1VOU1BFQ0lGSUVEEAASEQoNUk9MRV9PQlNFUlZFUhABEhEKDVJPTEVfT1BFUkFUT1IQAiq0BAoPUmVqZWN0aW9uUmVhc29uEiAKHFJFSkVDVElPTl9SRUFTT05fVU5TUEVDSUZJRUQQABIgChxSRUpFQ1RJT05fUkVBU09OX1VOS05PV05fS0VZEAESIgoeUkVKRUNUSU9OX1JFQVNPTl9NSVNTSU5HX1ZBTFVFEAISHwobUkVKRUNUSU9OX1JFQVNPTl9XUk9OR19UWVBFEAMSHwobUkVKRUNUSU9OX1JFQVNPTl9OT1RfRklOSVRFEAQSIQodUkVKRUNUSU9OX1JFQVNPTl9PVVRfT0ZfUkFOR0UQBRIeChpSRUpFQ1RJT05fUkVBU09OX0lNTVVUQUJMRRAGEhwKGFJFSkVDVElPTl9SRUFTT05fRVhQSVJFRBAHEh4KGlJFSkVDVElPTl9SRUFTT05fQ0FOQ0VMTEVEEAgSHQoZUkVKRUNUSU9OX1JFQVNPTl9DT05GTElDVBAJEiIKHlJFSkVDVElPTl9SRUFTT05fQkFUQ0hfQUJPUlRFRBAKEiAKHFJFSkVDVElPTl9SRUFTT05fVElDS19QQVNTRUQQCxIiCh5SRUpFQ1RJT05fUkVBU09OX1NDSEVEVUxFX0ZVTEwQDBIiCh5SRUpFQ1RJT05fUkVBU09OX05PVF9TQ0hFRFVMRUQQDRIkCiBSRUpFQ1RJT05fUkVBU09OX1VOS05PV05fQ09NTUFORBAOEiMKH1JFSkVDVElPTl9SRUFTT05fTk9UX1JFVkVSVElCTEUQDyprCglWYWx1ZVR5cGUSGgoWVkFMVUVfVFlQRV9VTlNQRUNJRklFRBAAEhUKEVZBTFVFX1RZUEVfTlVNQkVSEAESFgoSVkFMVUVfVFlQRV9JTlRFR0VSEAISEwoPVkFMVUVfVFlQRV9GTEFHEAMywggKEVdhdGNodG93ZXJTZXJ2aWNlElcKDEFwcGx5Q29tbWFuZBIiLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVxdWVzdBojLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kUmVzcG9uc2USWgoNQXBwbHlDb21tYW5kcxIjLndhdGNodG93ZXIudjEuQXBwbHlDb21tYW5kc1JlcXVlc3QaJC53YXRjaHRvd2VyLnYxLkFwcGx5Q29tbWFuZHNSZXNwb25zZRJrChJTdWJzY3JpYmVUZWxlbWV0cnkSKC53YXRjaHRvd2VyLnYxLlN1YnNjcmliZVRlbGVtZXRyeVJlcXVlc3QaKS53YXRjaHRvd2VyLnYxLlN1YnNjcmliZVRlbGVtZXRyeVJlc3BvbnNlMAESXQoOTGlzdFBhcmFtZXRlcnMSJC53YXRjaHRvd2VyLnYxLkxpc3RQYXJhbWV0ZXJzUmVxdWVzdBolLndhdGNodG93ZXIudjEuTGlzdFBhcmFtZXRlcnNSZXNwb25zZRJdCg5HZXRTZXJ2ZXJTdGF0cxIkLndhdGNodG93ZXIudjEuR2V0U2VydmVyU3RhdHNSZXF1ZXN0GiUud2F0Y2h0b3dlci52MS5HZXRTZXJ2ZXJTdGF0c1Jlc3BvbnNlEkUKBldob0FtSRIcLndhdGNodG93ZXIudjEuV2hvQW1JUmVxdWVzdBodLndhdGNodG93ZXIudjEuV2hvQW1JUmVzcG9uc2USYwoQTGlzdEF1ZGl0RW50cmllcxImLndhdGNodG93ZXIudjEuTGlzdEF1ZGl0RW50cmllc1JlcXVlc3QaJy53YXRjaHRvd2VyLnYxLkxpc3RBdWRpdEVudHJpZXNSZXNwb25zZRJaCg1Db250cm9sRW5naW5lEiMud2F0Y2h0b3dlci52MS5Db250cm9sRW5naW5lUmVxdWVzdBokLndhdGNodG93ZXIudjEuQ29udHJvbEVuZ2luZVJlc3BvbnNlEnIKFUxpc3RTY2hlZHVsZWRDb21tYW5kcxIrLndhdGNodG93ZXIudjEuTGlzdFNjaGVkdWxlZENvbW1hbmRzUmVxdWVzdBosLndhdGNodG93ZXIudjEuTGlzdFNjaGVkdWxlZENvbW1hbmRzUmVzcG9uc2USdQoWQ2FuY2VsU2NoZWR1bGVkQ29tbWFuZBIsLndhdGNodG93ZXIudjEuQ2FuY2VsU2NoZWR1bGVkQ29tbWFuZFJlcXVlc3QaLS53YXRjaHRvd2VyLnYxLkNhbmNlbFNjaGVkdWxlZENvbW1hbmRSZXNwb25zZRJaCg1SZXZlcnRDb21tYW5kEiMud2F0Y2h0b3dlci52MS5SZXZlcnRDb21tYW5kUmVxdWVzdBokLndhdGNodG93ZXIudjEuUmV2ZXJ0Q29tbWFuZFJlc3BvbnNlYgZwcm90bzM");
+
+/**
+ * RevertCommandRequest names the command to undo.
+ *
+ * @generated from message watchtower.v1.RevertCommandRequest
+ */
+export type RevertCommandRequest = Message<"watchtower.v1.RevertCommandRequest"> & {
+  /**
+   * The id of the applied command to revert.
+   *
+   * @generated from field: string command_id = 1;
+   */
+  commandId: string;
+};
+
+/**
+ * Describes the message watchtower.v1.RevertCommandRequest.
+ * Use `create(RevertCommandRequestSchema)` to create a new message.
+ */
+export const RevertCommandRequestSchema: GenMessage<RevertCommandRequest> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 0);
+
+/**
+ * RevertCommandResponse is the outcome of the reverting command.
+ *
+ * @generated from message watchtower.v1.RevertCommandResponse
+ */
+export type RevertCommandResponse = Message<"watchtower.v1.RevertCommandResponse"> & {
+  /**
+   * The new command's audit entry: its old_value is the reverted command's
+   * new value, and its new_value the reverted command's old value.
+   *
+   * @generated from field: watchtower.v1.GodResponse response = 1;
+   */
+  response?: GodResponse | undefined;
+};
+
+/**
+ * Describes the message watchtower.v1.RevertCommandResponse.
+ * Use `create(RevertCommandResponseSchema)` to create a new message.
+ */
+export const RevertCommandResponseSchema: GenMessage<RevertCommandResponse> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 1);
+
+/**
+ * ListScheduledCommandsRequest asks for the scheduled commands. It has no
+ * fields.
+ *
+ * @generated from message watchtower.v1.ListScheduledCommandsRequest
+ */
+export type ListScheduledCommandsRequest = Message<"watchtower.v1.ListScheduledCommandsRequest"> & {
+};
+
+/**
+ * Describes the message watchtower.v1.ListScheduledCommandsRequest.
+ * Use `create(ListScheduledCommandsRequestSchema)` to create a new message.
+ */
+export const ListScheduledCommandsRequestSchema: GenMessage<ListScheduledCommandsRequest> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 2);
+
+/**
+ * ListScheduledCommandsResponse lists the scheduled commands, soonest first.
+ *
+ * @generated from message watchtower.v1.ListScheduledCommandsResponse
+ */
+export type ListScheduledCommandsResponse = Message<"watchtower.v1.ListScheduledCommandsResponse"> & {
+  /**
+   * The commands, by apply_at_tick, then in the order they were scheduled.
+   *
+   * @generated from field: repeated watchtower.v1.ScheduledCommand commands = 1;
+   */
+  commands: ScheduledCommand[];
+};
+
+/**
+ * Describes the message watchtower.v1.ListScheduledCommandsResponse.
+ * Use `create(ListScheduledCommandsResponseSchema)` to create a new message.
+ */
+export const ListScheduledCommandsResponseSchema: GenMessage<ListScheduledCommandsResponse> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 3);
+
+/**
+ * ScheduledCommand is one command the engine holds for a later tick.
+ *
+ * @generated from message watchtower.v1.ScheduledCommand
+ */
+export type ScheduledCommand = Message<"watchtower.v1.ScheduledCommand"> & {
+  /**
+   * The command as sent; its apply_at_tick says when it applies.
+   *
+   * @generated from field: watchtower.v1.GodCommand command = 1;
+   */
+  command?: GodCommand | undefined;
+
+  /**
+   * Who scheduled it.
+   *
+   * @generated from field: string principal = 2;
+   */
+  principal: string;
+};
+
+/**
+ * Describes the message watchtower.v1.ScheduledCommand.
+ * Use `create(ScheduledCommandSchema)` to create a new message.
+ */
+export const ScheduledCommandSchema: GenMessage<ScheduledCommand> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 4);
+
+/**
+ * CancelScheduledCommandRequest names the scheduled command to drop.
+ *
+ * @generated from message watchtower.v1.CancelScheduledCommandRequest
+ */
+export type CancelScheduledCommandRequest = Message<"watchtower.v1.CancelScheduledCommandRequest"> & {
+  /**
+   * The scheduled command's id.
+   *
+   * @generated from field: string command_id = 1;
+   */
+  commandId: string;
+};
+
+/**
+ * Describes the message watchtower.v1.CancelScheduledCommandRequest.
+ * Use `create(CancelScheduledCommandRequestSchema)` to create a new message.
+ */
+export const CancelScheduledCommandRequestSchema: GenMessage<CancelScheduledCommandRequest> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 5);
+
+/**
+ * CancelScheduledCommandResponse is the audited record of the cancellation.
+ *
+ * @generated from message watchtower.v1.CancelScheduledCommandResponse
+ */
+export type CancelScheduledCommandResponse = Message<"watchtower.v1.CancelScheduledCommandResponse"> & {
+  /**
+   * The cancelled command's audit entry (rejection CANCELLED).
+   *
+   * @generated from field: watchtower.v1.GodResponse response = 1;
+   */
+  response?: GodResponse | undefined;
+};
+
+/**
+ * Describes the message watchtower.v1.CancelScheduledCommandResponse.
+ * Use `create(CancelScheduledCommandResponseSchema)` to create a new message.
+ */
+export const CancelScheduledCommandResponseSchema: GenMessage<CancelScheduledCommandResponse> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 6);
+
+/**
+ * ControlEngineRequest asks for one run-control action.
+ *
+ * @generated from message watchtower.v1.ControlEngineRequest
+ */
+export type ControlEngineRequest = Message<"watchtower.v1.ControlEngineRequest"> & {
+  /**
+   * What to do; exactly one is set.
+   *
+   * @generated from oneof watchtower.v1.ControlEngineRequest.action
+   */
+  action: {
+    /**
+     * Stop advancing ticks after the current one; commands still apply.
+     *
+     * @generated from field: watchtower.v1.ControlPause pause = 1;
+     */
+    value: ControlPause;
+    case: "pause";
+  } | {
+    /**
+     * Go on ticking at the target TPS.
+     *
+     * @generated from field: watchtower.v1.ControlResume resume = 2;
+     */
+    value: ControlResume;
+    case: "resume";
+  } | {
+    /**
+     * Run this many ticks, then pause.
+     *
+     * @generated from field: watchtower.v1.ControlStep step = 3;
+     */
+    value: ControlStep;
+    case: "step";
+  } | {
+    /**
+     * Change the target ticks per second.
+     *
+     * @generated from field: watchtower.v1.ControlSetTps set_tps = 4;
+     */
+    value: ControlSetTps;
+    case: "setTps";
+  } | { case: undefined; value?: undefined };
+};
+
+/**
+ * Describes the message watchtower.v1.ControlEngineRequest.
+ * Use `create(ControlEngineRequestSchema)` to create a new message.
+ */
+export const ControlEngineRequestSchema: GenMessage<ControlEngineRequest> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 7);
+
+/**
+ * ControlPause pauses the engine. It has no fields.
+ *
+ * @generated from message watchtower.v1.ControlPause
+ */
+export type ControlPause = Message<"watchtower.v1.ControlPause"> & {
+};
+
+/**
+ * Describes the message watchtower.v1.ControlPause.
+ * Use `create(ControlPauseSchema)` to create a new message.
+ */
+export const ControlPauseSchema: GenMessage<ControlPause> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 8);
+
+/**
+ * ControlResume resumes a paused engine. It has no fields.
+ *
+ * @generated from message watchtower.v1.ControlResume
+ */
+export type ControlResume = Message<"watchtower.v1.ControlResume"> & {
+};
+
+/**
+ * Describes the message watchtower.v1.ControlResume.
+ * Use `create(ControlResumeSchema)` to create a new message.
+ */
+export const ControlResumeSchema: GenMessage<ControlResume> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 9);
+
+/**
+ * ControlStep runs a number of ticks and then pauses.
+ *
+ * @generated from message watchtower.v1.ControlStep
+ */
+export type ControlStep = Message<"watchtower.v1.ControlStep"> & {
+  /**
+   * How many ticks to run: 1 to 10000.
+   *
+   * @generated from field: uint32 ticks = 1;
+   */
+  ticks: number;
+};
+
+/**
+ * Describes the message watchtower.v1.ControlStep.
+ * Use `create(ControlStepSchema)` to create a new message.
+ */
+export const ControlStepSchema: GenMessage<ControlStep> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 10);
+
+/**
+ * ControlSetTps changes the engine's pace.
+ *
+ * @generated from message watchtower.v1.ControlSetTps
+ */
+export type ControlSetTps = Message<"watchtower.v1.ControlSetTps"> & {
+  /**
+   * Target ticks per second: 0 means unthrottled, otherwise up to 1000000
+   * (the same limit as --tps).
+   *
+   * @generated from field: double tps = 1;
+   */
+  tps: number;
+};
+
+/**
+ * Describes the message watchtower.v1.ControlSetTps.
+ * Use `create(ControlSetTpsSchema)` to create a new message.
+ */
+export const ControlSetTpsSchema: GenMessage<ControlSetTps> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 11);
+
+/**
+ * ControlEngineResponse is the run state after the action took effect.
+ *
+ * @generated from message watchtower.v1.ControlEngineResponse
+ */
+export type ControlEngineResponse = Message<"watchtower.v1.ControlEngineResponse"> & {
+  /**
+   * Whether the engine is running or paused.
+   *
+   * @generated from field: watchtower.v1.RunState run_state = 1;
+   */
+  runState: RunState;
+
+  /**
+   * The last tick published: for `step`, the last of its ticks.
+   *
+   * @generated from field: uint64 tick = 2;
+   */
+  tick: bigint;
+
+  /**
+   * Target ticks per second (0 = unthrottled).
+   *
+   * @generated from field: double target_tps = 3;
+   */
+  targetTps: number;
+};
+
+/**
+ * Describes the message watchtower.v1.ControlEngineResponse.
+ * Use `create(ControlEngineResponseSchema)` to create a new message.
+ */
+export const ControlEngineResponseSchema: GenMessage<ControlEngineResponse> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 12);
 
 /**
  * WhoAmIRequest asks who the caller is. It has no fields.
@@ -25,7 +336,7 @@ export type WhoAmIRequest = Message<"watchtower.v1.WhoAmIRequest"> & {
  * Use `create(WhoAmIRequestSchema)` to create a new message.
  */
 export const WhoAmIRequestSchema: GenMessage<WhoAmIRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 0);
+  messageDesc(file_watchtower_v1_watchtower, 13);
 
 /**
  * WhoAmIResponse names the caller.
@@ -54,7 +365,7 @@ export type WhoAmIResponse = Message<"watchtower.v1.WhoAmIResponse"> & {
  * Use `create(WhoAmIResponseSchema)` to create a new message.
  */
 export const WhoAmIResponseSchema: GenMessage<WhoAmIResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 1);
+  messageDesc(file_watchtower_v1_watchtower, 14);
 
 /**
  * ListAuditEntriesRequest selects a page of the audit log.
@@ -103,7 +414,7 @@ export type ListAuditEntriesRequest = Message<"watchtower.v1.ListAuditEntriesReq
  * Use `create(ListAuditEntriesRequestSchema)` to create a new message.
  */
 export const ListAuditEntriesRequestSchema: GenMessage<ListAuditEntriesRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 2);
+  messageDesc(file_watchtower_v1_watchtower, 15);
 
 /**
  * ListAuditEntriesResponse is one page of the audit log, oldest first.
@@ -132,7 +443,7 @@ export type ListAuditEntriesResponse = Message<"watchtower.v1.ListAuditEntriesRe
  * Use `create(ListAuditEntriesResponseSchema)` to create a new message.
  */
 export const ListAuditEntriesResponseSchema: GenMessage<ListAuditEntriesResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 3);
+  messageDesc(file_watchtower_v1_watchtower, 16);
 
 /**
  * GetServerStatsRequest asks for the server's counters. It has no fields.
@@ -147,7 +458,7 @@ export type GetServerStatsRequest = Message<"watchtower.v1.GetServerStatsRequest
  * Use `create(GetServerStatsRequestSchema)` to create a new message.
  */
 export const GetServerStatsRequestSchema: GenMessage<GetServerStatsRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 4);
+  messageDesc(file_watchtower_v1_watchtower, 17);
 
 /**
  * GetServerStatsResponse holds the server's counters since start.
@@ -204,7 +515,7 @@ export type GetServerStatsResponse = Message<"watchtower.v1.GetServerStatsRespon
  * Use `create(GetServerStatsResponseSchema)` to create a new message.
  */
 export const GetServerStatsResponseSchema: GenMessage<GetServerStatsResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 5);
+  messageDesc(file_watchtower_v1_watchtower, 18);
 
 /**
  * ApplyCommandRequest carries one god-mode command.
@@ -218,6 +529,15 @@ export type ApplyCommandRequest = Message<"watchtower.v1.ApplyCommandRequest"> &
    * @generated from field: watchtower.v1.GodCommand command = 1;
    */
   command?: GodCommand | undefined;
+
+  /**
+   * Run every check, against the engine's current values in Phase 0, and
+   * answer with the would-be response (dry_run set) without changing or
+   * auditing anything.
+   *
+   * @generated from field: bool validate_only = 2;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -225,7 +545,58 @@ export type ApplyCommandRequest = Message<"watchtower.v1.ApplyCommandRequest"> &
  * Use `create(ApplyCommandRequestSchema)` to create a new message.
  */
 export const ApplyCommandRequestSchema: GenMessage<ApplyCommandRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 6);
+  messageDesc(file_watchtower_v1_watchtower, 19);
+
+/**
+ * ApplyCommandsRequest carries a batch of commands, applied all or nothing.
+ *
+ * @generated from message watchtower.v1.ApplyCommandsRequest
+ */
+export type ApplyCommandsRequest = Message<"watchtower.v1.ApplyCommandsRequest"> & {
+  /**
+   * The commands, applied in this order: 1 to 100.
+   *
+   * @generated from field: repeated watchtower.v1.GodCommand commands = 1;
+   */
+  commands: GodCommand[];
+
+  /**
+   * Check the whole batch and answer with the would-be responses, changing
+   * and auditing nothing.
+   *
+   * @generated from field: bool validate_only = 2;
+   */
+  validateOnly: boolean;
+};
+
+/**
+ * Describes the message watchtower.v1.ApplyCommandsRequest.
+ * Use `create(ApplyCommandsRequestSchema)` to create a new message.
+ */
+export const ApplyCommandsRequestSchema: GenMessage<ApplyCommandsRequest> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 20);
+
+/**
+ * ApplyCommandsResponse carries one response per command, in request order.
+ *
+ * @generated from message watchtower.v1.ApplyCommandsResponse
+ */
+export type ApplyCommandsResponse = Message<"watchtower.v1.ApplyCommandsResponse"> & {
+  /**
+   * The outcome of each command, as audited (or, for a dry run, as it would
+   * be).
+   *
+   * @generated from field: repeated watchtower.v1.GodResponse responses = 1;
+   */
+  responses: GodResponse[];
+};
+
+/**
+ * Describes the message watchtower.v1.ApplyCommandsResponse.
+ * Use `create(ApplyCommandsResponseSchema)` to create a new message.
+ */
+export const ApplyCommandsResponseSchema: GenMessage<ApplyCommandsResponse> = /*@__PURE__*/
+  messageDesc(file_watchtower_v1_watchtower, 21);
 
 /**
  * ApplyCommandResponse carries the engine's verdict on the command.
@@ -246,7 +617,7 @@ export type ApplyCommandResponse = Message<"watchtower.v1.ApplyCommandResponse">
  * Use `create(ApplyCommandResponseSchema)` to create a new message.
  */
 export const ApplyCommandResponseSchema: GenMessage<ApplyCommandResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 7);
+  messageDesc(file_watchtower_v1_watchtower, 22);
 
 /**
  * SubscribeTelemetryRequest opens a telemetry stream.
@@ -277,7 +648,7 @@ export type SubscribeTelemetryRequest = Message<"watchtower.v1.SubscribeTelemetr
  * Use `create(SubscribeTelemetryRequestSchema)` to create a new message.
  */
 export const SubscribeTelemetryRequestSchema: GenMessage<SubscribeTelemetryRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 8);
+  messageDesc(file_watchtower_v1_watchtower, 23);
 
 /**
  * SubscribeTelemetryResponse carries one snapshot.
@@ -298,7 +669,7 @@ export type SubscribeTelemetryResponse = Message<"watchtower.v1.SubscribeTelemet
  * Use `create(SubscribeTelemetryResponseSchema)` to create a new message.
  */
 export const SubscribeTelemetryResponseSchema: GenMessage<SubscribeTelemetryResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 9);
+  messageDesc(file_watchtower_v1_watchtower, 24);
 
 /**
  * ListParametersRequest asks for the parameter catalogue. It has no fields.
@@ -313,7 +684,7 @@ export type ListParametersRequest = Message<"watchtower.v1.ListParametersRequest
  * Use `create(ListParametersRequestSchema)` to create a new message.
  */
 export const ListParametersRequestSchema: GenMessage<ListParametersRequest> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 10);
+  messageDesc(file_watchtower_v1_watchtower, 25);
 
 /**
  * ListParametersResponse is the parameter catalogue, sorted by key.
@@ -334,7 +705,7 @@ export type ListParametersResponse = Message<"watchtower.v1.ListParametersRespon
  * Use `create(ListParametersResponseSchema)` to create a new message.
  */
 export const ListParametersResponseSchema: GenMessage<ListParametersResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 11);
+  messageDesc(file_watchtower_v1_watchtower, 26);
 
 /**
  * GodCommand asks the engine to set one parameter (the spec's GodCommandDTO).
@@ -371,6 +742,26 @@ export type GodCommand = Message<"watchtower.v1.GodCommand"> & {
    * @generated from field: string reason = 4;
    */
   reason: string;
+
+  /**
+   * Compare-and-set: if set, the command applies only if the parameter holds
+   * exactly this value when Phase 0 reaches it; otherwise it is refused with
+   * ABORTED, and the details carry the current value.
+   *
+   * @generated from field: watchtower.v1.ParameterValue expected_value = 5;
+   */
+  expectedValue?: ParameterValue | undefined;
+
+  /**
+   * Apply in Phase 0 of this tick rather than the next one; the call answers
+   * then. 0 means the next Phase 0. A tick that has already passed is
+   * INVALID_ARGUMENT; at most --max-scheduled commands wait at once
+   * (RESOURCE_EXHAUSTED beyond). Scheduled commands survive a restart from a
+   * checkpoint (their callers do not).
+   *
+   * @generated from field: uint64 apply_at_tick = 6;
+   */
+  applyAtTick: bigint;
 };
 
 /**
@@ -378,7 +769,7 @@ export type GodCommand = Message<"watchtower.v1.GodCommand"> & {
  * Use `create(GodCommandSchema)` to create a new message.
  */
 export const GodCommandSchema: GenMessage<GodCommand> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 12);
+  messageDesc(file_watchtower_v1_watchtower, 27);
 
 /**
  * ParameterValue is a typed parameter value.
@@ -423,7 +814,7 @@ export type ParameterValue = Message<"watchtower.v1.ParameterValue"> & {
  * Use `create(ParameterValueSchema)` to create a new message.
  */
 export const ParameterValueSchema: GenMessage<ParameterValue> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 13);
+  messageDesc(file_watchtower_v1_watchtower, 28);
 
 /**
  * GodResponse is the engine's record of one command (the spec's GodResponseDTO).
@@ -517,6 +908,22 @@ export type GodResponse = Message<"watchtower.v1.GodResponse"> & {
    * @generated from field: string principal = 12;
    */
   principal: string;
+
+  /**
+   * True if the command was applied while the engine was paused: after tick
+   * applied_tick had settled, so it took effect from tick applied_tick + 1.
+   *
+   * @generated from field: bool applied_while_paused = 13;
+   */
+  appliedWhilePaused: boolean;
+
+  /**
+   * True for the answer to a validate_only request: what would happen; nothing
+   * was changed or audited.
+   *
+   * @generated from field: bool dry_run = 14;
+   */
+  dryRun: boolean;
 };
 
 /**
@@ -524,7 +931,7 @@ export type GodResponse = Message<"watchtower.v1.GodResponse"> & {
  * Use `create(GodResponseSchema)` to create a new message.
  */
 export const GodResponseSchema: GenMessage<GodResponse> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 14);
+  messageDesc(file_watchtower_v1_watchtower, 29);
 
 /**
  * ParameterSpec describes one parameter of the GlobalRegistry.
@@ -608,7 +1015,7 @@ export type ParameterSpec = Message<"watchtower.v1.ParameterSpec"> & {
  * Use `create(ParameterSpecSchema)` to create a new message.
  */
 export const ParameterSpecSchema: GenMessage<ParameterSpec> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 15);
+  messageDesc(file_watchtower_v1_watchtower, 30);
 
 /**
  * WatchtowerSnapshot is an immutable view of the engine after one tick's
@@ -695,7 +1102,7 @@ export type WatchtowerSnapshot = Message<"watchtower.v1.WatchtowerSnapshot"> & {
  * Use `create(WatchtowerSnapshotSchema)` to create a new message.
  */
 export const WatchtowerSnapshotSchema: GenMessage<WatchtowerSnapshot> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 16);
+  messageDesc(file_watchtower_v1_watchtower, 31);
 
 /**
  * MacroIndicators are the economy-wide flows and prices of the last tick.
@@ -793,7 +1200,7 @@ export type MacroIndicators = Message<"watchtower.v1.MacroIndicators"> & {
  * Use `create(MacroIndicatorsSchema)` to create a new message.
  */
 export const MacroIndicatorsSchema: GenMessage<MacroIndicators> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 17);
+  messageDesc(file_watchtower_v1_watchtower, 32);
 
 /**
  * AgentStatistics summarises households and firms.
@@ -898,7 +1305,7 @@ export type AgentStatistics = Message<"watchtower.v1.AgentStatistics"> & {
  * Use `create(AgentStatisticsSchema)` to create a new message.
  */
 export const AgentStatisticsSchema: GenMessage<AgentStatistics> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 18);
+  messageDesc(file_watchtower_v1_watchtower, 33);
 
 /**
  * GovernmentIndicators covers the government and the central bank.
@@ -975,7 +1382,7 @@ export type GovernmentIndicators = Message<"watchtower.v1.GovernmentIndicators">
  * Use `create(GovernmentIndicatorsSchema)` to create a new message.
  */
 export const GovernmentIndicatorsSchema: GenMessage<GovernmentIndicators> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 19);
+  messageDesc(file_watchtower_v1_watchtower, 34);
 
 /**
  * EngineStatistics describes the engine thread itself.
@@ -1031,6 +1438,13 @@ export type EngineStatistics = Message<"watchtower.v1.EngineStatistics"> & {
    * @generated from field: uint64 seed = 7;
    */
   seed: bigint;
+
+  /**
+   * Whether the engine is running or paused.
+   *
+   * @generated from field: watchtower.v1.RunState run_state = 8;
+   */
+  runState: RunState;
 };
 
 /**
@@ -1038,7 +1452,7 @@ export type EngineStatistics = Message<"watchtower.v1.EngineStatistics"> & {
  * Use `create(EngineStatisticsSchema)` to create a new message.
  */
 export const EngineStatisticsSchema: GenMessage<EngineStatistics> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 20);
+  messageDesc(file_watchtower_v1_watchtower, 35);
 
 /**
  * AuditSummary is the tail of the engine's audit log.
@@ -1066,7 +1480,7 @@ export type AuditSummary = Message<"watchtower.v1.AuditSummary"> & {
  * Use `create(AuditSummarySchema)` to create a new message.
  */
 export const AuditSummarySchema: GenMessage<AuditSummary> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 21);
+  messageDesc(file_watchtower_v1_watchtower, 36);
 
 /**
  * WebSocketClientMessage is one JSON text frame from a legacy WebSocket client
@@ -1106,7 +1520,49 @@ export type WebSocketClientMessage = Message<"watchtower.v1.WebSocketClientMessa
      */
     value: WebSocketAuth;
     case: "auth";
+  } | {
+    /**
+     * Pause, resume, step or re-pace the engine; answered by a `control` or
+     * an `error`.
+     *
+     * @generated from field: watchtower.v1.ControlEngineRequest control = 4;
+     */
+    value: ControlEngineRequest;
+    case: "control";
+  } | {
+    /**
+     * Apply a batch, all or nothing (or check it, with validate_only);
+     * answered by `commands` or an `error` naming the refused command.
+     *
+     * @generated from field: watchtower.v1.ApplyCommandsRequest commands = 5;
+     */
+    value: ApplyCommandsRequest;
+    case: "commands";
+  } | {
+    /**
+     * Ask for the parameter catalogue; answered by `parameters`.
+     *
+     * @generated from field: watchtower.v1.ListParametersRequest list_parameters = 6;
+     */
+    value: ListParametersRequest;
+    case: "listParameters";
+  } | {
+    /**
+     * Revert an applied command; answered by a `response` or an `error`.
+     *
+     * @generated from field: watchtower.v1.RevertCommandRequest revert = 7;
+     */
+    value: RevertCommandRequest;
+    case: "revert";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * With `command`: check it and answer with the would-be response, changing
+   * nothing (ApplyCommandRequest.validate_only).
+   *
+   * @generated from field: bool validate_only = 8;
+   */
+  validateOnly: boolean;
 };
 
 /**
@@ -1114,7 +1570,7 @@ export type WebSocketClientMessage = Message<"watchtower.v1.WebSocketClientMessa
  * Use `create(WebSocketClientMessageSchema)` to create a new message.
  */
 export const WebSocketClientMessageSchema: GenMessage<WebSocketClientMessage> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 22);
+  messageDesc(file_watchtower_v1_watchtower, 37);
 
 /**
  * WebSocketAuth presents a bearer token on a WebSocket connection.
@@ -1135,7 +1591,7 @@ export type WebSocketAuth = Message<"watchtower.v1.WebSocketAuth"> & {
  * Use `create(WebSocketAuthSchema)` to create a new message.
  */
 export const WebSocketAuthSchema: GenMessage<WebSocketAuth> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 23);
+  messageDesc(file_watchtower_v1_watchtower, 38);
 
 /**
  * WebSocketSubscribe changes the telemetry interval of one connection.
@@ -1157,7 +1613,7 @@ export type WebSocketSubscribe = Message<"watchtower.v1.WebSocketSubscribe"> & {
  * Use `create(WebSocketSubscribeSchema)` to create a new message.
  */
 export const WebSocketSubscribeSchema: GenMessage<WebSocketSubscribe> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 24);
+  messageDesc(file_watchtower_v1_watchtower, 39);
 
 /**
  * WebSocketServerMessage is one JSON text frame to a legacy WebSocket client.
@@ -1202,6 +1658,30 @@ export type WebSocketServerMessage = Message<"watchtower.v1.WebSocketServerMessa
      */
     value: WhoAmIResponse;
     case: "session";
+  } | {
+    /**
+     * The run state, in answer to `control`.
+     *
+     * @generated from field: watchtower.v1.ControlEngineResponse control = 5;
+     */
+    value: ControlEngineResponse;
+    case: "control";
+  } | {
+    /**
+     * The responses to a batch, in answer to `commands`.
+     *
+     * @generated from field: watchtower.v1.ApplyCommandsResponse commands = 6;
+     */
+    value: ApplyCommandsResponse;
+    case: "commands";
+  } | {
+    /**
+     * The parameter catalogue, in answer to `list_parameters`.
+     *
+     * @generated from field: watchtower.v1.ListParametersResponse parameters = 7;
+     */
+    value: ListParametersResponse;
+    case: "parameters";
   } | { case: undefined; value?: undefined };
 };
 
@@ -1210,7 +1690,7 @@ export type WebSocketServerMessage = Message<"watchtower.v1.WebSocketServerMessa
  * Use `create(WebSocketServerMessageSchema)` to create a new message.
  */
 export const WebSocketServerMessageSchema: GenMessage<WebSocketServerMessage> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 25);
+  messageDesc(file_watchtower_v1_watchtower, 40);
 
 /**
  * WebSocketError explains why a client frame was refused.
@@ -1221,7 +1701,8 @@ export type WebSocketError = Message<"watchtower.v1.WebSocketError"> & {
   /**
    * A machine-readable code: INVALID_JSON, INVALID_MESSAGE, FRAME_TOO_LARGE,
    * QUEUE_FULL, RESOURCE_EXHAUSTED, UNAVAILABLE, INVALID_ARGUMENT,
-   * UNAUTHENTICATED, PERMISSION_DENIED or DEADLINE_EXCEEDED.
+   * FAILED_PRECONDITION, ABORTED, NOT_FOUND, CANCELLED, UNAUTHENTICATED,
+   * PERMISSION_DENIED or DEADLINE_EXCEEDED.
    *
    * @generated from field: string code = 1;
    */
@@ -1254,7 +1735,41 @@ export type WebSocketError = Message<"watchtower.v1.WebSocketError"> & {
  * Use `create(WebSocketErrorSchema)` to create a new message.
  */
 export const WebSocketErrorSchema: GenMessage<WebSocketError> = /*@__PURE__*/
-  messageDesc(file_watchtower_v1_watchtower, 26);
+  messageDesc(file_watchtower_v1_watchtower, 41);
+
+/**
+ * RunState says whether the engine advances ticks.
+ *
+ * @generated from enum watchtower.v1.RunState
+ */
+export enum RunState {
+  /**
+   * Not set; never returned by the server.
+   *
+   * @generated from enum value: RUN_STATE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Ticks advance at the target TPS.
+   *
+   * @generated from enum value: RUN_STATE_RUNNING = 1;
+   */
+  RUNNING = 1,
+
+  /**
+   * Ticks hold; commands are still applied between ticks.
+   *
+   * @generated from enum value: RUN_STATE_PAUSED = 2;
+   */
+  PAUSED = 2,
+}
+
+/**
+ * Describes the enum watchtower.v1.RunState.
+ */
+export const RunStateSchema: GenEnum<RunState> = /*@__PURE__*/
+  enumDesc(file_watchtower_v1_watchtower, 0);
 
 /**
  * Role is what a principal may do.
@@ -1288,7 +1803,7 @@ export enum Role {
  * Describes the enum watchtower.v1.Role.
  */
 export const RoleSchema: GenEnum<Role> = /*@__PURE__*/
-  enumDesc(file_watchtower_v1_watchtower, 0);
+  enumDesc(file_watchtower_v1_watchtower, 1);
 
 /**
  * RejectionReason says why the GlobalRegistry refused a command.
@@ -1360,13 +1875,65 @@ export enum RejectionReason {
    * @generated from enum value: REJECTION_REASON_CANCELLED = 8;
    */
   CANCELLED = 8,
+
+  /**
+   * The parameter did not hold the command's expected_value; the details
+   * carry the value it held.
+   *
+   * @generated from enum value: REJECTION_REASON_CONFLICT = 9;
+   */
+  CONFLICT = 9,
+
+  /**
+   * Another command of the same batch was refused, so this one was not
+   * applied either.
+   *
+   * @generated from enum value: REJECTION_REASON_BATCH_ABORTED = 10;
+   */
+  BATCH_ABORTED = 10,
+
+  /**
+   * The command's apply_at_tick had already passed.
+   *
+   * @generated from enum value: REJECTION_REASON_TICK_PASSED = 11;
+   */
+  TICK_PASSED = 11,
+
+  /**
+   * --max-scheduled commands were already waiting.
+   *
+   * @generated from enum value: REJECTION_REASON_SCHEDULE_FULL = 12;
+   */
+  SCHEDULE_FULL = 12,
+
+  /**
+   * CancelScheduledCommand named no scheduled command.
+   *
+   * @generated from enum value: REJECTION_REASON_NOT_SCHEDULED = 13;
+   */
+  NOT_SCHEDULED = 13,
+
+  /**
+   * RevertCommand named no recorded command.
+   *
+   * @generated from enum value: REJECTION_REASON_UNKNOWN_COMMAND = 14;
+   */
+  UNKNOWN_COMMAND = 14,
+
+  /**
+   * RevertCommand named a command that was not applied, or whose parameter
+   * has changed since.
+   *
+   * @generated from enum value: REJECTION_REASON_NOT_REVERTIBLE = 15;
+   */
+  NOT_REVERTIBLE = 15,
 }
 
 /**
  * Describes the enum watchtower.v1.RejectionReason.
  */
 export const RejectionReasonSchema: GenEnum<RejectionReason> = /*@__PURE__*/
-  enumDesc(file_watchtower_v1_watchtower, 1);
+  enumDesc(file_watchtower_v1_watchtower, 2);
 
 /**
  * ValueType is the type of a parameter.
@@ -1407,7 +1974,7 @@ export enum ValueType {
  * Describes the enum watchtower.v1.ValueType.
  */
 export const ValueTypeSchema: GenEnum<ValueType> = /*@__PURE__*/
-  enumDesc(file_watchtower_v1_watchtower, 2);
+  enumDesc(file_watchtower_v1_watchtower, 3);
 
 /**
  * WatchtowerService is the live control plane of a running economic simulation.
@@ -1443,6 +2010,22 @@ export const WatchtowerService: GenService<{
     methodKind: "unary";
     input: typeof ApplyCommandRequestSchema;
     output: typeof ApplyCommandResponseSchema;
+  },
+  /**
+   * ApplyCommands applies several commands in the same Phase 0, in order:
+   * all or nothing. Each command is checked against the values the commands
+   * before it leave. If any is refused, none is applied, every command is
+   * audited as not applied, and the call fails with the refused command's
+   * status (INVALID_ARGUMENT, FAILED_PRECONDITION or ABORTED) and BadRequest
+   * details naming it by index, for example `commands[2].value`. At most 100
+   * commands; the batch takes one queue slot. Operators only.
+   *
+   * @generated from rpc watchtower.v1.WatchtowerService.ApplyCommands
+   */
+  applyCommands: {
+    methodKind: "unary";
+    input: typeof ApplyCommandsRequestSchema;
+    output: typeof ApplyCommandsResponseSchema;
   },
   /**
    * SubscribeTelemetry streams engine snapshots at most once per interval.
@@ -1505,6 +2088,62 @@ export const WatchtowerService: GenService<{
     methodKind: "unary";
     input: typeof ListAuditEntriesRequestSchema;
     output: typeof ListAuditEntriesResponseSchema;
+  },
+  /**
+   * ControlEngine pauses, resumes, steps or re-paces the engine.
+   *
+   * The action is queued like a command (it takes one queue slot) and takes
+   * effect in the next Phase 0; it is audited with its principal and tick
+   * under the key "engine.pause", "engine.resume", "engine.step" or
+   * "engine.set_tps". While paused, commands are still applied at once: Phase
+   * 0 runs without advancing the tick and a snapshot with the same tick is
+   * published. `step` answers once the last of its ticks has been published,
+   * and leaves the engine paused. Operators only.
+   *
+   * @generated from rpc watchtower.v1.WatchtowerService.ControlEngine
+   */
+  controlEngine: {
+    methodKind: "unary";
+    input: typeof ControlEngineRequestSchema;
+    output: typeof ControlEngineResponseSchema;
+  },
+  /**
+   * ListScheduledCommands lists the commands held for a later tick (sent with
+   * GodCommand.apply_at_tick), soonest first.
+   *
+   * @generated from rpc watchtower.v1.WatchtowerService.ListScheduledCommands
+   */
+  listScheduledCommands: {
+    methodKind: "unary";
+    input: typeof ListScheduledCommandsRequestSchema;
+    output: typeof ListScheduledCommandsResponseSchema;
+  },
+  /**
+   * CancelScheduledCommand drops a scheduled command before its tick. The
+   * command's own waiting call then ends with CANCELLED, and the cancellation
+   * is audited. An id that is not scheduled fails with NOT_FOUND. Operators
+   * only.
+   *
+   * @generated from rpc watchtower.v1.WatchtowerService.CancelScheduledCommand
+   */
+  cancelScheduledCommand: {
+    methodKind: "unary";
+    input: typeof CancelScheduledCommandRequestSchema;
+    output: typeof CancelScheduledCommandResponseSchema;
+  },
+  /**
+   * RevertCommand applies the recorded old value of an applied command as a
+   * new, audited command whose reason names the reverted one. If the
+   * parameter has changed since (it no longer holds that command's new
+   * value), or the command was not applied, it fails with
+   * FAILED_PRECONDITION; an unknown id fails with NOT_FOUND. Operators only.
+   *
+   * @generated from rpc watchtower.v1.WatchtowerService.RevertCommand
+   */
+  revertCommand: {
+    methodKind: "unary";
+    input: typeof RevertCommandRequestSchema;
+    output: typeof RevertCommandResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_watchtower_v1_watchtower, 0);
