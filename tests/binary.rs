@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{PATIENCE, binary::Binary, command, connect, number};
+use common::{PATIENCE, binary::Binary, command, connect, number, subscribe};
 
 /// The spec's integration check: an applied command logs `Registry updated`
 /// with its key, old and new value, and tick; SIGTERM then stops the process
@@ -18,14 +18,7 @@ async fn applied_commands_are_logged_and_sigterm_exits_cleanly() {
     let mut app = Binary::start(&["--tps", "20"]);
     let addr = app.addr();
     let mut client = connect(addr).await;
-    let mut stream = client
-        .subscribe_telemetry(watchtower::pb::SubscribeTelemetryRequest {
-            interval_ms: 10,
-            history: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = subscribe(&mut client, 10).await;
     let response = client
         .apply_command(command(
             "logged",
@@ -425,14 +418,7 @@ async fn metrics_scrape_parses_and_counts_commands_streams_and_ticks() {
     let mut app = Binary::start(&["--tps", "20"]);
     let addr = app.addr();
     let mut client = connect(addr).await;
-    let mut stream = client
-        .subscribe_telemetry(watchtower::pb::SubscribeTelemetryRequest {
-            interval_ms: 10,
-            history: 0,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut stream = subscribe(&mut client, 10).await;
     stream.message().await.unwrap().expect("a snapshot");
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws"))
         .await

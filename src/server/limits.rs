@@ -96,16 +96,28 @@ pub fn check_command(command: &GodCommand, path: &str) -> Result<(), ApiError> {
         ("key", &command.key, MAX_KEY_BYTES),
         ("reason", &command.reason, MAX_REASON_BYTES),
     ] {
-        if value.len() > max {
-            return Err(ApiError::TooLong {
-                field: format!("{path}.{field}"),
-                len: value.len(),
-                max,
-                prefix: prefix(value, ECHO_PREFIX_BYTES).to_owned(),
-            });
-        }
+        check_len(|| format!("{path}.{field}"), value, max)?;
     }
     Ok(())
+}
+
+/// Refuses a `command_id` (of a revert or a cancellation) over its limit.
+pub fn check_command_id(command_id: &str) -> Result<(), ApiError> {
+    check_len(|| "command_id".to_owned(), command_id, MAX_ID_BYTES)
+}
+
+/// Refuses `value` if it is longer than `max` bytes, naming `field` and
+/// quoting only a short prefix.
+fn check_len(field: impl FnOnce() -> String, value: &str, max: usize) -> Result<(), ApiError> {
+    if value.len() <= max {
+        return Ok(());
+    }
+    Err(ApiError::TooLong {
+        field: field(),
+        len: value.len(),
+        max,
+        prefix: prefix(value, ECHO_PREFIX_BYTES).to_owned(),
+    })
 }
 
 /// Most commands in one `ApplyCommands` batch.

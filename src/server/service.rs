@@ -247,14 +247,7 @@ impl WatchtowerApi {
         caller: &Caller,
     ) -> Result<PendingReply, ApiError> {
         caller.principal.require(Role::Operator)?;
-        if command_id.len() > limits::MAX_ID_BYTES {
-            return Err(ApiError::TooLong {
-                field: "command_id".to_owned(),
-                len: command_id.len(),
-                max: limits::MAX_ID_BYTES,
-                prefix: limits::prefix(&command_id, limits::ECHO_PREFIX_BYTES).to_owned(),
-            });
-        }
+        limits::check_command_id(&command_id)?;
         self.admit(caller)?;
         Ok(self.commands.try_cancel(command_id, origin(caller))?)
     }
@@ -262,14 +255,7 @@ impl WatchtowerApi {
     /// Queues the revert of an applied command, as a new command.
     pub fn revert(&self, command_id: String, caller: &Caller) -> Result<PendingReply, ApiError> {
         caller.principal.require(Role::Operator)?;
-        if command_id.len() > limits::MAX_ID_BYTES {
-            return Err(ApiError::TooLong {
-                field: "command_id".to_owned(),
-                len: command_id.len(),
-                max: limits::MAX_ID_BYTES,
-                prefix: limits::prefix(&command_id, limits::ECHO_PREFIX_BYTES).to_owned(),
-            });
-        }
+        limits::check_command_id(&command_id)?;
         self.admit(caller)?;
         let id = uuid::Uuid::new_v4().to_string();
         Ok(self.commands.try_revert(id, command_id, origin(caller))?)
@@ -400,6 +386,17 @@ fn origin(caller: &Caller) -> CommandOrigin {
     }
 }
 
+/// The `command_id` a revert or cancellation names; it is required.
+fn required_command_id(command_id: String) -> Result<String, ApiError> {
+    if command_id.is_empty() {
+        Err(ApiError::MissingField {
+            field: "command_id",
+        })
+    } else {
+        Ok(command_id)
+    }
+}
+
 /// Waits for a queued item's answer until the caller's deadline.
 async fn await_reply<T>(
     pending: PendingReply<T>,
@@ -488,13 +485,7 @@ impl WatchtowerService for WatchtowerApi {
         request: Request<CancelScheduledCommandRequest>,
     ) -> Result<Response<CancelScheduledCommandResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let command_id = request.into_inner().command_id;
-        if command_id.is_empty() {
-            return Err(ApiError::MissingField {
-                field: "command_id",
-            }
-            .into());
-        }
+        let command_id = required_command_id(request.into_inner().command_id)?;
         let pending = self.cancel_scheduled(command_id, &caller)?;
         let response = await_reply(pending, caller.deadline).await?;
         if response.rejection() == pb::RejectionReason::NotScheduled {
@@ -511,13 +502,7 @@ impl WatchtowerService for WatchtowerApi {
         request: Request<RevertCommandRequest>,
     ) -> Result<Response<RevertCommandResponse>, Status> {
         let caller = Caller::of(&request)?;
-        let command_id = request.into_inner().command_id;
-        if command_id.is_empty() {
-            return Err(ApiError::MissingField {
-                field: "command_id",
-            }
-            .into());
-        }
+        let command_id = required_command_id(request.into_inner().command_id)?;
         let pending = self.revert(command_id, &caller)?;
         let response = await_reply(pending, caller.deadline).await?;
         if response.success {
