@@ -140,6 +140,58 @@ async fn batches_outside_the_limits_are_refused_before_the_queue() {
     }
 }
 
+/// A batch applies in one Phase 0, the next, so a command in it that asks
+/// for a later tick is refused (dry run or not) rather than silently applied
+/// now, and nothing of the batch is queued.
+#[tokio::test]
+async fn a_scheduled_command_in_a_batch_is_refused_and_nothing_lands() {
+    let mut app = paused_app().await;
+    let before = audited(&app, 0).await.parameters;
+    let later = GodCommand {
+        apply_at_tick: 50,
+        ..god("s-1", VAT, number(0.11))
+    };
+    for validate_only in [false, true] {
+        let request = ApplyCommandsRequest {
+            commands: vec![god("s-0", TAX, number(0.22)), later.clone()],
+            validate_only,
+        };
+        let status = app.client.apply_commands(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        let details = status.get_error_details();
+        let violation = &details.bad_request().expect("BadRequest").field_violations[0];
+        assert_eq!(violation.field, "commands[1].apply_at_tick");
+        assert!(
+            violation.description.contains("allowed: 0"),
+            "{violation:?}"
+        );
+        assert!(status.message().contains("one by one"), "{status:?}");
+    }
+    // A command after the refusals lands first: nothing of the batches did.
+    app.client
+        .apply_command(command("after", SPENDING, Some(before[SPENDING])))
+        .await
+        .expect("a plain command applies");
+    let snapshot = audited(&app, 1).await;
+    assert_eq!(
+        snapshot.audit.unwrap().total,
+        1,
+        "only the plain command is audited"
+    );
+    assert_eq!(snapshot.parameters[TAX], before[TAX]);
+    assert_eq!(snapshot.parameters[VAT], before[VAT]);
+    assert!(
+        app.client
+            .list_scheduled_commands(pb::ListScheduledCommandsRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .commands
+            .is_empty(),
+        "nothing was scheduled"
+    );
+}
+
 #[tokio::test]
 async fn a_dry_run_answers_what_would_happen_and_changes_nothing() {
     let mut app = paused_app().await;

@@ -115,6 +115,17 @@ pub enum ApiError {
         "the deadline passed before the engine answered; the command is not applied if Phase 0 had not reached it (retry with the same command id to learn its outcome)"
     )]
     DeadlineExceeded,
+    /// A command in a batch asked for a later tick: a batch applies in one
+    /// Phase 0, the next one, so it cannot be scheduled.
+    #[error(
+        "{field} = {tick} is not accepted: a batch applies in the next Phase 0, all at once; schedule commands one by one with ApplyCommand"
+    )]
+    ScheduledInBatch {
+        /// The command's field, by index (`commands[2].apply_at_tick`).
+        field: String,
+        /// The tick it asked for.
+        tick: u64,
+    },
     /// A unary request carried more than one message.
     #[error("a unary request must carry exactly one message; this one carried more")]
     MultipleMessages,
@@ -162,7 +173,8 @@ impl ApiError {
         match self {
             ApiError::MissingField { .. }
             | ApiError::InvalidField { .. }
-            | ApiError::InvalidHistory { .. } => "INVALID_FIELD",
+            | ApiError::InvalidHistory { .. }
+            | ApiError::ScheduledInBatch { .. } => "INVALID_FIELD",
             ApiError::TooLong { .. } => "TOO_LONG",
             ApiError::MultipleMessages => "MULTIPLE_MESSAGES",
             ApiError::RequestTooLarge { .. } => "REQUEST_TOO_LARGE",
@@ -188,7 +200,9 @@ impl ApiError {
     pub fn field(&self) -> Option<&str> {
         match self {
             ApiError::MissingField { field } | ApiError::InvalidField { field, .. } => Some(field),
-            ApiError::TooLong { field, .. } => Some(field),
+            ApiError::TooLong { field, .. } | ApiError::ScheduledInBatch { field, .. } => {
+                Some(field)
+            }
             ApiError::Rejected(response) => Some(&response.field),
             _ => None,
         }
@@ -200,6 +214,7 @@ impl ApiError {
             | ApiError::InvalidField { .. }
             | ApiError::InvalidHistory { .. }
             | ApiError::TooLong { .. }
+            | ApiError::ScheduledInBatch { .. }
             | ApiError::MultipleMessages => Code::InvalidArgument,
             ApiError::Submit(SubmitError::Full { .. } | SubmitError::OverShare { .. })
             | ApiError::RateLimited { .. }
@@ -278,6 +293,14 @@ impl From<ApiError> for Status {
                 code,
                 message,
                 ErrorDetails::with_bad_request_violation(field, format!("at most {max} bytes")),
+            ),
+            ApiError::ScheduledInBatch { field, .. } => Status::with_error_details(
+                code,
+                message,
+                ErrorDetails::with_bad_request_violation(
+                    field,
+                    "allowed: 0 (a batch applies in the next Phase 0)",
+                ),
             ),
             ApiError::Unauthenticated(reason) => {
                 let reason = match reason {

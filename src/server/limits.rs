@@ -124,7 +124,8 @@ fn check_len(field: impl FnOnce() -> String, value: &str, max: usize) -> Result<
 pub const MAX_BATCH_COMMANDS: usize = 100;
 
 /// Checks a batch: 1 to [`MAX_BATCH_COMMANDS`] commands, each within its
-/// size limits (named by index, `commands[2].key`).
+/// size limits (named by index, `commands[2].key`) and none scheduled for a
+/// later tick (a batch applies in one Phase 0, the next).
 pub fn check_batch(commands: &[GodCommand]) -> Result<(), ApiError> {
     if !(1..=MAX_BATCH_COMMANDS).contains(&commands.len()) {
         return Err(ApiError::InvalidField {
@@ -135,6 +136,12 @@ pub fn check_batch(commands: &[GodCommand]) -> Result<(), ApiError> {
     }
     for (i, command) in commands.iter().enumerate() {
         check_command(command, &format!("commands[{i}]"))?;
+        if command.apply_at_tick != 0 {
+            return Err(ApiError::ScheduledInBatch {
+                field: format!("commands[{i}].apply_at_tick"),
+                tick: command.apply_at_tick,
+            });
+        }
     }
     Ok(())
 }
