@@ -262,7 +262,7 @@ async fn bad_frames_get_errors_apply_nothing_and_leave_the_connection_usable() {
             "neither command nor subscribe",
             Message::text("{}"),
             "INVALID_MESSAGE",
-            "`command`, `commands`, `control`, `revert`, `list_parameters`, `subscribe` or `auth`",
+            "`command`, `commands`, `control`, `revert`, `list_parameters`, `list_scheduled`, `cancel_scheduled`, `subscribe` or `auth`",
         ),
         (
             "a binary frame",
@@ -466,4 +466,105 @@ async fn run_control_batches_dry_runs_schedules_and_reverts_over_the_websocket()
         }
         other => panic!("expected control, got {other:?}"),
     }
+}
+
+/// The reply to `frame`, skipping snapshots.
+async fn ask(ws: &mut Ws, frame: serde_json::Value) -> ServerMessage {
+    send(ws, frame.to_string()).await;
+    next_reply(ws).await
+}
+
+/// The ids of the scheduled commands, by `list_scheduled`.
+async fn scheduled_ids(ws: &mut Ws) -> Vec<String> {
+    match ask(ws, serde_json::json!({"listScheduled": {}})).await {
+        ServerMessage::Scheduled(list) => list
+            .commands
+            .into_iter()
+            .map(|s| s.command.expect("the command").id)
+            .collect(),
+        other => panic!("expected scheduled, got {other:?}"),
+    }
+}
+
+/// A command scheduled over `/ws` is listed there, and cancelling it there
+/// ends its own wait with CANCELLED, answers the canceller with the audited
+/// cancellation, and it never applies, even once its tick has passed.
+#[tokio::test]
+async fn a_scheduled_command_is_listed_and_cancelled_over_the_websocket() {
+    let config = Config {
+        start_paused: true,
+        ..test_config()
+    };
+    let app = spawn_app_with(config, Pacing::from_tps(100.0)).await;
+    let mut ws = open(&format!("ws://{}/ws", app.addr)).await;
+    let at = 5u64;
+    send(
+        &mut ws,
+        serde_json::json!({"command": {
+            "id": "ws-at-5", "key": KEY, "value": {"number": 0.19}, "applyAtTick": at.to_string()
+        }})
+        .to_string(),
+    )
+    .await;
+    assert_eq!(scheduled_ids(&mut ws).await, ["ws-at-5"]);
+
+    send(
+        &mut ws,
+        serde_json::json!({"cancelScheduled": {"commandId": "ws-at-5"}}).to_string(),
+    )
+    .await;
+    // Two answers, from two tasks, in either order: the scheduled command's
+    // own and the canceller's, both the one audited cancellation.
+    for _ in 0..2 {
+        let response = next_response(&mut ws).await;
+        assert_eq!(response.command_id, "ws-at-5");
+        assert_eq!(response.rejection(), RejectionReason::Cancelled);
+        assert!(!response.success, "{response:?}");
+    }
+    assert!(scheduled_ids(&mut ws).await.is_empty());
+
+    for (frame, code, field) in [
+        (
+            serde_json::json!({"cancelScheduled": {"commandId": "ws-at-5"}}),
+            "NOT_FOUND",
+            "command_id",
+        ),
+        (
+            serde_json::json!({"cancelScheduled": {}}),
+            "INVALID_ARGUMENT",
+            "command_id",
+        ),
+    ] {
+        match ask(&mut ws, frame).await {
+            ServerMessage::Error(error) => {
+                assert_eq!((error.code.as_str(), error.field.as_str()), (code, field))
+            }
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
+    let vat_before = vat(&snapshot_from(&mut ws, 0).await);
+    match ask(
+        &mut ws,
+        serde_json::json!({"control": {"step": {"ticks": at + 1}}}),
+    )
+    .await
+    {
+        ServerMessage::Control(control) => assert_eq!(control.tick, at + 1),
+        other => panic!("expected control, got {other:?}"),
+    }
+    let after = snapshot_from(&mut ws, at + 1).await;
+    assert_eq!(
+        vat(&after),
+        vat_before,
+        "the cancelled command never applied"
+    );
+    let audit = after.audit.expect("the audit tail");
+    assert!(
+        !audit
+            .recent
+            .iter()
+            .any(|r| r.command_id == "ws-at-5" && r.success),
+        "{audit:?}"
+    );
 }

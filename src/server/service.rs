@@ -387,7 +387,7 @@ fn origin(caller: &Caller) -> CommandOrigin {
 }
 
 /// The `command_id` a revert or cancellation names; it is required.
-fn required_command_id(command_id: String) -> Result<String, ApiError> {
+pub fn required_command_id(command_id: String) -> Result<String, ApiError> {
     if command_id.is_empty() {
         Err(ApiError::MissingField {
             field: "command_id",

@@ -33,13 +33,13 @@ use super::{
     error::ApiError,
     hub::Pacer,
     limits,
-    service::{Caller, batch_rejection, telemetry_interval},
+    service::{Caller, batch_rejection, required_command_id, telemetry_interval},
     transport::ConnectionInfo,
 };
 use crate::bridge::PendingReply;
 use crate::pb::{
-    ApplyCommandsResponse, WebSocketClientMessage, WebSocketError, WebSocketServerMessage,
-    web_socket_client_message::Message as ClientMessage,
+    ApplyCommandsResponse, ListScheduledCommandsResponse, RejectionReason, WebSocketClientMessage,
+    WebSocketError, WebSocketServerMessage, web_socket_client_message::Message as ClientMessage,
     web_socket_server_message::Message as ServerMessage,
 };
 
@@ -187,7 +187,7 @@ impl Session {
         match (message.message, &self.caller) {
             (None, _) => Reply::Send(error(
                 "INVALID_MESSAGE",
-                "a frame must set `command`, `commands`, `control`, `revert`, `list_parameters`, `subscribe` or `auth`".to_owned(),
+                "a frame must set `command`, `commands`, `control`, `revert`, `list_parameters`, `list_scheduled`, `cancel_scheduled`, `subscribe` or `auth`".to_owned(),
             )),
             (Some(ClientMessage::Auth(auth)), _) => self.authenticate(api, &auth.token),
             (Some(_), None) => Reply::Send(api_error(
@@ -215,7 +215,8 @@ impl Session {
                 })
             }
             (Some(ClientMessage::Revert(revert)), Some(caller)) => {
-                let pending = api.revert(revert.command_id, caller);
+                let pending = required_command_id(revert.command_id)
+                    .and_then(|command_id| api.revert(command_id, caller));
                 answer(pending, String::new(), outbox, ServerMessage::Response)
             }
             (Some(ClientMessage::Commands(batch)), Some(caller)) => {
@@ -240,6 +241,24 @@ impl Session {
                     answer(pending, String::new(), outbox, ServerMessage::Control)
                 }
             },
+            (Some(ClientMessage::ListScheduled(_)), Some(caller)) => {
+                let pending = api.list_scheduled(caller);
+                answer(pending, String::new(), outbox, |commands| {
+                    ServerMessage::Scheduled(ListScheduledCommandsResponse { commands })
+                })
+            }
+            (Some(ClientMessage::CancelScheduled(cancel)), Some(caller)) => {
+                let id = cancel.command_id.clone();
+                let pending = required_command_id(cancel.command_id)
+                    .and_then(|command_id| api.cancel_scheduled(command_id, caller));
+                answer(pending, id.clone(), outbox, move |response| {
+                    if response.rejection() == RejectionReason::NotScheduled {
+                        error_of(&ApiError::Rejected(Box::new(response)), id)
+                    } else {
+                        ServerMessage::Response(response)
+                    }
+                })
+            }
             (Some(ClientMessage::ListParameters(_)), Some(_)) => match api.parameters() {
                 Ok(parameters) => Reply::Send(server_message(ServerMessage::Parameters(parameters))),
                 Err(err) => Reply::Send(api_error(&err, String::new())),

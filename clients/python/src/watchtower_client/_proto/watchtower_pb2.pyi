@@ -483,7 +483,7 @@ class AuditSummary(_message.Message):
     def __init__(self, total: _Optional[int] = ..., recent: _Optional[_Iterable[_Union[GodResponse, _Mapping]]] = ...) -> None: ...
 
 class WebSocketClientMessage(_message.Message):
-    __slots__ = ("command", "subscribe", "auth", "control", "commands", "list_parameters", "revert", "validate_only")
+    __slots__ = ("command", "subscribe", "auth", "control", "commands", "list_parameters", "revert", "list_scheduled", "cancel_scheduled", "validate_only")
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     SUBSCRIBE_FIELD_NUMBER: _ClassVar[int]
     AUTH_FIELD_NUMBER: _ClassVar[int]
@@ -491,6 +491,8 @@ class WebSocketClientMessage(_message.Message):
     COMMANDS_FIELD_NUMBER: _ClassVar[int]
     LIST_PARAMETERS_FIELD_NUMBER: _ClassVar[int]
     REVERT_FIELD_NUMBER: _ClassVar[int]
+    LIST_SCHEDULED_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_SCHEDULED_FIELD_NUMBER: _ClassVar[int]
     VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     command: GodCommand
     subscribe: WebSocketSubscribe
@@ -499,8 +501,10 @@ class WebSocketClientMessage(_message.Message):
     commands: ApplyCommandsRequest
     list_parameters: ListParametersRequest
     revert: RevertCommandRequest
+    list_scheduled: ListScheduledCommandsRequest
+    cancel_scheduled: CancelScheduledCommandRequest
     validate_only: bool
-    def __init__(self, command: _Optional[_Union[GodCommand, _Mapping]] = ..., subscribe: _Optional[_Union[WebSocketSubscribe, _Mapping]] = ..., auth: _Optional[_Union[WebSocketAuth, _Mapping]] = ..., control: _Optional[_Union[ControlEngineRequest, _Mapping]] = ..., commands: _Optional[_Union[ApplyCommandsRequest, _Mapping]] = ..., list_parameters: _Optional[_Union[ListParametersRequest, _Mapping]] = ..., revert: _Optional[_Union[RevertCommandRequest, _Mapping]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
+    def __init__(self, command: _Optional[_Union[GodCommand, _Mapping]] = ..., subscribe: _Optional[_Union[WebSocketSubscribe, _Mapping]] = ..., auth: _Optional[_Union[WebSocketAuth, _Mapping]] = ..., control: _Optional[_Union[ControlEngineRequest, _Mapping]] = ..., commands: _Optional[_Union[ApplyCommandsRequest, _Mapping]] = ..., list_parameters: _Optional[_Union[ListParametersRequest, _Mapping]] = ..., revert: _Optional[_Union[RevertCommandRequest, _Mapping]] = ..., list_scheduled: _Optional[_Union[ListScheduledCommandsRequest, _Mapping]] = ..., cancel_scheduled: _Optional[_Union[CancelScheduledCommandRequest, _Mapping]] = ..., validate_only: _Optional[bool] = ...) -> None: ...
 
 class WebSocketAuth(_message.Message):
     __slots__ = ("token",)
@@ -515,7 +519,7 @@ class WebSocketSubscribe(_message.Message):
     def __init__(self, interval_ms: _Optional[int] = ...) -> None: ...
 
 class WebSocketServerMessage(_message.Message):
-    __slots__ = ("response", "snapshot", "error", "session", "control", "commands", "parameters")
+    __slots__ = ("response", "snapshot", "error", "session", "control", "commands", "parameters", "scheduled")
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -523,6 +527,7 @@ class WebSocketServerMessage(_message.Message):
     CONTROL_FIELD_NUMBER: _ClassVar[int]
     COMMANDS_FIELD_NUMBER: _ClassVar[int]
     PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    SCHEDULED_FIELD_NUMBER: _ClassVar[int]
     response: GodResponse
     snapshot: WatchtowerSnapshot
     error: WebSocketError
@@ -530,7 +535,8 @@ class WebSocketServerMessage(_message.Message):
     control: ControlEngineResponse
     commands: ApplyCommandsResponse
     parameters: ListParametersResponse
-    def __init__(self, response: _Optional[_Union[GodResponse, _Mapping]] = ..., snapshot: _Optional[_Union[WatchtowerSnapshot, _Mapping]] = ..., error: _Optional[_Union[WebSocketError, _Mapping]] = ..., session: _Optional[_Union[WhoAmIResponse, _Mapping]] = ..., control: _Optional[_Union[ControlEngineResponse, _Mapping]] = ..., commands: _Optional[_Union[ApplyCommandsResponse, _Mapping]] = ..., parameters: _Optional[_Union[ListParametersResponse, _Mapping]] = ...) -> None: ...
+    scheduled: ListScheduledCommandsResponse
+    def __init__(self, response: _Optional[_Union[GodResponse, _Mapping]] = ..., snapshot: _Optional[_Union[WatchtowerSnapshot, _Mapping]] = ..., error: _Optional[_Union[WebSocketError, _Mapping]] = ..., session: _Optional[_Union[WhoAmIResponse, _Mapping]] = ..., control: _Optional[_Union[ControlEngineResponse, _Mapping]] = ..., commands: _Optional[_Union[ApplyCommandsResponse, _Mapping]] = ..., parameters: _Optional[_Union[ListParametersResponse, _Mapping]] = ..., scheduled: _Optional[_Union[ListScheduledCommandsResponse, _Mapping]] = ...) -> None: ...
 
 class WebSocketError(_message.Message):
     __slots__ = ("code", "message", "command_id", "field")
