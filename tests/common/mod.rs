@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod browser;
 pub mod grpc_web;
 
 use std::{net::SocketAddr, sync::Once, time::Duration};

@@ -1,6 +1,10 @@
 // One control per GlobalRegistry parameter, built from ListParameters. Every
-// change goes through ApplyCommand; its receipt (or the server's error) is
-// shown next to the control. Current values follow telemetry.
+// change goes through ApplyCommand (or, in stage mode, into the staging tray,
+// which applies them together); its receipt (or the server's error) is shown
+// next to the control. Current values follow telemetry, except while the
+// operator works a control: then it holds still, and the value it started
+// from goes as expected_value, so a change someone else made meanwhile is a
+// conflict, not overwritten.
 import { Code, ConnectError } from "@connectrpc/connect";
 import { client } from "./api.js";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb.js";
@@ -12,7 +16,15 @@ import {
 } from "./gen/watchtower/v1/watchtower_pb.js";
 import { el, fmtValue, valueAsNumber } from "./format.js";
 
-type Kind = ParameterValue["kind"];
+export type Kind = ParameterValue["kind"];
+
+/** Where a control's changes go in stage mode (the staging tray). */
+export interface Stage {
+  /** True while changes are staged rather than sent. */
+  readonly active: boolean;
+  /** Stages `kind` for `control`'s key, expecting the parameter to hold `expected`. */
+  add(control: ParamControl, kind: Kind, expected: ParameterValue | undefined): void;
+}
 
 /** "InvalidArgument" -> ["INVALID_ARGUMENT", "invalid_argument"]. */
 export function codeNames(code: Code): [string, string] {
@@ -20,7 +32,7 @@ export function codeNames(code: Code): [string, string] {
   return [snake.toUpperCase(), snake];
 }
 
-class ParamControl {
+export class ParamControl {
   readonly root: HTMLElement;
   private readonly current: HTMLElement;
   private readonly receipt: HTMLElement;
@@ -40,10 +52,19 @@ class ParamControl {
    * While a command of ours is in flight, it is the value that one sets.
    */
   private expected?: ParameterValue;
+  /**
+   * The value the operator saw when they began working this control (focus
+   * or pointer down): telemetry does not move the control while it is set,
+   * and a change sends it as expected_value.
+   */
+  private editBase?: ParameterValue;
+  /** A change of this control waits in the staging tray. */
+  private staged = false;
 
   constructor(
-    private readonly spec: ParameterSpec,
+    readonly spec: ParameterSpec,
     canWrite: boolean,
+    private readonly stage: Stage,
   ) {
     const key = spec.key;
     const disabled = !spec.mutable || !canWrite;
@@ -81,7 +102,14 @@ class ParamControl {
       const apply = el("button", { type: "button", class: "btn", "data-testid": `apply-${key}` }, "Apply");
       slider.value = input.value = fmtValue(spec.currentValue);
       for (const x of [slider, input, apply]) x.disabled = disabled;
-      slider.addEventListener("pointerdown", () => (this.dragging = true));
+      slider.addEventListener("pointerdown", () => {
+        this.dragging = true;
+        this.beginEdit();
+      });
+      for (const x of [slider, input]) {
+        x.addEventListener("focus", () => this.beginEdit());
+        x.addEventListener("blur", () => this.endEdit());
+      }
       window.addEventListener("pointerup", () => (this.dragging = false));
       slider.addEventListener("input", () => {
         input.value = slider.value;
@@ -133,6 +161,7 @@ class ParamControl {
     this.current.dataset.tick = tick.toString();
     if (this.pending > 0 || tick < this.syncFromTick) return;
     this.expected = value;
+    if (this.editBase || this.staged) return;
     if (this.toggle) {
       this.toggle.checked = valueAsNumber(value) === 1;
       return;
@@ -140,6 +169,31 @@ class ParamControl {
     const text = fmtValue(value);
     if (this.slider && !this.dragging) this.slider.value = text;
     if (this.input && !this.dirty && document.activeElement !== this.input) this.input.value = text;
+  }
+
+  private beginEdit(): void {
+    this.editBase ??= this.expected;
+  }
+
+  private endEdit(): void {
+    if (this.pending === 0 && !this.dragging && !this.dirty) this.editBase = undefined;
+  }
+
+  /** The staged change was applied (in a batch) or dropped. */
+  unstage(applied?: GodResponse): void {
+    this.staged = false;
+    this.dirty = false;
+    if (applied) {
+      this.syncFromTick = applied.appliedTick;
+      this.showApplied(applied);
+    } else {
+      this.setReceipt("", []);
+    }
+  }
+
+  /** The batch holding the staged change was refused; it stays staged. */
+  showBatchError(message: string): void {
+    this.setReceipt("error", [el("span", { class: "receipt-status" }, "Batch refused"), el("span", {}, message)]);
   }
 
   /** Sends what the operator entered; out-of-range values go to the server as typed. */
@@ -160,10 +214,20 @@ class ParamControl {
   }
 
   private async send(kind: Kind): Promise<void> {
+    const expectedValue = this.editBase ?? this.expected;
+    this.editBase = undefined;
+    if (this.stage.active) {
+      this.staged = true;
+      this.stage.add(this, kind, expectedValue);
+      this.setReceipt("staged", [
+        el("span", { class: "receipt-status" }, "Staged"),
+        el("span", {}, `${fmtKind(kind)}: apply it with the staged changes`),
+      ]);
+      return;
+    }
     const mine = ++this.seq;
     this.pending++;
     this.setReceipt("pending", [el("span", { class: "receipt-status" }, "Sending…")]);
-    const expectedValue = this.expected;
     this.expected = { $typeName: "watchtower.v1.ParameterValue", kind };
     try {
       const res = await client.applyCommand({
@@ -204,35 +268,7 @@ class ParamControl {
   }
 
   private showError(err: ConnectError): void {
-    const [upper, lower] = codeNames(err.code);
-    const infos = err.findDetails(ErrorInfoSchema);
-    const reasons = infos.map((i) => i.reason);
-    const conflict = infos.find((i) => i.reason === "CONFLICT");
-    const parts: Node[] = [
-      el("span", { class: "receipt-status", title: lower }, upper),
-      ...(conflict
-        ? [el("span", { class: "receipt-conflict" }, `Conflict: someone else set it to ${conflict.metadata.current_value}`)]
-        : []),
-      ...reasons.map((r) => el("span", { class: "receipt-reason" }, r)),
-      el("span", { class: "receipt-message" }, err.rawMessage),
-    ];
-    // google.rpc.BadRequest: the field at fault, and what it allows when
-    // that is not already in the message.
-    for (const bad of err.findDetails(BadRequestSchema)) {
-      for (const v of bad.fieldViolations) {
-        const extra = v.description && v.description !== err.rawMessage ? ` ${v.description}` : "";
-        parts.push(el("span", { class: "receipt-detail" }, "field ", el("code", {}, v.field), extra));
-      }
-    }
-    // google.rpc.RetryInfo (a full queue): when trying again makes sense.
-    for (const retry of err.findDetails(RetryInfoSchema)) {
-      const delay = retry.retryDelay;
-      if (delay) {
-        const ms = Number(delay.seconds) * 1000 + Math.round(delay.nanos / 1e6);
-        parts.push(el("span", { class: "receipt-detail" }, `retry in ${ms} ms`));
-      }
-    }
-    this.setReceipt("error", parts, { code: lower });
+    this.setReceipt("error", errorParts(err), { code: codeNames(err.code)[1] });
   }
 
   private showLocalError(message: string): void {
@@ -249,11 +285,79 @@ class ParamControl {
   }
 }
 
+/** A value as the operator would type it. */
+export function fmtKind(kind: Kind): string {
+  return fmtValue({ $typeName: "watchtower.v1.ParameterValue", kind });
+}
+
+/**
+ * A value in canonical JSON (`{"number":0.24}`, as ErrorInfo's
+ * `current_value` carries it), as the operator would type it.
+ */
+function fmtJsonValue(json: string): string {
+  try {
+    const v = JSON.parse(json) as { number?: number; integer?: string; flag?: boolean };
+    if (v.number !== undefined) return String(v.number);
+    if (v.integer !== undefined) return v.integer;
+    if (v.flag !== undefined) return v.flag ? "on" : "off";
+  } catch {
+    // Not JSON: show it as sent.
+  }
+  return json;
+}
+
+/**
+ * The parts of a receipt for a refused call: the gRPC code, a conflict's
+ * current value, the ErrorInfo reasons, the server's message, the
+ * BadRequest fields and the RetryInfo delay.
+ */
+export function errorParts(err: ConnectError): Node[] {
+  const [upper, lower] = codeNames(err.code);
+  const infos = err.findDetails(ErrorInfoSchema);
+  const conflict = infos.find((i) => i.reason === "CONFLICT");
+  const parts: Node[] = [
+    el("span", { class: "receipt-status", title: lower }, upper),
+    ...(conflict
+      ? [
+          el(
+            "span",
+            { class: "receipt-conflict", "data-testid": "conflict" },
+            `Conflict: changed by someone else, now ${fmtJsonValue(conflict.metadata.current_value ?? "")}`,
+          ),
+        ]
+      : []),
+    ...infos.map((i) => el("span", { class: "receipt-reason" }, i.reason)),
+    el("span", { class: "receipt-message" }, err.rawMessage),
+  ];
+  // google.rpc.BadRequest: the field at fault, and what it allows when
+  // that is not already in the message.
+  for (const bad of err.findDetails(BadRequestSchema)) {
+    for (const v of bad.fieldViolations) {
+      // The description often repeats the message and adds what is allowed: show the addition.
+      const rest = v.description.startsWith(err.rawMessage) ? v.description.slice(err.rawMessage.length) : ` ${v.description}`;
+      const extra = rest.replace(/^[;:,]?\s*/, " ").trimEnd();
+      parts.push(el("span", { class: "receipt-detail" }, "field ", el("code", {}, v.field), extra));
+    }
+  }
+  // google.rpc.RetryInfo (a full queue): when trying again makes sense.
+  for (const retry of err.findDetails(RetryInfoSchema)) {
+    const delay = retry.retryDelay;
+    if (delay) {
+      const ms = Number(delay.seconds) * 1000 + Math.round(delay.nanos / 1e6);
+      parts.push(el("span", { class: "receipt-detail" }, `retry in ${ms} ms`));
+    }
+  }
+  return parts;
+}
+
 /** The parameter panel, grouped by key namespace ("fiscal", "monetary", …). */
 export class ControlPanel {
   private readonly controls = new Map<string, ParamControl>();
 
-  constructor(private readonly parent: HTMLElement) {}
+  constructor(
+    private readonly parent: HTMLElement,
+    private readonly stage: Stage,
+  ) {}
 
   get built(): boolean {
     return this.controls.size > 0;
@@ -272,7 +376,7 @@ export class ControlPanel {
         groups.set(ns, group);
         nodes.push(group);
       }
-      const c = new ParamControl(spec, canWrite);
+      const c = new ParamControl(spec, canWrite, this.stage);
       this.controls.set(spec.key, c);
       group.append(c.root);
     }

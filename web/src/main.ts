@@ -1,11 +1,14 @@
 // Watchtower dashboard entry point: the status bar, the live charts, the
-// parameter controls and the command feed, all fed by one telemetry stream.
+// parameter controls (with the staging tray), the command feed and the
+// scheduled commands, all but the last fed by one telemetry stream.
 import "uplot/dist/uPlot.min.css";
 import "./app.css";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { client, setToken, token } from "./api.js";
 import { ChartBoard } from "./charts.js";
 import { codeNames, ControlPanel } from "./controls.js";
+import { ScheduledList } from "./schedule.js";
+import { StagingTray } from "./staging.js";
 import {
   type GodResponse,
   Role,
@@ -211,7 +214,7 @@ async function identify(): Promise<WhoAmIResponse> {
   }
 }
 
-function renderRole(me: WhoAmIResponse): void {
+function renderRole(me: WhoAmIResponse, scheduled: ScheduledList): void {
   const role = $("role");
   const name = me.role === Role.OPERATOR ? "operator" : "observer";
   const named = me.principal !== "anonymous" && me.principal !== name;
@@ -222,12 +225,15 @@ function renderRole(me: WhoAmIResponse): void {
   canRevert = me.role === Role.OPERATOR;
   feedTotal = -1n;
   $("run-controls").hidden = me.role !== Role.OPERATOR;
+  $("staging").hidden = me.role !== Role.OPERATOR;
+  scheduled.start(me.role === Role.OPERATOR);
 }
 
 async function main(): Promise<void> {
   auditLog();
   const board = new ChartBoard($("charts"));
-  const panel = new ControlPanel($("controls"));
+  const panel = new ControlPanel($("controls"), new StagingTray($("staging")));
+  const scheduled = new ScheduledList($("scheduled"), $("scheduled-status"));
   wireRunControls();
   let latest: WatchtowerSnapshot | undefined;
   let frame = 0;
@@ -254,7 +260,7 @@ async function main(): Promise<void> {
     try {
       if (!me) {
         me = await identify();
-        renderRole(me);
+        renderRole(me, scheduled);
         await loadParameters(panel, me.role === Role.OPERATOR);
       } else if (!panel.built) {
         await loadParameters(panel, me.role === Role.OPERATOR);

@@ -8,16 +8,12 @@
 // snapshot carries the new value, an out-of-range value shows the server's
 // INVALID_ARGUMENT error, and screenshots are saved at 1280x800 and 390x844.
 // Exits non-zero with a message on the first failure.
-import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { chromium } from "playwright-core";
+import { WAIT_MS, byTestId, fail, ok, oneLine, runInChromium, waitFor } from "./lib.mjs";
 
-const CHROMIUM = "/usr/bin/chromium";
 const KEY = "fiscal.income_tax_rate";
 const OUT_OF_RANGE = "5";
-const WAIT_MS = 15_000;
 
 const [url, shotDir, ...options] = process.argv.slice(2);
 const tokensAt = options.indexOf("--tokens");
@@ -29,33 +25,6 @@ if (!url || !shotDir || (tokensAt >= 0 && !tokenList)) {
   process.exit(2);
 }
 const [operatorToken, observerToken] = tokenList ? tokenList.split(",") : [];
-if (!existsSync(CHROMIUM)) {
-  console.error(`FAIL: ${CHROMIUM} is missing; install it with: apt-get update && apt-get install -y chromium`);
-  process.exit(1);
-}
-
-const checks = [];
-function ok(what) {
-  checks.push(what);
-  console.log(`ok ${checks.length} - ${what}`);
-}
-class Failure extends Error {}
-function fail(what) {
-  throw new Failure(what);
-}
-const oneLine = (s) => s.replace(/\s+/g, " ").trim();
-const byTestId = (page, id) => page.locator(`[data-testid="${id}"]`);
-
-async function waitFor(what, fn, timeout = WAIT_MS) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    last = await fn();
-    if (last.done) return last.value;
-    if (Date.now() > deadline) fail(`${what} (waited ${timeout} ms; last seen: ${JSON.stringify(last.seen)})`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** Sign in: a wrong token is refused, an observer cannot steer, an operator can. */
 async function signIn(page, shotDir) {
@@ -97,31 +66,8 @@ async function signIn(page, shotDir) {
   ok(`signed in as "${await role.innerText()}": the controls are enabled`);
 }
 
-const profile = await mkdtemp(join(tmpdir(), "watchtower-chromium-"));
-let context;
-let status = 0;
-try {
-  await mkdir(shotDir, { recursive: true });
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    viewport: { width: 1280, height: 800 },
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  const page = context.pages()[0] ?? (await context.newPage());
-  const pageErrors = [];
-  page.on("pageerror", (e) => pageErrors.push(String(e)));
-  page.on("console", (m) => m.type() === "error" && pageErrors.push(m.text()));
-  page.on("response", (r) => r.status() >= 400 && pageErrors.push(`HTTP ${r.status()} for ${r.request().method()} ${r.url()}`));
-
+await mkdir(shotDir, { recursive: true });
+await runInChromium(async (page, pageErrors) => {
   // 1. The page loads, connects, and the tick rises.
   await page.goto(url, { waitUntil: "load" });
   if (operatorToken) await signIn(page, shotDir);
@@ -264,13 +210,4 @@ try {
 
   if (pageErrors.length) fail(`the page logged errors:\n  ${pageErrors.join("\n  ")}`);
   ok("no errors in the page's console");
-  console.log(`PASS: ${checks.length} checks`);
-} catch (e) {
-  status = 1;
-  console.error(`FAIL: ${e instanceof Failure ? e.message : e?.stack ?? e}`);
-  console.error(`(${checks.length} checks passed before the failure)`);
-} finally {
-  await context?.close().catch(() => {});
-  await rm(profile, { recursive: true, force: true });
-}
-process.exit(status);
+});
