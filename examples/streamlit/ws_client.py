@@ -21,17 +21,12 @@ import websocket  # websocket-client
 
 DEFAULT_URL = "ws://127.0.0.1:8765"
 
-# Sliders: key -> (min, max, step), from src/engine/economy_params.yaml.
-SLIDERS = {
-    "fiscal.income_tax_rate": (0.0, 0.9, 0.01),
-    "fiscal.vat_rate": (0.0, 0.5, 0.01),
-    "fiscal.government_spending_ratio": (0.0, 0.6, 0.01),
-    "welfare.unemployment_benefit_ratio": (0.0, 1.5, 0.05),
-    "monetary.policy_rate": (-0.02, 0.25, 0.0025),
-}
+# How long a slider must rest before its value is sent: holding an arrow key
+# sends one command for where it stops, not one per step.
+DEBOUNCE_S = 0.4
 
 
-def _number(value):
+def number_of(value):
     """The float in a ParameterValue JSON object, or None."""
     if not isinstance(value, dict):
         return None
@@ -59,6 +54,10 @@ class WatchtowerSocket:
         self.history = collections.deque(maxlen=history)
         self.responses = collections.deque(maxlen=50)
         self.errors = collections.deque(maxlen=50)
+        self.parameters = None  # the catalogue, once `list_parameters` is answered
+        self.control = None  # the last `control` answer
+        self.last_sent = {}  # key -> id of the last command sent for it
+        self._soon = {}  # key -> the timer that will send its resting value
         self.closed = None
         self._reader = threading.Thread(target=self._read, name="watchtower-ws", daemon=True)
         self._reader.start()
@@ -90,12 +89,19 @@ class WatchtowerSocket:
                         "gdp": macro.get("nominalGdp", 0.0),
                         "unemployment": macro.get("unemploymentRate", 0.0),
                         "inflation": macro.get("inflation", 0.0),
+                        "run": "paused"
+                        if snapshot.get("engine", {}).get("runState") == "RUN_STATE_PAUSED"
+                        else "running",
                     }
                 )
             elif "response" in message:
                 self.responses.append(message["response"])
             elif "error" in message:
                 self.errors.append(message["error"])
+            elif "parameters" in message:
+                self.parameters = message["parameters"].get("parameters", [])
+            elif "control" in message:
+                self.control = message["control"]
             self._changed.notify_all()
 
     def send_text(self, text):
@@ -107,7 +113,42 @@ class WatchtowerSocket:
         command_id = f"st-{next(self._ids)}-{int(time.time() * 1000)}"
         frame = {"command": {"id": command_id, "key": key, "value": {"number": value}, "reason": reason}}
         self.send_text(json.dumps(frame))
+        with self._changed:
+            self.last_sent[key] = command_id
+            self._changed.notify_all()
         return command_id
+
+    def send_soon(self, key, value, delay=DEBOUNCE_S, reason="streamlit"):
+        """Sends `value` for `key` once no newer value came for `delay` seconds."""
+        with self._lock:
+            if key in self._soon:
+                self._soon[key].cancel()
+            timer = threading.Timer(delay, self._send_resting, args=(key, value, reason))
+            timer.daemon = True
+            self._soon[key] = timer
+            timer.start()
+
+    def _send_resting(self, key, value, reason):
+        with self._lock:
+            self._soon.pop(key, None)
+        try:
+            self.send_command(key, value, reason)
+        except (websocket.WebSocketException, OSError):
+            pass  # the reader thread records the closed connection
+
+    def pending(self, key):
+        """True while a value for `key` waits for the slider to rest."""
+        with self._lock:
+            return key in self._soon
+
+    def list_parameters(self, timeout=5.0):
+        """The parameter catalogue (key, range, step, unit, current value), from the server."""
+        self.send_text(json.dumps({"listParameters": {}}))
+        return self.wait_for(lambda s: s.parameters, timeout)
+
+    def send_control(self, action):
+        """Sends a run-control action: {"pause": {}}, {"resume": {}}, {"step": {"ticks": n}}."""
+        self.send_text(json.dumps({"control": action}))
 
     def subscribe(self, interval_ms):
         self.send_text(json.dumps({"subscribe": {"interval_ms": interval_ms}}))
@@ -116,7 +157,7 @@ class WatchtowerSocket:
         with self._lock:
             if self.latest is None:
                 return None
-            return _number(self.latest.get("parameters", {}).get(key))
+            return number_of(self.latest.get("parameters", {}).get(key))
 
     def wait_for(self, predicate, timeout=10.0):
         """Waits until predicate(self) is true; returns its value or raises."""
@@ -140,6 +181,9 @@ class WatchtowerSocket:
         )
 
     def close(self):
+        with self._lock:
+            for timer in self._soon.values():
+                timer.cancel()
         try:
             self._ws.close()
         except (websocket.WebSocketException, OSError):

@@ -38,15 +38,17 @@ export async function waitFor(what, fn, timeout = WAIT_MS) {
 
 /**
  * Runs `body(page, pageErrors)` in a fresh headless Chromium profile at
- * 1280x800 and exits: 0 when it passes, 1 (with the failure) otherwise.
+ * 1280x800 and exits: 0 when it passes, 1 (with the failure, and a
+ * screenshot at `failureShot` if given) otherwise.
  */
-export async function runInChromium(body) {
+export async function runInChromium(body, failureShot) {
   if (!existsSync(CHROMIUM)) {
     console.error(`FAIL: ${CHROMIUM} is missing; install it with: apt-get update && apt-get install -y chromium`);
     process.exit(1);
   }
   const profile = await mkdtemp(join(tmpdir(), "watchtower-chromium-"));
   let context;
+  let page;
   let status = 0;
   try {
     context = await chromium.launchPersistentContext(profile, {
@@ -63,7 +65,7 @@ export async function runInChromium(body) {
         "--disable-sync",
       ],
     });
-    const page = context.pages()[0] ?? (await context.newPage());
+    page = context.pages()[0] ?? (await context.newPage());
     const pageErrors = [];
     page.on("pageerror", (e) => pageErrors.push(String(e)));
     page.on("console", (m) => m.type() === "error" && pageErrors.push(m.text()));
@@ -74,6 +76,10 @@ export async function runInChromium(body) {
     status = 1;
     console.error(`FAIL: ${e instanceof Failure ? e.message : e?.stack ?? e}`);
     console.error(`(${checks.length} checks passed before the failure)`);
+    if (failureShot && page) {
+      await page.screenshot({ path: failureShot, fullPage: true }).catch(() => {});
+      console.error(`the page at the failure: ${failureShot}`);
+    }
   } finally {
     await context?.close().catch(() => {});
     await rm(profile, { recursive: true, force: true });

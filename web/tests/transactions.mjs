@@ -153,4 +153,4 @@ await runInChromium(async (page, pageErrors) => {
   ok(`screenshots saved in ${resolve(shotDir)}`);
   if (pageErrors.length) fail(`the page logged errors:\n  ${pageErrors.join("\n  ")}`);
   ok("no errors in the page's console");
-});
+}, join(shotDir, "failure.png"));
