@@ -195,74 +195,29 @@ impl Session {
                 String::new(),
             )),
             (Some(ClientMessage::Subscribe(subscribe)), Some(_)) => {
-                match telemetry_interval(subscribe.interval_ms) {
-                    Ok(period) => {
-                        self.pacer.set_interval(period);
-                        Reply::None
-                    }
-                    Err(err) => Reply::Send(with_field(
-                        api_error(&err, String::new()),
-                        "subscribe.interval_ms",
-                    )),
-                }
-            }
-            (Some(ClientMessage::Command(command)), Some(caller)) => {
-                let id = command.id.clone();
-                let pending = api.submit(command, message.validate_only, caller);
-                answer(pending, id, outbox, |response| {
-                    super::metrics::command_answered(&response);
-                    ServerMessage::Response(response)
-                })
-            }
-            (Some(ClientMessage::Revert(revert)), Some(caller)) => {
-                let pending = required_command_id(revert.command_id)
-                    .and_then(|command_id| api.revert(command_id, caller));
-                answer(pending, String::new(), outbox, ServerMessage::Response)
-            }
-            (Some(ClientMessage::Commands(batch)), Some(caller)) => {
-                let pending = api.submit_batch(batch.commands, batch.validate_only, caller);
-                answer(pending, String::new(), outbox, |responses| {
-                    if responses.iter().all(|r| r.success) {
-                        ServerMessage::Commands(ApplyCommandsResponse { responses })
-                    } else {
-                        error_of(&batch_rejection(responses), String::new())
-                    }
-                })
-            }
-            (Some(ClientMessage::Control(control)), Some(caller)) => match control.action {
-                None => Reply::Send(api_error(
-                    &ApiError::MissingField {
-                        field: "control.action",
-                    },
-                    String::new(),
-                )),
-                Some(action) => {
-                    let pending = api.control(action, caller);
-                    answer(pending, String::new(), outbox, ServerMessage::Control)
-                }
-            },
-            (Some(ClientMessage::ListScheduled(_)), Some(caller)) => {
-                let pending = api.list_scheduled(caller);
-                answer(pending, String::new(), outbox, |commands| {
-                    ServerMessage::Scheduled(ListScheduledCommandsResponse { commands })
-                })
-            }
-            (Some(ClientMessage::CancelScheduled(cancel)), Some(caller)) => {
-                let id = cancel.command_id.clone();
-                let pending = required_command_id(cancel.command_id)
-                    .and_then(|command_id| api.cancel_scheduled(command_id, caller));
-                answer(pending, id.clone(), outbox, move |response| {
-                    if response.rejection() == RejectionReason::NotScheduled {
-                        error_of(&ApiError::Rejected(Box::new(response)), id)
-                    } else {
-                        ServerMessage::Response(response)
-                    }
-                })
+                self.subscribe(subscribe.interval_ms)
             }
             (Some(ClientMessage::ListParameters(_)), Some(_)) => match api.parameters() {
                 Ok(parameters) => Reply::Send(server_message(ServerMessage::Parameters(parameters))),
                 Err(err) => Reply::Send(api_error(&err, String::new())),
             },
+            (Some(request), Some(caller)) => {
+                queue(api, request, message.validate_only, caller, outbox)
+            }
+        }
+    }
+
+    /// Changes this connection's telemetry interval.
+    fn subscribe(&mut self, interval_ms: u32) -> Reply {
+        match telemetry_interval(interval_ms) {
+            Ok(period) => {
+                self.pacer.set_interval(period);
+                Reply::None
+            }
+            Err(err) => Reply::Send(with_field(
+                api_error(&err, String::new()),
+                "subscribe.interval_ms",
+            )),
         }
     }
 
@@ -282,6 +237,73 @@ impl Session {
             Err(err) => {
                 Reply::SendAndClose(api_error(&ApiError::Unauthenticated(err), String::new()))
             }
+        }
+    }
+}
+
+/// Queues a request the engine answers (a command, a batch, a control
+/// action, a revert, a schedule listing or cancellation) through the same
+/// [`WatchtowerApi`] calls as gRPC; the answer comes from its own task.
+fn queue(
+    api: &WatchtowerApi,
+    request: ClientMessage,
+    validate_only: bool,
+    caller: &Caller,
+    outbox: &mpsc::Sender<WebSocketServerMessage>,
+) -> Reply {
+    match request {
+        ClientMessage::Command(command) => {
+            let id = command.id.clone();
+            let pending = api.submit(command, validate_only, caller);
+            answer(pending, id, outbox, |response| {
+                super::metrics::command_answered(&response);
+                ServerMessage::Response(response)
+            })
+        }
+        ClientMessage::Revert(revert) => {
+            let pending = required_command_id(revert.command_id)
+                .and_then(|command_id| api.revert(command_id, caller));
+            answer(pending, String::new(), outbox, ServerMessage::Response)
+        }
+        ClientMessage::Commands(batch) => {
+            let pending = api.submit_batch(batch.commands, batch.validate_only, caller);
+            answer(pending, String::new(), outbox, |responses| {
+                if responses.iter().all(|r| r.success) {
+                    ServerMessage::Commands(ApplyCommandsResponse { responses })
+                } else {
+                    error_of(&batch_rejection(responses), String::new())
+                }
+            })
+        }
+        ClientMessage::Control(control) => {
+            let pending = control
+                .action
+                .ok_or(ApiError::MissingField {
+                    field: "control.action",
+                })
+                .and_then(|action| api.control(action, caller));
+            answer(pending, String::new(), outbox, ServerMessage::Control)
+        }
+        ClientMessage::ListScheduled(_) => {
+            let pending = api.list_scheduled(caller);
+            answer(pending, String::new(), outbox, |commands| {
+                ServerMessage::Scheduled(ListScheduledCommandsResponse { commands })
+            })
+        }
+        ClientMessage::CancelScheduled(cancel) => {
+            let id = cancel.command_id.clone();
+            let pending = required_command_id(cancel.command_id)
+                .and_then(|command_id| api.cancel_scheduled(command_id, caller));
+            answer(pending, id.clone(), outbox, move |response| {
+                if response.rejection() == RejectionReason::NotScheduled {
+                    error_of(&ApiError::Rejected(Box::new(response)), id)
+                } else {
+                    ServerMessage::Response(response)
+                }
+            })
+        }
+        ClientMessage::Auth(_) | ClientMessage::Subscribe(_) | ClientMessage::ListParameters(_) => {
+            unreachable!("answered by the session itself")
         }
     }
 }
