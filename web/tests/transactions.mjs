@@ -11,7 +11,8 @@
 // whose value someone else changes meanwhile (ASK set-behind), answers
 // "changed by someone else" instead of overwriting it; a command scheduled
 // by someone else (ASK schedule) appears in the scheduled list and Cancel
-// drops it. Screenshots go to SCREENSHOT_DIR.
+// drops it; the speed box in the status bar sets the engine's pace, which
+// the next snapshots report as the target. Screenshots go to SCREENSHOT_DIR.
 import { mkdir } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { ask, byTestId, fail, ok, oneLine, runInChromium, waitFor } from "./lib.mjs";
@@ -138,6 +139,21 @@ async function scheduled(page) {
   ok(`Cancel drops ${id}; its sender's call ended ${outcome}`);
 }
 
+/** The speed box sets the pace (ControlEngine set_tps); telemetry reports the new target. */
+async function pace(page) {
+  const target = page.locator('[data-testid="chart-tps"] li').filter({ hasText: "Target" }).locator(".legend-value");
+  for (const tps of [15, 20]) {
+    const speed = byTestId(page, "speed");
+    await speed.fill(String(tps));
+    await speed.press("Tab");
+    await waitFor(`the target pace shows ${tps}`, async () => {
+      const shown = Number(await target.innerText());
+      return { done: shown === tps, seen: shown };
+    });
+  }
+  ok("the speed box sets the pace: the target shown by telemetry went 20 -> 15 -> 20");
+}
+
 await runInChromium(async (page, pageErrors) => {
   await page.goto(url, { waitUntil: "load" });
   await waitFor("the status bar says connected", async () => {
@@ -149,6 +165,7 @@ await runInChromium(async (page, pageErrors) => {
   await staging(page);
   await conflict(page);
   await scheduled(page);
+  await pace(page);
   await page.screenshot({ path: join(shotDir, "transactions-1280x800-full.png"), fullPage: true });
   ok(`screenshots saved in ${resolve(shotDir)}`);
   if (pageErrors.length) fail(`the page logged errors:\n  ${pageErrors.join("\n  ")}`);
