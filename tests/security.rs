@@ -324,6 +324,24 @@ fn ws_command(value: f64) -> Message {
     Message::text(json.to_string())
 }
 
+/// An observer may list the schedule over the WebSocket, as over gRPC, but
+/// not cancel from it.
+async fn observer_reads_the_schedule_but_cannot_cancel(url: &str, ws: &mut Ws) {
+    let frame = serde_json::json!({"listScheduled": {}}).to_string();
+    ws.send(Message::text(frame)).await.unwrap();
+    let reply = ws_reply(ws).await;
+    assert!(
+        matches!(reply, ServerMessage::Scheduled(_)),
+        "{url}: {reply:?}"
+    );
+    let frame = serde_json::json!({"cancelScheduled": {"commandId": "x"}}).to_string();
+    ws.send(Message::text(frame)).await.unwrap();
+    match ws_reply(ws).await {
+        ServerMessage::Error(e) => assert_eq!(e.code, "PERMISSION_DENIED", "{url}"),
+        other => panic!("{url}: an observer's cancel got {other:?}"),
+    }
+}
+
 /// The WebSocket code a command gets, as each kind of caller, on one URL.
 async fn ws_matrix(app: &TestApp, url: &str, value: &mut f64) {
     for who in Who::ALL {
@@ -348,6 +366,9 @@ async fn ws_matrix(app: &TestApp, url: &str, value: &mut f64) {
         }
         if who != Who::Operator {
             assert_eq!(current_vat(app), before, "a refusal changes nothing");
+        }
+        if who == Who::Observer {
+            observer_reads_the_schedule_but_cannot_cancel(url, &mut ws).await;
         }
         if who != Who::NoToken {
             assert!(
