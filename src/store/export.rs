@@ -152,7 +152,7 @@ fn rechecked(
 
 /// `batch` with its `UTC` timestamps labelled `+00:00`, the same instants:
 /// the CSV writer formats offset zones only (named ones need a time-zone
-/// database), and prints them as RFC 3339 with `+00:00`.
+/// database), and prints them as RFC 3339 (`2026-11-26T13:30:09.923Z`).
 fn with_offset_times(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     let schema = batch.schema();
     let (fields, columns): (Vec<Field>, Vec<ArrayRef>) = schema
