@@ -81,7 +81,7 @@ pub struct ExportArgs {
 pub enum ExportFormat {
     /// Apache Parquet (snappy).
     Parquet,
-    /// Comma-separated values with a header line; times in RFC 3339.
+    /// Comma-separated values with a header line; times in RFC 3339, UTC.
     Csv,
 }
 

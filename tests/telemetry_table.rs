@@ -353,7 +353,12 @@ async fn bad_export_arguments_are_refused_clearly() {
     refused(
         &[missing.to_str().unwrap(), "--format", "csv"],
         1,
-        "no-such-run",
+        "no-such-run is not a run directory (it has no manifest.json)",
+    );
+    refused(
+        &[data.path().to_str().unwrap(), "--format", "csv"],
+        1,
+        "is not a run directory",
     );
 
     let refused_start = Command::new(env!("CARGO_BIN_EXE_watchtower"))
@@ -377,6 +382,15 @@ async fn bad_export_arguments_are_refused_clearly() {
         lines[0]
     );
     assert!(lines[3].starts_with("3,"), "{}", lines[3]);
+    for line in &lines[1..] {
+        // Always milliseconds, so a reader infers one format for every row.
+        let time = line.split(',').nth(1).unwrap();
+        assert_eq!(time.len(), "2026-11-26T13:30:09.923+00:00".len(), "{time}");
+        assert!(
+            time.ends_with("+00:00") && time.as_bytes()[19] == b'.',
+            "{time}"
+        );
+    }
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("exported 3 rows, ticks 1 to 3"),
         "{}",

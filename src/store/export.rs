@@ -12,11 +12,7 @@ use arrow_array::{
 use arrow_schema::{ArrowError, DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow_select::filter::filter_record_batch;
 
-use super::{
-    StoreError,
-    manifest::{self, Manifest},
-    table,
-};
+use super::{StoreError, manifest, table};
 use crate::config::ExportFormat;
 
 /// Why an export could not be made.
@@ -32,6 +28,16 @@ pub enum ExportError {
         from: u64,
         /// `--to-tick`.
         to: u64,
+    },
+    /// The directory is not a run's.
+    #[error(
+        "{} is not a run directory (it has no {}): name one under --data-dir, \
+         DATA_DIR/RUN_ID",
+        dir.display(), manifest::MANIFEST_FILE
+    )]
+    NotARun {
+        /// The directory named.
+        dir: std::path::PathBuf,
     },
     /// The run has no finished chunk yet.
     #[error(
@@ -87,8 +93,11 @@ pub fn export(
     if from > to {
         return Err(ExportError::EmptyRange { from, to });
     }
-    // A run directory has a manifest; this also rejects a wrong path clearly.
-    Manifest::read(run_dir)?;
+    if !run_dir.join(manifest::MANIFEST_FILE).is_file() {
+        return Err(ExportError::NotARun {
+            dir: run_dir.to_owned(),
+        });
+    }
     let dir = run_dir.join(manifest::TELEMETRY_DIR);
     let chunks = table::chunks(&dir)?;
     let (Some(first), Some(last)) = (chunks.first(), chunks.last()) else {
@@ -152,7 +161,7 @@ fn rechecked(
 
 /// `batch` with its `UTC` timestamps labelled `+00:00`, the same instants:
 /// the CSV writer formats offset zones only (named ones need a time-zone
-/// database), and prints them as RFC 3339 (`2026-11-26T13:30:09.923Z`).
+/// database).
 fn with_offset_times(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     let schema = batch.schema();
     let (fields, columns): (Vec<Field>, Vec<ArrayRef>) = schema
@@ -178,6 +187,9 @@ fn with_offset_times(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
 
 /// UTC as an offset, the zone of the CSV export's times.
 const UTC_OFFSET: &str = "+00:00";
+/// The CSV export's times: RFC 3339 with milliseconds always, so readers
+/// that infer one format from the first row (pandas) parse every row.
+const CSV_TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.3f%:z";
 
 fn write(
     format: ExportFormat,
@@ -190,6 +202,7 @@ fn write(
         ExportFormat::Csv => {
             let mut writer = arrow_csv::WriterBuilder::new()
                 .with_header(true)
+                .with_timestamp_tz_format(CSV_TIME_FORMAT.to_owned())
                 .build(&mut out);
             for batch in batches {
                 writer.write(&with_offset_times(batch)?)?;
