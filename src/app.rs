@@ -166,6 +166,7 @@ impl SimulationServer {
                     checkpoint_every: config.checkpoint_every,
                     seed: config.seed,
                     tps: config.tps,
+                    record_every: config.record_every,
                 };
                 let opened = store::open(&options, registry)?;
                 (opened.engine, Some(opened.store))

@@ -52,6 +52,37 @@ pub enum Command {
         #[arg(long)]
         verify: bool,
     },
+    /// Write a recorded run's telemetry table (one row per recorded tick) as
+    /// one Parquet or CSV file.
+    Export(ExportArgs),
+}
+
+/// `watchtower export`'s settings.
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    /// The run's directory (under --data-dir).
+    pub run_dir: PathBuf,
+    /// The file format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// The first tick to include (default: the first recorded).
+    #[arg(long)]
+    pub from_tick: Option<u64>,
+    /// The last tick to include (default: the last recorded).
+    #[arg(long)]
+    pub to_tick: Option<u64>,
+    /// Where to write (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// The formats `watchtower export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// Apache Parquet (snappy).
+    Parquet,
+    /// Comma-separated values with a header line; times in RFC 3339, UTC.
+    Csv,
 }
 
 /// `watchtower healthcheck`'s settings.
@@ -103,6 +134,12 @@ pub struct Config {
     /// graceful shutdown).
     #[arg(long, env = "WATCHTOWER_CHECKPOINT_EVERY", default_value_t = 1000)]
     pub checkpoint_every: u64,
+
+    /// Record every this many ticks in the run's telemetry table
+    /// (`telemetry/*.parquet`); 1 records every tick.
+    #[arg(long, env = "WATCHTOWER_RECORD_EVERY", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub record_every: u64,
 
     /// Continue a recorded run instead of starting one: `latest` or a run id
     /// (a directory under --data-dir). Seed and parameters come from the run.

@@ -13,7 +13,8 @@
 //!                                                                  Phases 1–7: the economy
 //!                                                                  (Settlement last)
 //!                   SubscribeTelemetry ◀─load── TelemetryExchange ◀── Phase 8 Broadcast
-//!                                               (one slot, latest wins)  digest, checkpoints
+//!                                               (one slot, latest wins)  digest, checkpoints,
+//!                                                                        the snapshot (Arc)
 //!                                                                        ──▶ store threads
 //! ```
 //!
@@ -25,8 +26,9 @@
 //! - [`server`]: the tonic services, error mapping and shutdown. Knows only
 //!   the bridge and the protobuf data that crosses it.
 //! - [`store`]: durability: the run directory, the audit writer (group
-//!   commit, replies only once durable), checkpoints, resume and replay.
-//!   The engine reaches it only through the `Journal` trait.
+//!   commit, replies only once durable), checkpoints, resume and replay,
+//!   and the telemetry table (Parquet) with `watchtower export`. The engine
+//!   reaches it only through the `Journal` trait.
 //! - [`app`]: the production wiring (spec §4.3): `SimulationServer` starts the
 //!   engine thread and the server, supervises the server and stops both.
 //! - [`config`]: command-line and environment settings.

@@ -1,6 +1,7 @@
 //! The `watchtower` binary: with no subcommand, the engine and gRPC server on
 //! the embedded defaults; `watchtower healthcheck` asks a running one;
-//! `watchtower replay` re-runs a recorded run from its directory.
+//! `watchtower replay` re-runs a recorded run from its directory;
+//! `watchtower export` writes a recorded run's telemetry table.
 
 use std::{io::IsTerminal, net::SocketAddr, process::ExitCode};
 
@@ -10,10 +11,10 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tracing_subscriber::EnvFilter;
 use watchtower::{
     Config,
-    config::{Cli, Command, LogFormat},
+    config::{Cli, Command, ExportArgs, LogFormat},
     healthcheck,
     server::shutdown_signal,
-    store::replay,
+    store::{export, replay},
 };
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -33,6 +34,7 @@ fn main() -> anyhow::Result<ExitCode> {
             to_tick,
             verify,
         }) => run_replay(run_dir, *to_tick, *verify),
+        Some(Command::Export(args)) => run_export(args),
     }
 }
 
@@ -108,4 +110,33 @@ fn run_replay(
         }
         None => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// `watchtower export`: writes the table to `--out` or standard output, and
+/// says on standard error what it wrote.
+fn run_export(args: &ExportArgs) -> anyhow::Result<ExitCode> {
+    let out: Box<dyn std::io::Write + Send> = match &args.out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+    };
+    let exported = export::export(
+        &args.run_dir,
+        args.format,
+        args.from_tick,
+        args.to_tick,
+        out,
+    );
+    if let (Err(_), Some(path)) = (&exported, &args.out) {
+        // No half-written or empty file is left behind by a refused export.
+        let _ = std::fs::remove_file(path);
+    }
+    let report = exported.with_context(|| format!("cannot export {}", args.run_dir.display()))?;
+    eprintln!(
+        "exported {} rows, ticks {} to {}",
+        report.rows, report.first, report.last
+    );
+    Ok(ExitCode::SUCCESS)
 }

@@ -15,7 +15,10 @@ use std::{
     process::Command,
 };
 
-use common::binary::Binary;
+use common::{
+    binary::Binary,
+    python::{python, require_modules},
+};
 
 fn example_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/python")
@@ -26,11 +29,6 @@ fn start_server() -> (Binary, String) {
     let mut server = Binary::start(&["--tps", "20"]);
     let addr = server.addr().to_string();
     (server, addr)
-}
-
-/// The Python interpreter the tests run: `WATCHTOWER_TEST_PYTHON`, or `python3`.
-fn python() -> String {
-    std::env::var("WATCHTOWER_TEST_PYTHON").unwrap_or_else(|_| "python3".to_owned())
 }
 
 #[test]
@@ -82,22 +80,6 @@ fn python_client_lists_streams_applies_and_decodes_bad_request() {
     assert!(
         stdout.matches("snapshot tick=").count() >= 3,
         "three snapshots are shown:\n{stdout}"
-    );
-}
-
-/// Fails, saying how to install them, unless `modules` import in the test Python.
-fn require_modules(modules: &str) {
-    let python = python();
-    let check = Command::new(&python)
-        .args(["-c", &format!("import {modules}")])
-        .output()
-        .unwrap_or_else(|err| panic!("{python} cannot be run ({err}); run `./test`"));
-    assert!(
-        check.status.success(),
-        "{python} lacks {modules} ({}); run `./test`, which installs clients/python and \
-         examples/python/requirements.txt into .venv, or install them and set \
-         WATCHTOWER_TEST_PYTHON",
-        String::from_utf8_lossy(&check.stderr).trim()
     );
 }
 

@@ -44,9 +44,12 @@ pub struct TelemetryPublisher {
 
 impl TelemetryPublisher {
     /// Replaces the snapshot in the slot and wakes readers.
-    pub fn publish(&self, snapshot: WatchtowerSnapshot) {
+    /// A shared snapshot is stored as is, so others (the run's recorder)
+    /// can hold the same one without a copy.
+    pub fn publish(&self, snapshot: impl Into<Arc<WatchtowerSnapshot>>) {
+        let snapshot = snapshot.into();
         let tick = snapshot.tick;
-        self.slot.store(Some(Arc::new(snapshot)));
+        self.slot.store(Some(snapshot));
         // Never waits: watch keeps one value and no reader can hold it long.
         self.ticks.send_replace(Some(tick));
     }

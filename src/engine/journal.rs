@@ -6,10 +6,15 @@
 //! non-blocking channels, so every call here returns at once. Runs on the
 //! engine thread.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::{AuditLog, Economy, Value, control::RunSettings, schedule::SavedSchedule};
-use crate::{bridge::Reply, pb::GodResponse};
+use crate::{
+    bridge::Reply,
+    pb::{GodResponse, WatchtowerSnapshot},
+};
 
 /// Where the engine hands its record. Every method must return at once.
 pub trait Journal: Send + std::fmt::Debug {
@@ -20,6 +25,9 @@ pub trait Journal: Send + std::fmt::Debug {
     fn settled(&mut self, tick: u64, digest: u64);
     /// A copy of the whole state after a tick, to save as a checkpoint.
     fn checkpoint(&mut self, state: Box<EngineState>);
+    /// Phase 8: the snapshot `tick` published, shared with the telemetry
+    /// exchange, for the run's telemetry table.
+    fn published(&mut self, snapshot: &Arc<WatchtowerSnapshot>);
 }
 
 /// One command's outcome on its way to the audit log and its caller.

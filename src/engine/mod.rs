@@ -407,7 +407,11 @@ impl SimulationEngine {
             .register_hook(Phase::Broadcast, move |w: &mut World| {
                 w.stats.queue_depth = queue.len() as u64;
                 record_settlement(w);
-                telemetry.publish(capture_snapshot(w));
+                let snapshot = Arc::new(capture_snapshot(w));
+                if let Some(durability) = w.durability.as_mut() {
+                    durability.journal.published(&snapshot);
+                }
+                telemetry.publish(snapshot);
                 Ok(())
             });
         self.commands = Some(commands);

@@ -25,6 +25,8 @@ pub const AUDIT_FILE: &str = "audit.jsonl";
 pub const DIGESTS_FILE: &str = "digests.bin";
 /// The checkpoint directory's name in a run directory.
 pub const CHECKPOINT_DIR: &str = "checkpoints";
+/// The telemetry table's directory (Parquet chunks) in a run directory.
+pub const TELEMETRY_DIR: &str = "telemetry";
 
 /// What a run is: written at its start, never changed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -6,17 +6,22 @@
 //!   per-tick digests, replies only once durable, failure and recovery;
 //! - [`checkpoint`]: the `watchtower-checkpoint` thread and the file format;
 //! - [`log_file`]: the audit log and digest formats, torn-tail repair, reads;
-//! - [`replay`]: `watchtower replay`, re-running a run from its directory.
+//! - [`replay`]: `watchtower replay`, re-running a run from its directory;
+//! - [`recorder`]: the `watchtower-telemetry` thread, the run's telemetry
+//!   as a Parquet table ([`table`]); [`export`]: `watchtower export`.
 //!
 //! The engine knows none of this: it hands records to a
 //! [`crate::engine::Journal`] over channels and never waits. [`open`] (at
 //! start-up, on the caller's thread) builds the engine for a new or resumed
-//! run and starts the two writer threads. See `docs/durability.md`.
+//! run and starts the three writer threads. See `docs/durability.md`.
 
 pub mod checkpoint;
+pub mod export;
 pub mod log_file;
 pub mod manifest;
+pub mod recorder;
 pub mod replay;
+pub mod table;
 pub mod writer;
 
 use std::{
@@ -72,6 +77,12 @@ pub enum StoreError {
     /// The engine could not be built from the run.
     #[error(transparent)]
     Engine(#[from] EngineError),
+    /// A telemetry table could not be written or read as Parquet.
+    #[error("telemetry table: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    /// Telemetry rows did not fit the table's columns.
+    #[error("telemetry table: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
 }
 
 impl StoreError {
@@ -86,12 +97,16 @@ impl StoreError {
 /// Writes `bytes` to `path` so that a crash leaves the old file or the new
 /// one, never a mix: a temporary file, synced, renamed, directory synced.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let tmp = path.with_extension("tmp");
-    let mut file = File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+    write_via(&path.with_extension("tmp"), path, bytes)
+}
+
+/// [`write_atomically`] through the temporary file `tmp`.
+fn write_via(tmp: &Path, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut file = File::create(tmp).map_err(|e| StoreError::io(tmp, e))?;
     file.write_all(bytes)
         .and_then(|()| file.sync_all())
-        .map_err(|e| StoreError::io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
+        .map_err(|e| StoreError::io(tmp, e))?;
+    fs::rename(tmp, path).map_err(|e| StoreError::io(path, e))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -111,6 +126,8 @@ pub struct StoreOptions {
     pub seed: u64,
     /// Pace of the run, recorded in a new run's manifest.
     pub tps: f64,
+    /// Record every this many ticks in the telemetry table (at least 1).
+    pub record_every: u64,
 }
 
 /// A recorded run, open: the engine to run and the store's threads.
@@ -135,14 +152,18 @@ pub struct Store {
     writer: JoinHandle<()>,
     /// The checkpoint writer; ends once the audit writer has.
     checkpointer: JoinHandle<()>,
+    /// The telemetry recorder; ends once the engine drops its journal.
+    telemetry: JoinHandle<()>,
 }
 
 impl Store {
-    /// Waits for both writer threads to finish (after the engine stopped):
-    /// the last outcomes and the shutdown checkpoint are then on disk.
+    /// Waits for the writer threads to finish (after the engine stopped):
+    /// the last outcomes, the shutdown checkpoint and the last telemetry
+    /// rows are then on disk.
     pub fn join(self) {
         let _ = self.writer.join();
         let _ = self.checkpointer.join();
+        let _ = self.telemetry.join();
     }
 }
 
@@ -169,10 +190,16 @@ pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRu
         checkpoints,
         faults.clone(),
     )?;
+    let (tap, telemetry) =
+        recorder::spawn(dir.join(manifest::TELEMETRY_DIR), options.record_every)?;
     let mut engine = engine;
     engine.attach_durability(
         manifest.run_id.clone(),
-        Durability::new(Box::new(recorder), options.checkpoint_every, tail),
+        Durability::new(
+            Box::new(recorder.with_telemetry(tap)),
+            options.checkpoint_every,
+            tail,
+        ),
     );
     Ok(OpenedRun {
         engine,
@@ -182,6 +209,7 @@ pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRu
             faults,
             writer: writer.thread,
             checkpointer,
+            telemetry,
         },
     })
 }

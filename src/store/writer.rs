@@ -25,11 +25,11 @@ use std::{
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use super::{StoreError, log_file::AuditLine, manifest::unix_ms};
+use super::{StoreError, log_file::AuditLine, manifest::unix_ms, recorder::TelemetryTap};
 use crate::{
     bridge::{Reply, Unrecorded},
     engine::{EngineState, Journal, Outcome},
-    pb::GodResponse,
+    pb::{GodResponse, WatchtowerSnapshot},
 };
 
 /// How often a failed log is retried.
@@ -52,6 +52,16 @@ pub struct Recorder {
     /// Unbounded, so the engine never waits; the writer drains it all at
     /// every commit, so it holds at most what arrived during one sync.
     records: mpsc::Sender<Record>,
+    /// The telemetry recorder's side, if the run records its table.
+    telemetry: Option<TelemetryTap>,
+}
+
+impl Recorder {
+    /// Also hands every published snapshot to the telemetry recorder.
+    pub fn with_telemetry(mut self, tap: TelemetryTap) -> Self {
+        self.telemetry = Some(tap);
+        self
+    }
 }
 
 impl Journal for Recorder {
@@ -67,6 +77,12 @@ impl Journal for Recorder {
 
     fn checkpoint(&mut self, state: Box<EngineState>) {
         let _ = self.records.send(Record::Checkpoint(state));
+    }
+
+    fn published(&mut self, snapshot: &Arc<WatchtowerSnapshot>) {
+        if let Some(tap) = &self.telemetry {
+            tap.offer(snapshot);
+        }
     }
 }
 
@@ -164,7 +180,10 @@ pub fn spawn(
         .spawn(move || writer.run(&rx))
         .map_err(|e| StoreError::io(Path::new("watchtower-audit thread"), e))?;
     Ok((
-        Recorder { records },
+        Recorder {
+            records,
+            telemetry: None,
+        },
         Writer {
             thread,
             health: LogHealth(health),

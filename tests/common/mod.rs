@@ -1,12 +1,14 @@
 //! Shared test harness: starts Watchtower in-process on port 0 and connects a
 //! real tonic client over a real socket. `TEST_LOG=1` turns logs on.
-//! [`binary`] is the harness for the real binary.
+//! [`binary`] is the harness for the real binary, [`python`] runs the test
+//! Python.
 
 #![allow(dead_code)]
 
 pub mod binary;
 pub mod browser;
 pub mod grpc_web;
+pub mod python;
 
 use std::{net::SocketAddr, sync::Once, time::Duration};
 

@@ -7,7 +7,7 @@ import grpc
 import pandas as pd
 import pytest
 
-from watchtower_client import CommandRejected, Watchtower
+from watchtower_client import CommandRejected, Watchtower, read_run
 from watchtower_client._proto import watchtower_pb2 as pb
 from watchtower_client._proto import watchtower_pb2_grpc as pb_grpc
 
@@ -62,6 +62,52 @@ def test_each_rejection_names_its_reason_and_field(tower, key, value, code, reas
     with pytest.raises(CommandRejected) as caught:
         tower.set(key, value)
     assert (caught.value.code, caught.value.reason, caught.value.field) == (code, reason, field)
+
+
+def _current(tower, key):
+    return {p.key: p.current for p in tower.parameters()}[key]
+
+
+def test_apply_sets_a_batch_in_one_tick(tower):
+    changes = {"fiscal.corporate_tax_rate": 0.27, "fiscal.government_spending_ratio": 0.23}
+    results = tower.apply(changes, reason="pytest batch")
+    assert [(r.key, r.new, r.reason) for r in results] == [
+        ("fiscal.corporate_tax_rate", 0.27, "pytest batch"),
+        ("fiscal.government_spending_ratio", 0.23, "pytest batch"),
+    ]
+    assert len({r.applied_tick for r in results}) == 1 and results[0].applied_tick > 0
+    assert all(r.command_id for r in results)
+    for key, value in changes.items():
+        assert _current(tower, key) == value
+
+
+def test_apply_validate_only_answers_and_changes_nothing(tower):
+    before = _current(tower, "fiscal.vat_rate")
+    (result,) = tower.apply({"fiscal.vat_rate": 0.17}, validate_only=True)
+    assert (result.key, result.old, result.new) == ("fiscal.vat_rate", before, 0.17)
+    assert _current(tower, "fiscal.vat_rate") == before
+
+
+def test_a_refused_batch_names_the_command_field_and_range_and_applies_nothing(tower):
+    before = _current(tower, "fiscal.corporate_tax_rate")
+    with pytest.raises(CommandRejected) as caught:
+        tower.apply({"fiscal.corporate_tax_rate": before / 2, "fiscal.vat_rate": 0.9})
+    err = caught.value
+    assert (err.index, err.field) == (1, "commands[1].value")
+    assert err.allowed == "number in [0, 0.5]"
+    assert err.reason == "OUT_OF_RANGE"
+    assert _current(tower, "fiscal.corporate_tax_rate") == before
+
+
+def test_a_single_command_error_has_no_batch_index(tower):
+    with pytest.raises(CommandRejected) as caught:
+        tower.set("fiscal.vat_rate", 0.9)
+    assert caught.value.index is None
+
+
+def test_read_run_says_when_there_is_no_table(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no telemetry chunk"):
+        read_run(tmp_path)
 
 
 def test_stream_yields_snapshots_with_rising_ticks(tower):

@@ -3,8 +3,10 @@ protobuf snapshots or pandas DataFrames."""
 
 from __future__ import annotations
 
+import os
+import pathlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +115,42 @@ def to_frame(snapshots: Iterable[pb.WatchtowerSnapshot]) -> pd.DataFrame:
     return frame.set_index("tick").sort_index()
 
 
+def _result(reply: pb.GodResponse) -> CommandResult:
+    return CommandResult(
+        command_id=reply.command_id,
+        key=reply.key,
+        old=_value(reply.old_value),
+        new=_value(reply.new_value),
+        applied_tick=reply.applied_tick,
+        reason=reply.reason,
+    )
+
+
+def read_run(run_dir: str | os.PathLike[str]) -> pd.DataFrame:
+    """The telemetry table a server recorded for one run, indexed by tick.
+
+    ``run_dir`` is the run's directory under the server's ``--data-dir``
+    (``watchtower-data/<run id>``). The table is read from its finished
+    Parquet chunks (``telemetry/ticks-FIRST-LAST.parquet``), so this works on
+    a run that is still going (up to its last finished chunk of 256 rows) or
+    was killed. The columns are those of :meth:`Watchtower.frame`: ``time``
+    (UTC), ``<group>.<field>`` per indicator and ``param.<key>`` per
+    parameter; with ``--record-every N`` there is a row every N ticks.
+
+    Raises:
+        FileNotFoundError: ``run_dir`` has no finished chunk yet.
+    """
+    table = pathlib.Path(run_dir) / "telemetry"
+    chunks = sorted(table.glob("ticks-*.parquet"))
+    if not chunks:
+        raise FileNotFoundError(
+            f"{table} has no telemetry chunk yet: the server writes one every 256 "
+            "recorded ticks and at shutdown (and none with --data-dir off)"
+        )
+    frame = pd.concat([pd.read_parquet(chunk) for chunk in chunks], ignore_index=True)
+    return frame.set_index("tick").sort_index()
+
+
 class Watchtower:
     """A client of one Watchtower server.
 
@@ -190,14 +228,48 @@ class Watchtower:
         """
         command = pb.GodCommand(key=key, value=_to_wire(value), reason=reason)
         reply = self._call("ApplyCommand", pb.ApplyCommandRequest(command=command)).response
-        return CommandResult(
-            command_id=reply.command_id,
-            key=reply.key,
-            old=_value(reply.old_value),
-            new=_value(reply.new_value),
-            applied_tick=reply.applied_tick,
-            reason=reply.reason,
-        )
+        return _result(reply)
+
+    def apply(
+        self,
+        changes: Mapping[str, Value],
+        reason: str = "",
+        *,
+        validate_only: bool = False,
+    ) -> list[CommandResult]:
+        """Sets several parameters in one Phase 0, all or nothing
+        (``ApplyCommands``), in the mapping's order.
+
+        Example::
+
+            tower.apply({"fiscal.income_tax_rate": 0.18,
+                         "fiscal.government_spending_ratio": 0.18},
+                        reason="austerity package")
+
+        Args:
+            changes: parameter key to new value (typed as in :meth:`set`);
+                1 to 100 of them.
+            reason: recorded with every command of the batch.
+            validate_only: check the whole batch against the current values
+                and return the would-be results, changing nothing.
+
+        Returns:
+            One result per change, in order, all with the same applied tick.
+
+        Raises:
+            CommandRejected: one change was refused and none was applied;
+                ``index`` is its position in ``changes``, ``field`` is
+                ``commands[index].value`` (or ``.key``) and ``allowed`` what
+                that parameter accepts.
+            QueueFull: nothing was queued; retry after ``retry_after`` s.
+        """
+        commands = [
+            pb.GodCommand(key=key, value=_to_wire(value), reason=reason)
+            for key, value in changes.items()
+        ]
+        request = pb.ApplyCommandsRequest(commands=commands, validate_only=validate_only)
+        reply = self._call("ApplyCommands", request)
+        return [_result(response) for response in reply.responses]
 
     def stream(self, interval_ms: int = 100, history: int = 0) -> Iterator[pb.WatchtowerSnapshot]:
         """Telemetry snapshots, the newest at most every ``interval_ms``

@@ -4,6 +4,7 @@ details (google.rpc.BadRequest, ErrorInfo and RetryInfo in the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import grpc
@@ -26,6 +27,8 @@ class WatchtowerError(Exception):
             command, ``command.key`` or ``command.value``), or ``""``.
         description: the ``BadRequest`` description of that field.
         retry_after: seconds to wait before retrying, from ``RetryInfo``.
+        index: for a batch (:meth:`Watchtower.apply`), the position of the
+            refused command in it (from ``commands[i].value``), else ``None``.
     """
 
     code: grpc.StatusCode
@@ -35,6 +38,7 @@ class WatchtowerError(Exception):
     field: str = ""
     description: str = ""
     retry_after: float | None = None
+    index: int | None = None
 
     def __str__(self) -> str:
         return f"{self.code.name}: {self.message}"
@@ -61,6 +65,12 @@ class Unavailable(WatchtowerError):
     """The engine is not running, or has published nothing yet."""
 
 
+def _batch_index(field_path: str) -> int | None:
+    """The ``i`` of a batch field path ``commands[i]....``, if it is one."""
+    match = re.match(r"commands\[(\d+)\]", field_path)
+    return int(match.group(1)) if match else None
+
+
 def from_rpc_error(error: grpc.RpcError) -> WatchtowerError:
     """Turns a failed call into the matching :class:`WatchtowerError`."""
     code = error.code()
@@ -74,6 +84,7 @@ def from_rpc_error(error: grpc.RpcError) -> WatchtowerError:
                 violation = bad_request.field_violations[0]
                 found.field = violation.field
                 found.description = violation.description
+                found.index = _batch_index(violation.field)
         elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
             info = error_details_pb2.ErrorInfo()
             detail.Unpack(info)

@@ -1,0 +1,219 @@
+//! The telemetry recorder: the `watchtower-telemetry` thread, which writes
+//! the engine's per-tick snapshots to the run's Parquet table
+//! (`telemetry/`, see [`super::table`]), a finished chunk file every
+//! [`ROWS_PER_CHUNK`] rows and at shutdown.
+//!
+//! The engine hands each Phase 8 snapshot (shared, not copied) to its
+//! journal, whose [`TelemetryTap`] offers every `--record-every`-th one to a
+//! bounded channel without waiting: if the recorder ever falls that far
+//! behind, the row is dropped and counted, never the tick delayed. Parquet,
+//! files and syncs happen only on this thread.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc::{self, Receiver, SyncSender, TrySendError},
+    },
+    thread::JoinHandle,
+};
+
+use tracing::{error, info, warn};
+
+use super::{
+    StoreError,
+    table::{self, TableLayout},
+};
+use crate::pb::WatchtowerSnapshot;
+
+/// Rows per chunk file (one Parquet row group): a crash loses at most
+/// this many rows that were not yet written.
+pub const ROWS_PER_CHUNK: usize = 256;
+/// Snapshots the channel holds before rows are dropped: four chunks.
+pub const QUEUE_SNAPSHOTS: usize = 4 * ROWS_PER_CHUNK;
+
+/// The engine side: offers snapshots to the recorder without waiting.
+#[derive(Debug)]
+pub struct TelemetryTap {
+    /// Bounded, so a stalled disk cannot grow memory; `try_send` only, so
+    /// the engine never waits on it.
+    snapshots: SyncSender<Arc<WatchtowerSnapshot>>,
+    /// Record every this many ticks (`--record-every`).
+    every: u64,
+    /// Rows dropped because the channel was full; read by the recorder.
+    dropped: Arc<AtomicU64>,
+}
+
+impl TelemetryTap {
+    /// Offers the snapshot of a tick: kept if the tick is recorded and the
+    /// recorder has room, otherwise dropped (and counted).
+    pub fn offer(&self, snapshot: &Arc<WatchtowerSnapshot>) {
+        if !snapshot.tick.is_multiple_of(self.every) {
+            return;
+        }
+        if let Err(TrySendError::Full(_)) = self.snapshots.try_send(Arc::clone(snapshot)) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Starts the recorder writing to `dir` (created if missing), recording
+/// every `every`-th tick. Ticks already in a finished chunk (a resumed run
+/// re-running ticks after its checkpoint) are not written again.
+pub fn spawn(dir: PathBuf, every: u64) -> Result<(TelemetryTap, JoinHandle<()>), StoreError> {
+    std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+    table::remove_unfinished(&dir)?;
+    let recorded_to = table::chunks(&dir)?.last().map(|c| c.last);
+    let (snapshots, rx) = mpsc::sync_channel(QUEUE_SNAPSHOTS);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let mut recorder = Recorder {
+        dir: dir.clone(),
+        layout: None,
+        rows: Vec::with_capacity(ROWS_PER_CHUNK),
+        recorded_to,
+        dropped: Arc::clone(&dropped),
+        dropped_seen: 0,
+    };
+    let thread = std::thread::Builder::new()
+        .name("watchtower-telemetry".into())
+        .spawn(move || recorder.run(&rx))
+        .map_err(|e| StoreError::io(&dir, e))?;
+    Ok((
+        TelemetryTap {
+            snapshots,
+            every: every.max(1),
+            dropped,
+        },
+        thread,
+    ))
+}
+
+/// The recorder thread's state.
+struct Recorder {
+    dir: PathBuf,
+    /// The table's columns, fixed by the first snapshot.
+    layout: Option<TableLayout>,
+    /// The rows of the unfinished chunk.
+    rows: Vec<Arc<WatchtowerSnapshot>>,
+    /// The last tick in a finished chunk.
+    recorded_to: Option<u64>,
+    dropped: Arc<AtomicU64>,
+    /// Drops already reported.
+    dropped_seen: u64,
+}
+
+impl Recorder {
+    /// Records until the engine drops its tap, then writes the unfinished
+    /// chunk.
+    fn run(&mut self, snapshots: &Receiver<Arc<WatchtowerSnapshot>>) {
+        for snapshot in snapshots {
+            if self.recorded_to.is_some_and(|t| snapshot.tick <= t) {
+                continue;
+            }
+            self.rows.push(snapshot);
+            if self.rows.len() >= ROWS_PER_CHUNK {
+                self.finish_chunk();
+            }
+        }
+        self.finish_chunk();
+        info!(dir = %self.dir.display(), last_tick = self.recorded_to, "telemetry recorder stopped");
+    }
+
+    /// Writes the rows gathered so far as one chunk file.
+    fn finish_chunk(&mut self) {
+        self.report_drops();
+        let Some(first) = self.rows.first() else {
+            return;
+        };
+        let layout = self.layout.get_or_insert_with(|| TableLayout::of(first));
+        let written = layout
+            .batch(&self.rows)
+            .and_then(|batch| table::write_chunk(&self.dir, &batch));
+        let (first, last) = (first.tick, self.rows[self.rows.len() - 1].tick);
+        match written {
+            Ok(_) => self.recorded_to = Some(last),
+            Err(err) => error!(first, last, %err, "cannot write telemetry rows; they are lost"),
+        }
+        self.rows.clear();
+    }
+
+    fn report_drops(&mut self) {
+        let dropped = self.dropped.load(Ordering::Relaxed);
+        if dropped > self.dropped_seen {
+            warn!(
+                dropped = dropped - self.dropped_seen,
+                total = dropped,
+                "telemetry rows dropped: the recorder fell behind the engine"
+            );
+            self.dropped_seen = dropped;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::{MacroIndicators, ParameterValue, parameter_value::Kind};
+
+    fn snapshot(tick: u64) -> Arc<WatchtowerSnapshot> {
+        Arc::new(WatchtowerSnapshot {
+            tick,
+            captured_at_unix_ms: 1_700_000_000_000 + tick as i64,
+            r#macro: Some(MacroIndicators {
+                nominal_gdp: tick as f64,
+                ..Default::default()
+            }),
+            parameters: [(
+                "fiscal.vat_rate".to_owned(),
+                ParameterValue {
+                    kind: Some(Kind::Number(0.1)),
+                },
+            )]
+            .into(),
+            ..Default::default()
+        })
+    }
+
+    /// Records ticks `1..=to` into `dir` and returns the ticks on disk.
+    fn record(dir: &std::path::Path, to: u64, every: u64) -> Vec<u64> {
+        let (tap, thread) = spawn(dir.to_owned(), every).unwrap();
+        for tick in 1..=to {
+            tap.offer(&snapshot(tick));
+        }
+        drop(tap);
+        thread.join().unwrap();
+        table::chunks(dir)
+            .unwrap()
+            .iter()
+            .flat_map(|c| table::read_chunk(&c.path).unwrap())
+            .flat_map(|b| table::ticks(&b).unwrap().values().to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn chunks_of_256_rows_then_the_rest_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(record(dir.path(), 600, 1), (1..=600).collect::<Vec<_>>());
+        let names: Vec<_> = table::chunks(dir.path())
+            .unwrap()
+            .iter()
+            .map(|c| (c.first, c.last))
+            .collect();
+        assert_eq!(names, [(1, 256), (257, 512), (513, 600)]);
+    }
+
+    #[test]
+    fn a_restart_writes_only_ticks_not_yet_in_a_chunk() {
+        let dir = tempfile::tempdir().unwrap();
+        record(dir.path(), 300, 1);
+        assert_eq!(record(dir.path(), 450, 1), (1..=450).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn record_every_keeps_multiples_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let expected: Vec<u64> = (1..=100).map(|i| i * 5).collect();
+        assert_eq!(record(dir.path(), 500, 5), expected);
+    }
+}
