@@ -104,17 +104,17 @@ impl RunControl {
     }
 
     /// After a tick has been published: counts it against a running
-    /// `step`, and answers the step's caller after its last tick.
-    pub fn tick_published(&mut self, tick: u64) {
-        let Some(stepping) = self.stepping.as_mut() else {
-            return;
-        };
+    /// `step`. After the step's last tick, returns its caller's reply with
+    /// the run state attached, to answer once everything before it is
+    /// durable.
+    pub fn tick_published(&mut self, tick: u64) -> Option<Reply> {
+        let stepping = self.stepping.as_mut()?;
         stepping.left -= 1;
-        if stepping.left == 0
-            && let Some(done) = self.stepping.take()
-        {
-            done.reply.send_status(self.status(tick));
+        if stepping.left > 0 {
+            return None;
         }
+        let done = self.stepping.take()?;
+        Some(done.reply.with_status(self.status(tick)))
     }
 }
 

@@ -438,7 +438,17 @@ impl SimulationEngine {
         self.world.tick += 1;
         self.scheduler.run_tick(&mut self.world)?;
         self.world.stats.tick_finished(started);
-        self.world.run.tick_published(self.world.tick);
+        if let Some(stepped) = self.world.run.tick_published(self.world.tick) {
+            // The step's caller may read the audit next: answer once the
+            // tick's entries are on disk.
+            deliver(
+                &mut self.world,
+                pb::GodResponse::default(),
+                Some(stepped),
+                false,
+            );
+            hand_over_outcomes(&mut self.world);
+        }
         Ok(())
     }
 
