@@ -25,8 +25,11 @@ use watchtower::{
     },
 };
 
+/// A target's check: panics on a broken invariant.
+pub type Check = fn(&[u8]);
+
 /// Every target: its name (the directory under `fuzz/corpus/`) and its check.
-pub const TARGETS: [(&str, fn(&[u8])); 4] = [
+pub const TARGETS: [(&str, Check); 4] = [
     ("grpc_request", grpc_request),
     ("websocket_json", websocket_json),
     ("params_yaml", params_yaml),
