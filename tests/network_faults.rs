@@ -367,7 +367,7 @@ async fn sigterm_under_full_command_and_subscriber_load_answers_every_call_and_e
         audited.keys().all(|id| sent.contains(id)),
         "an audit entry nobody sent"
     );
-    let mut codes: HashMap<String, usize> = HashMap::new();
+    let mut codes: HashMap<String, (usize, String)> = HashMap::new();
     for (id, result) in &outcomes {
         match result {
             Ok(response) => assert_eq!(
@@ -375,12 +375,17 @@ async fn sigterm_under_full_command_and_subscriber_load_answers_every_call_and_e
                 Some(&response),
                 "{id} was answered but is not audited as answered"
             ),
-            Err(status) => *codes.entry(format!("{:?}", status.code())).or_default() += 1,
+            Err(status) => {
+                let code = codes
+                    .entry(format!("{:?}", status.code()))
+                    .or_insert_with(|| (0, status.message().to_owned()));
+                code.0 += 1;
+            }
         }
     }
     let ok = outcomes.iter().filter(|(_, r)| r.is_ok()).count();
     println!(
-        "SIGTERM under load: {} calls, {ok} applied and audited, refusals by code {codes:?}, \
+        "SIGTERM under load: {} calls, {ok} applied and audited, failures by code (count, a message) {codes:?}, \
          {} audit entries, {SUBSCRIBERS} streams ended cleanly after {frames} frames",
         outcomes.len(),
         audit.len()
