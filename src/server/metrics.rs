@@ -64,6 +64,9 @@ pub const CPU: &str = "process_cpu_seconds_total";
 pub const THREADS: &str = "process_threads";
 /// Open file descriptors (sockets included).
 pub const OPEN_FDS: &str = "process_open_fds";
+/// Tasks alive on the network runtime: one per connection, stream reply and
+/// listener, so a leak shows here (the soak checks it).
+pub const RUNTIME_TASKS: &str = "watchtower_runtime_alive_tasks";
 
 /// Upper bounds of the tick-duration buckets: 50 µs to 1 s.
 pub const TICK_DURATION_BUCKETS: [f64; 14] = [
@@ -161,6 +164,7 @@ fn describe() {
     );
     describe_gauge!(THREADS, "Threads in the process.");
     describe_gauge!(OPEN_FDS, "Open file descriptors of the process.");
+    describe_gauge!(RUNTIME_TASKS, "Tasks alive on the network (tokio) runtime.");
 }
 
 /// `GET /metrics`.
@@ -226,6 +230,8 @@ fn record_live_state(api: &WatchtowerApi) {
     gauge!(OPEN_STREAMS, "transport" => "websocket").set(stats.websocket_connections as f64);
     counter!(SNAPSHOTS_ENCODED).absolute(stats.snapshots_encoded);
     counter!(SNAPSHOTS_DELIVERED, "transport" => "grpc").absolute(stats.snapshots_delivered);
+    let runtime = tokio::runtime::Handle::current().metrics();
+    gauge!(RUNTIME_TASKS).set(runtime.num_alive_tasks() as f64);
     if let Some(frame) = api.hub().latest() {
         counter!(TICKS).absolute(frame.tick());
         if let Some(engine) = &frame.snapshot.engine {

@@ -387,6 +387,7 @@ fn origin(caller: &Caller) -> CommandOrigin {
 }
 
 /// The `command_id` a revert or cancellation names; it is required.
+/// Public for the fuzz targets (`fuzz/`), which run every request check.
 pub fn required_command_id(command_id: String) -> Result<String, ApiError> {
     if command_id.is_empty() {
         Err(ApiError::MissingField {
@@ -631,8 +632,8 @@ fn grpc_deadline(metadata: &MetadataMap) -> Option<Instant> {
     Instant::now().checked_add(timeout)
 }
 
-/// Checks a `ListAuditEntries` request.
-fn audit_query(request: ListAuditEntriesRequest) -> Result<AuditQuery, ApiError> {
+/// Checks a `ListAuditEntries` request. Public for the fuzz targets.
+pub fn audit_query(request: ListAuditEntriesRequest) -> Result<AuditQuery, ApiError> {
     let page_size = match request.page_size {
         0 => DEFAULT_AUDIT_PAGE,
         n @ 1..=MAX_AUDIT_PAGE => n as usize,

@@ -323,10 +323,14 @@ async fn serve_http<I>(
 
 fn http_builder(limits: &TransportConfig) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // half_close: a client that shuts down its sending side after a whole
+    // request still reads; it gets its answer rather than a dropped call
+    // (hyper would otherwise take the FIN for the client going away).
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(limits.header_timeout)
+        .half_close(true);
     builder
         .http2()
         .timer(TokioTimer::new())

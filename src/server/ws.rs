@@ -342,8 +342,9 @@ fn answer<T: Send + 'static>(
 }
 
 /// Parses one client frame; a refusal names the problem and, where there is
-/// one, the field path (`command.value.number`).
-fn parse(text: &str) -> Result<WebSocketClientMessage, WebSocketError> {
+/// one, the field path (`command.value.number`). Public for the fuzz
+/// targets.
+pub fn parse(text: &str) -> Result<WebSocketClientMessage, WebSocketError> {
     let mut json = serde_json::Deserializer::from_str(text);
     let parsed = serde_path_to_error::deserialize(&mut json)
         .map_err(|err| {

@@ -11,6 +11,8 @@
 //! - `procfs`: CPU and RSS of a server process from `/proc`;
 //! - `scenarios`: engine isolation, ApplyCommand, fan-out, slow readers;
 //! - `smoke`: the CI smoke run (correctness only, nothing about speed);
+//! - `soak`: the soak's load (subscribe/cancel cycles, reconnecting
+//!   command clients), run and checked by `scripts/soak`;
 //! - `run_all`: starts release servers, runs every scenario, writes the report;
 //! - `report`: the Markdown tables and the SVG chart.
 
@@ -20,6 +22,7 @@ mod report;
 mod run_all;
 mod scenarios;
 mod smoke;
+mod soak;
 
 use std::time::Duration;
 
@@ -46,6 +49,9 @@ enum Command {
     Fanout(scenarios::FanoutArgs),
     /// Healthy subscribers, then slow readers that never read.
     SlowReaders(scenarios::SlowArgs),
+    /// Subscribe/cancel cycles, then commands from reconnecting clients;
+    /// prints what was answered (`scripts/soak` runs and checks it).
+    Soak(soak::SoakArgs),
     /// Start release servers, run every scenario, write docs/benchmarks.md
     /// and docs/benchmarks-fanout.svg.
     RunAll(run_all::RunAllArgs),
@@ -103,6 +109,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", report::slow_section(&result));
             Ok(())
         }
+        Command::Soak(args) => soak::run(&args).await,
         Command::RunAll(args) => run_all::run(args).await,
     }
 }
