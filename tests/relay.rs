@@ -63,8 +63,10 @@ impl Nats {
             .stderr(Stdio::piped())
             .spawn()
             .expect("start nats-server (apt-get install nats-server)");
-        let (tx, lines) = mpsc::channel();
         let stderr = child.stderr.take().expect("piped stderr");
+        // Owned from here, so a failed wait below still kills it.
+        let nats = Self { child, port };
+        let (tx, lines) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let _ = tx.send(line);
@@ -77,7 +79,7 @@ impl Nats {
                 .recv_timeout(left)
                 .expect("nats-server says it is ready");
             if line.contains("Server is ready") {
-                return Self { child, port };
+                return nats;
             }
         }
     }
@@ -414,17 +416,20 @@ impl Nginx {
             .stdout(Stdio::null())
             .spawn()
             .expect("start nginx (apt-get install nginx)");
+        // Owned from here, so a failed wait below still stops it.
+        let nginx = Self {
+            child,
+            grpc,
+            web,
+            _dir: dir,
+        };
+        // nginx in the foreground prints nothing when ready: poll its ports.
         let deadline = Instant::now() + PATIENCE;
         while TcpStream::connect(grpc).is_err() || TcpStream::connect(web).is_err() {
             assert!(Instant::now() < deadline, "nginx never listened");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Self {
-            child,
-            grpc,
-            web,
-            _dir: dir,
-        }
+        nginx
     }
 }
 
