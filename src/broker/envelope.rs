@@ -184,3 +184,72 @@ impl Answer {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use prost::Message;
+
+    use super::*;
+    use crate::pb::{ControlStep, control_engine_request::Action};
+
+    fn origin(deadline: Option<Instant>) -> CommandOrigin {
+        CommandOrigin {
+            principal: Arc::from("ops"),
+            named: true,
+            connection: 7,
+            deadline,
+        }
+    }
+
+    #[test]
+    fn a_control_action_crosses_with_its_caller_and_the_time_left() {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let request = Request::Control {
+            id: "c".into(),
+            action: Action::Step(ControlStep { ticks: 3 }),
+        };
+        let sent = Forward::new(request, &origin(Some(deadline)), 0xabcd);
+        let got = Forward::decode(sent.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(got.kind(), Kind::Control);
+        assert_eq!(
+            got.control.unwrap().action,
+            Some(Action::Step(ControlStep { ticks: 3 }))
+        );
+        assert_eq!(got.principal, "ops");
+        assert!(got.operator);
+        assert_eq!(got.connection, (0xabcd << 32) | 7);
+        assert!(got.deadline_ms.is_some_and(|ms| ms <= 5000));
+    }
+
+    #[test]
+    fn a_listing_needs_no_role_and_a_revert_names_its_command() {
+        let listing = Forward::new(Request::ListScheduled, &origin(None), 1);
+        assert_eq!(listing.kind(), Kind::ListScheduled);
+        assert!(!listing.operator);
+        assert_eq!(listing.deadline_ms, None);
+        let revert = Request::Revert {
+            id: "new".into(),
+            command_id: "old".into(),
+        };
+        let revert = Forward::new(revert, &origin(None), 1);
+        assert_eq!(
+            (revert.kind(), revert.command_id.as_str()),
+            (Kind::Revert, "old")
+        );
+    }
+
+    #[test]
+    fn a_refusal_crosses_unchanged() {
+        let status = RemoteStatus {
+            code: 3,
+            message: "command.value = 9 is out of range".into(),
+            details: vec![1, 2, 3],
+        };
+        let sent = Answer::refused(status.clone());
+        let mut got = Answer::decode(sent.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(got.refusal(), Some(status));
+        assert_eq!(Answer::default().refusal(), None);
+    }
+}
