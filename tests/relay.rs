@@ -518,3 +518,21 @@ async fn clients_through_nginx_reach_a_relay_and_move_to_the_other_when_one_dies
     let _ = first_addr;
     drop(second);
 }
+
+#[test]
+fn a_relay_without_a_broker_refuses_to_start_and_names_the_flag() {
+    let mut relay = Binary::launch(
+        &[
+            "relay",
+            "--listen",
+            "127.0.0.1:0",
+            "--legacy-ws-listen",
+            "off",
+        ],
+        &[("RUST_LOG", "info")],
+    );
+    let status = relay.wait_exit(PATIENCE);
+    assert!(!status.success());
+    let log = relay.all_lines().join("\n");
+    assert!(log.contains("--broker nats://HOST:PORT"), "{log}");
+}
