@@ -23,6 +23,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::{
     bridge::{CommandSender, TelemetryReader, command_queue, telemetry_exchange},
+    broker,
     config::{Config, ConfigError},
     engine::{EngineError, EngineReport, Pacing, SimulationEngine, StepGate},
     server::{
@@ -77,6 +78,9 @@ pub enum StartError {
     /// TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The broker could not be used.
+    #[error(transparent)]
+    Broker(#[from] broker::BrokerError),
     /// An origin or host setting is not valid.
     #[error("{0}")]
     Origins(String),
@@ -97,11 +101,8 @@ pub enum StartError {
 /// commands are the bridge's job).
 #[derive(Debug)]
 pub struct SimulationServer {
-    local_addr: SocketAddr,
-    /// Cancelled by `stop`: ends telemetry streams and the accept loop.
-    shutdown: CancellationToken,
-    /// The supervisor task that runs, and restarts, the tonic server.
-    server: JoinHandle<()>,
+    /// The listeners, their supervisor and the API.
+    front: Front,
     /// The engine thread, joined by `stop`.
     engine: Option<thread::JoinHandle<Result<EngineReport, EngineError>>>,
     /// Fires when the engine thread ends, for whatever reason.
@@ -113,10 +114,6 @@ pub struct SimulationServer {
     telemetry: TelemetryReader,
     /// Present only with `Pacing::Manual`.
     gate: Option<StepGate>,
-    /// A handle on the API state, for its gauges.
-    api: WatchtowerApi,
-    /// Where the legacy WebSocket listener is, if it is on.
-    legacy_ws_addr: Option<SocketAddr>,
     /// The run's writer threads, joined by `stop` after the engine; `None`
     /// with `--data-dir off`.
     store: Option<Store>,
@@ -141,44 +138,14 @@ impl SimulationServer {
         if config.data_dir.is_none() && config.resume.is_some() {
             return Err(StartError::ResumeWithoutDataDir);
         }
-        let local_addr = listener.local_addr()?;
-        let authenticator = Arc::new(Authenticator::from_config(&config.security)?);
-        refuse_anonymous_operators(config, &authenticator, local_addr)?;
-        let transport = Arc::new(transport(config)?);
-        let listener = listener.into_std()?;
-        let legacy = match config.legacy_ws_listen {
-            Some(addr) => {
-                let legacy = TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| StartError::Bind { addr, source })?;
-                Some((legacy.local_addr()?, legacy.into_std()?))
-            }
-            None => None,
+        let front = FrontPlan::prepare(listener, config).await?;
+        let broker = match config.broker.urls.is_empty() {
+            true => None,
+            false => Some(broker::connect(&config.broker, "engine node").await?),
         };
         let (commands, receiver) = command_queue(config.queue_capacity);
         let (publisher, telemetry) = telemetry_exchange();
-        let (mut engine, store) = match &config.data_dir {
-            None => (SimulationEngine::new(registry, config.seed)?, None),
-            Some(data_dir) => {
-                let options = StoreOptions {
-                    data_dir: data_dir.clone(),
-                    resume: config.resume.clone(),
-                    checkpoint_every: config.checkpoint_every,
-                    seed: config.seed,
-                    tps: config.tps,
-                    record_every: config.record_every,
-                };
-                let opened = store::open(&options, registry)?;
-                (opened.engine, Some(opened.store))
-            }
-        };
-        if config.start_paused {
-            engine.world_mut().run.settings.paused = true;
-        }
-        engine
-            .world_mut()
-            .schedule
-            .set_capacity(config.max_scheduled);
+        let (mut engine, store) = open_engine(config, registry)?;
         let catalogue = engine.world().registry.catalogue();
         engine.attach_bridge(receiver, publisher);
         let run = RunView {
@@ -201,82 +168,31 @@ impl SimulationServer {
                 let _ = done_tx.send(());
                 result
             })?;
-
-        let shutdown = CancellationToken::new();
-        let health = HealthReporter::new();
-        // Listeners being restarted right now.
-        let servers_down = Arc::new(watch::channel(0usize).0);
-        tokio::spawn(report_health(
-            health.clone(),
-            telemetry.clone(),
-            run.health.clone(),
-            servers_down.subscribe(),
-        ));
-        let api = WatchtowerApi::new(
-            commands.clone(),
-            telemetry.clone(),
-            catalogue,
-            shutdown.clone(),
-            &ApiOptions {
-                history_cap: config.history_cap,
-                history_bytes: config.history_bytes,
-                command_rate: config.security.command_rate,
-                max_subscribers: config.transport.max_subscribers,
-                authenticator: Arc::clone(&authenticator),
-            },
-            run,
-        );
-        tokio::spawn(server::metrics::follow_snapshots(
-            api.hub().clone(),
-            shutdown.clone(),
-        ));
-        let parts = ServerParts {
-            api: api.clone(),
-            health,
-            origins: Arc::new(origin_policy(
-                config,
-                local_addr,
-                legacy.as_ref().map(|l| l.0),
-            )?),
-            authenticator,
-        };
-        let serve = |name, listener, router| {
-            tokio::spawn(supervise(
-                name,
-                listener,
-                router,
-                Arc::clone(&transport),
-                shutdown.clone(),
-                Arc::clone(&servers_down),
-            ))
-        };
-        let mut servers = vec![serve("gRPC", listener, server::router(&parts))];
-        info!(%local_addr, tls = transport.is_tls(), "gRPC server listening");
-        let legacy_ws_addr = legacy.map(|(addr, listener)| {
-            servers.push(serve(
-                "legacy WebSocket",
-                listener,
-                server::legacy_router(&parts),
-            ));
-            info!(%addr, "legacy WebSocket listening");
-            addr
+        let front = front.start(Backend {
+            commands: commands.clone(),
+            telemetry: telemetry.clone(),
+            catalogue: catalogue.clone(),
+            run: run.clone(),
+            upstream: None,
         });
-        let server = tokio::spawn(async move {
-            for server in servers {
-                let _ = server.await;
-            }
-        });
+        if let Some(client) = broker {
+            broker::engine_node::start(
+                client,
+                front.api.clone(),
+                broker::Catalogue {
+                    run_id: run.run_id,
+                    parameters: catalogue,
+                },
+                front.shutdown.clone(),
+            );
+        }
         Ok(Self {
-            local_addr,
-            shutdown,
-            server,
+            front,
             engine: Some(engine),
             engine_done: Some(engine_done),
             commands,
             telemetry,
             gate,
-            api,
-            legacy_ws_addr,
             store,
         })
     }
@@ -288,12 +204,12 @@ impl SimulationServer {
 
     /// The address the server listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.front.local_addr
     }
 
     /// The legacy WebSocket listener's address, if it is on.
     pub fn legacy_ws_addr(&self) -> Option<SocketAddr> {
-        self.legacy_ws_addr
+        self.front.legacy_ws_addr
     }
 
     /// Commands waiting for the next Phase 0.
@@ -303,7 +219,7 @@ impl SimulationServer {
 
     /// Telemetry streams open right now.
     pub fn active_subscribers(&self) -> usize {
-        self.api.active_subscribers()
+        self.front.api.active_subscribers()
     }
 
     /// An in-process view of the telemetry exchange.
@@ -330,13 +246,7 @@ impl SimulationServer {
     /// commands finish, then close the queue (anything still queued is
     /// answered UNAVAILABLE) and join the engine thread.
     pub async fn stop(mut self) -> Result<EngineReport, EngineError> {
-        self.shutdown.cancel();
-        let drained = tokio::time::timeout(DRAIN_TIMEOUT, &mut self.server)
-            .await
-            .is_ok();
-        if !drained {
-            warn!("in-flight calls still running after the drain timeout; closing the queue");
-        }
+        let drained = self.front.drain().await;
         self.commands.close();
         if let Some(gate) = &self.gate {
             gate.close();
@@ -354,14 +264,233 @@ impl SimulationServer {
         }
         if !drained {
             // The queue is closed, so any call still waiting has its answer.
-            if tokio::time::timeout(DRAIN_TIMEOUT, &mut self.server)
-                .await
-                .is_err()
-            {
-                self.server.abort();
-            }
+            self.front.finish().await;
         }
         result
+    }
+}
+
+/// Builds the engine, from a new or resumed run directory, or in memory.
+fn open_engine(
+    config: &Config,
+    registry: crate::engine::GlobalRegistry,
+) -> Result<(SimulationEngine, Option<Store>), StartError> {
+    let (mut engine, store) = match &config.data_dir {
+        None => (SimulationEngine::new(registry, config.seed)?, None),
+        Some(data_dir) => {
+            let options = StoreOptions {
+                data_dir: data_dir.clone(),
+                resume: config.resume.clone(),
+                checkpoint_every: config.checkpoint_every,
+                seed: config.seed,
+                tps: config.tps,
+                record_every: config.record_every,
+            };
+            let opened = store::open(&options, registry)?;
+            (opened.engine, Some(opened.store))
+        }
+    };
+    if config.start_paused {
+        engine.world_mut().run.settings.paused = true;
+    }
+    engine
+        .world_mut()
+        .schedule
+        .set_capacity(config.max_scheduled);
+    Ok((engine, store))
+}
+
+/// What a server stack serves from: the bridge halves it talks to and what
+/// it may see of the run. An engine node fills it from its own engine; a
+/// relay from the broker.
+#[derive(Debug)]
+pub struct Backend {
+    /// Where commands go: the engine's queue, or a relay's forwarder.
+    pub commands: CommandSender,
+    /// Where snapshots come from.
+    pub telemetry: TelemetryReader,
+    /// The parameter schema.
+    pub catalogue: Vec<crate::pb::ParameterSpec>,
+    /// The run's id, log health and audit log.
+    pub run: RunView,
+    /// A relay's broker connection: health is NOT_SERVING while it is down.
+    /// `None` on an engine node, whose health does not depend on the broker.
+    pub upstream: Option<watch::Receiver<bool>>,
+}
+
+/// The listeners and settings of a server stack, checked and bound before
+/// anything starts, so a refused configuration leaves nothing running.
+pub struct FrontPlan {
+    local_addr: SocketAddr,
+    listener: std::net::TcpListener,
+    legacy: Option<(SocketAddr, std::net::TcpListener)>,
+    authenticator: Arc<Authenticator>,
+    transport: Arc<Transport>,
+    origins: Arc<OriginPolicy>,
+    config: Config,
+}
+
+impl FrontPlan {
+    /// Checks the tokens, TLS and origins, and binds the legacy listener.
+    pub async fn prepare(listener: TcpListener, config: &Config) -> Result<Self, StartError> {
+        let local_addr = listener.local_addr()?;
+        let authenticator = Arc::new(Authenticator::from_config(&config.security)?);
+        refuse_anonymous_operators(config, &authenticator, local_addr)?;
+        let transport = Arc::new(transport(config)?);
+        let listener = listener.into_std()?;
+        let legacy = match config.legacy_ws_listen {
+            Some(addr) => {
+                let legacy = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                Some((legacy.local_addr()?, legacy.into_std()?))
+            }
+            None => None,
+        };
+        let origins = Arc::new(origin_policy(
+            config,
+            local_addr,
+            legacy.as_ref().map(|l| l.0),
+        )?);
+        Ok(Self {
+            local_addr,
+            listener,
+            legacy,
+            authenticator,
+            transport,
+            origins,
+            config: config.clone(),
+        })
+    }
+
+    /// Starts the API over `backend`, health reporting, metrics, and a
+    /// supervised server on each listener.
+    pub fn start(self, backend: Backend) -> Front {
+        let config = &self.config;
+        let shutdown = CancellationToken::new();
+        let health = HealthReporter::new();
+        // Listeners being restarted right now.
+        let servers_down = Arc::new(watch::channel(0usize).0);
+        tokio::spawn(report_health(
+            health.clone(),
+            backend.telemetry.clone(),
+            backend.run.health.clone(),
+            servers_down.subscribe(),
+            backend.upstream,
+        ));
+        let api = WatchtowerApi::new(
+            backend.commands,
+            backend.telemetry,
+            backend.catalogue,
+            shutdown.clone(),
+            &ApiOptions {
+                history_cap: config.history_cap,
+                history_bytes: config.history_bytes,
+                command_rate: config.security.command_rate,
+                max_subscribers: config.transport.max_subscribers,
+                authenticator: Arc::clone(&self.authenticator),
+            },
+            backend.run,
+        );
+        tokio::spawn(server::metrics::follow_snapshots(
+            api.hub().clone(),
+            shutdown.clone(),
+        ));
+        let parts = ServerParts {
+            api: api.clone(),
+            health,
+            origins: self.origins,
+            authenticator: self.authenticator,
+        };
+        let transport = self.transport;
+        let serve = |name, listener, router| {
+            tokio::spawn(supervise(
+                name,
+                listener,
+                router,
+                Arc::clone(&transport),
+                shutdown.clone(),
+                Arc::clone(&servers_down),
+            ))
+        };
+        let local_addr = self.local_addr;
+        let mut servers = vec![serve("gRPC", self.listener, server::router(&parts))];
+        info!(%local_addr, tls = transport.is_tls(), "gRPC server listening");
+        let legacy_ws_addr = self.legacy.map(|(addr, listener)| {
+            servers.push(serve(
+                "legacy WebSocket",
+                listener,
+                server::legacy_router(&parts),
+            ));
+            info!(%addr, "legacy WebSocket listening");
+            addr
+        });
+        let server = tokio::spawn(async move {
+            for server in servers {
+                let _ = server.await;
+            }
+        });
+        Front {
+            local_addr,
+            shutdown,
+            server,
+            api,
+            legacy_ws_addr,
+        }
+    }
+}
+
+/// A running server stack: the API, health and supervised listeners.
+#[derive(Debug)]
+pub struct Front {
+    local_addr: SocketAddr,
+    /// Cancelled on stop: ends telemetry streams and the accept loops.
+    shutdown: CancellationToken,
+    /// The supervisor tasks that run, and restart, the servers.
+    server: JoinHandle<()>,
+    /// A handle on the API state, for its gauges.
+    api: WatchtowerApi,
+    /// Where the legacy WebSocket listener is, if it is on.
+    legacy_ws_addr: Option<SocketAddr>,
+}
+
+impl Front {
+    /// The main listener's address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The API state.
+    pub fn api(&self) -> &WatchtowerApi {
+        &self.api
+    }
+
+    /// Cancelled when the stack stops.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+
+    /// Stops accepting and ends telemetry streams; true if every in-flight
+    /// call finished within [`DRAIN_TIMEOUT`].
+    pub async fn drain(&mut self) -> bool {
+        self.shutdown.cancel();
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, &mut self.server)
+            .await
+            .is_ok();
+        if !drained {
+            warn!("in-flight calls still running after the drain timeout; closing the queue");
+        }
+        drained
+    }
+
+    /// Waits once more for the calls still in flight, then aborts them.
+    pub async fn finish(&mut self) {
+        if tokio::time::timeout(DRAIN_TIMEOUT, &mut self.server)
+            .await
+            .is_err()
+        {
+            self.server.abort();
+        }
     }
 }
 
@@ -534,15 +663,19 @@ async fn report_health(
     mut telemetry: TelemetryReader,
     log: LogHealth,
     mut down: watch::Receiver<usize>,
+    upstream: Option<watch::Receiver<bool>>,
 ) {
     type Api = WatchtowerServiceServer<WatchtowerApi>;
     let mut log = log.watch();
     let mut log_open = true;
     let mut down_open = true;
+    // An engine node's health does not depend on the broker.
+    let mut upstream = upstream.unwrap_or_else(|| watch::channel(true).1);
+    let mut upstream_open = true;
     let mut shown = None;
     loop {
         let ticking = telemetry.latest().is_some_and(|s| s.tick > 0);
-        let up = ticking && *down.borrow() == 0;
+        let up = ticking && *down.borrow() == 0 && *upstream.borrow();
         let status = (up, up && log.borrow().is_none());
         if shown != Some(status) {
             shown = Some(status);
@@ -560,6 +693,7 @@ async fn report_health(
             changed = telemetry.changed() => if changed.is_err() { break },
             changed = log.changed(), if log_open => log_open = changed.is_ok(),
             changed = down.changed(), if down_open => down_open = changed.is_ok(),
+            changed = upstream.changed(), if upstream_open => upstream_open = changed.is_ok(),
         }
     }
     health.set_not_serving::<Api>().await;

@@ -55,6 +55,10 @@ pub enum Command {
     /// Write a recorded run's telemetry table (one row per recorded tick) as
     /// one Parquet or CSV file.
     Export(ExportArgs),
+    /// Serve the public API from a broker, with no engine: telemetry comes
+    /// from the engine node's snapshots, commands go to it by request-reply
+    /// (docs/scale-out.md). Needs `--broker`.
+    Relay(Box<RelayArgs>),
 }
 
 /// `watchtower export`'s settings.
@@ -83,6 +87,16 @@ pub enum ExportFormat {
     Parquet,
     /// Comma-separated values with a header line; times in RFC 3339, UTC.
     Csv,
+}
+
+/// `watchtower relay`'s settings: the server's own (listen address, tokens,
+/// origins, TLS, limits) plus the broker. Engine settings (`--tps`,
+/// `--data-dir`, `--params`, …) are read but unused.
+#[derive(Debug, Clone, Args)]
+pub struct RelayArgs {
+    /// The relay's server settings.
+    #[command(flatten)]
+    pub config: Config,
 }
 
 /// `watchtower healthcheck`'s settings.
@@ -221,6 +235,10 @@ pub struct Config {
     #[command(flatten)]
     pub transport: TransportConfig,
 
+    /// The NATS broker that feeds relays (off by default).
+    #[command(flatten)]
+    pub broker: BrokerConfig,
+
     /// Log line format; `RUST_LOG` sets the level (default `info`).
     #[arg(long, env = "WATCHTOWER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -318,6 +336,52 @@ pub struct TransportConfig {
     #[arg(long, env = "WATCHTOWER_MAX_STREAMS_PER_CONNECTION", default_value_t = 256,
           value_parser = parse_streams)]
     pub max_streams_per_connection: u32,
+}
+
+/// The NATS broker between an engine node and its relays
+/// (docs/scale-out.md). Whoever can publish on the prefix's command subject
+/// is trusted to name the caller's principal and role: the broker's own
+/// credentials are the trust boundary.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BrokerConfig {
+    /// NATS server URL(s), comma-separated (`nats://host:4222`,
+    /// `tls://host:4222`). On the engine node it publishes snapshots and
+    /// answers forwarded commands; a relay needs it.
+    #[arg(long = "broker", env = "WATCHTOWER_BROKER", value_delimiter = ',')]
+    pub urls: Vec<String>,
+
+    /// Subject prefix shared by one engine node and its relays: snapshots
+    /// on `PREFIX.snapshot`, the catalogue on `PREFIX.catalogue`, commands
+    /// on `PREFIX.command`. One prefix per engine node.
+    #[arg(
+        long = "broker-prefix",
+        env = "WATCHTOWER_BROKER_PREFIX",
+        default_value = "watchtower"
+    )]
+    pub prefix: String,
+
+    /// NATS credentials file (JWT and NKey seed).
+    #[arg(long = "broker-creds", env = "WATCHTOWER_BROKER_CREDS")]
+    pub creds: Option<PathBuf>,
+
+    /// NATS token. Prefer the environment variable.
+    #[arg(
+        long = "broker-token",
+        env = "WATCHTOWER_BROKER_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<Secret>,
+
+    /// PEM CA certificates to verify the NATS server's TLS certificate;
+    /// makes TLS required.
+    #[arg(long = "broker-tls-ca", env = "WATCHTOWER_BROKER_TLS_CA")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// Seconds a relay waits for the engine node to answer a forwarded
+    /// command when the caller set no deadline.
+    #[arg(long = "broker-request-timeout", env = "WATCHTOWER_BROKER_REQUEST_TIMEOUT",
+          default_value = "10", value_parser = parse_seconds)]
+    pub request_timeout: Duration,
 }
 
 /// A credential: never printed, never logged.

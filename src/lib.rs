@@ -29,6 +29,9 @@
 //!   commit, replies only once durable), checkpoints, resume and replay,
 //!   and the telemetry table (Parquet) with `watchtower export`. The engine
 //!   reaches it only through the `Journal` trait.
+//! - [`broker`]: scale-out over NATS: the engine node publishes snapshots
+//!   and answers forwarded commands; `watchtower relay` serves the same API
+//!   from the broker with no engine.
 //! - [`app`]: the production wiring (spec §4.3): `SimulationServer` starts the
 //!   engine thread and the server, supervises the server and stops both.
 //! - [`config`]: command-line and environment settings.
@@ -37,6 +40,7 @@
 
 pub mod app;
 pub mod bridge;
+pub mod broker;
 pub mod config;
 pub mod engine;
 pub mod healthcheck;

@@ -2,6 +2,7 @@
 //! the embedded defaults; `watchtower healthcheck` asks a running one;
 //! `watchtower replay` re-runs a recorded run from its directory;
 //! `watchtower export` writes a recorded run's telemetry table.
+//! `watchtower relay` serves the API from a broker, with no engine.
 
 use std::{io::IsTerminal, net::SocketAddr, process::ExitCode};
 
@@ -35,6 +36,10 @@ fn main() -> anyhow::Result<ExitCode> {
             verify,
         }) => run_replay(run_dir, *to_tick, *verify),
         Some(Command::Export(args)) => run_export(args),
+        Some(Command::Relay(args)) => watchtower::app::network_runtime(&args.config)
+            .context("cannot start the network runtime")?
+            .block_on(serve_relay(&args.config))
+            .map(|()| ExitCode::SUCCESS),
     }
 }
 
@@ -61,6 +66,17 @@ async fn serve(config: &Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let report = watchtower::run(listener, config, shutdown).await?;
     tracing::info!(ticks = report.ticks, "watchtower stopped");
+    Ok(())
+}
+
+/// Binds the listener and runs a relay until a shutdown signal.
+async fn serve_relay(config: &Config) -> anyhow::Result<()> {
+    let shutdown = shutdown_signal();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    watchtower::broker::relay::run(listener, config, shutdown).await?;
+    tracing::info!("relay stopped");
     Ok(())
 }
 

@@ -101,7 +101,13 @@ pub fn websocket_json(data: &[u8]) {
         assert_eq!(json, json_again, "JSON does not round-trip");
     }
     let checked = match message.message {
-        None | Some(WsMessage::Auth(_) | WsMessage::ListParameters(_)) => Ok(()),
+        None
+        | Some(WsMessage::Auth(_) | WsMessage::ListParameters(_) | WsMessage::ListScheduled(_)) => {
+            Ok(())
+        }
+        Some(WsMessage::CancelScheduled(cancel)) => {
+            required_command_id(cancel.command_id.clone()).map(drop)
+        }
         Some(WsMessage::Command(command)) => checked_command(&command, "command"),
         Some(WsMessage::Commands(batch)) => checked_batch(&batch.commands),
         Some(WsMessage::Subscribe(s)) => telemetry_interval(s.interval_ms).map(drop),

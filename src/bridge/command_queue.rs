@@ -206,16 +206,16 @@ pub struct Reply(ReplyTo);
 /// wants the run state, which the engine attaches before handing it over.
 #[derive(Debug)]
 enum ReplyTo {
-    Command(oneshot::Sender<Result<GodResponse, Unrecorded>>),
+    Command(oneshot::Sender<Result<GodResponse, ReplyError>>),
     Control {
-        tx: oneshot::Sender<Result<ControlEngineResponse, Unrecorded>>,
+        tx: oneshot::Sender<Result<ControlEngineResponse, ReplyError>>,
         status: ControlEngineResponse,
     },
     Batch {
-        tx: oneshot::Sender<Result<Vec<GodResponse>, Unrecorded>>,
+        tx: oneshot::Sender<Result<Vec<GodResponse>, ReplyError>>,
         responses: Vec<GodResponse>,
     },
-    Listing(oneshot::Sender<Result<Vec<ScheduledCommand>, Unrecorded>>),
+    Listing(oneshot::Sender<Result<Vec<ScheduledCommand>, ReplyError>>),
 }
 
 impl Reply {
@@ -271,9 +271,11 @@ impl Reply {
         self.with_status(run).send(GodResponse::default())
     }
 
-    /// Tells the caller its outcome could not be recorded; false if the
-    /// caller is gone.
-    pub fn fail(self, error: Unrecorded) -> bool {
+    /// Tells the caller there is no verdict (its outcome could not be
+    /// recorded, or the engine node behind a relay did not answer); false if
+    /// the caller is gone.
+    pub fn fail(self, error: impl Into<ReplyError>) -> bool {
+        let error = error.into();
         match self.0 {
             ReplyTo::Command(tx) => tx.send(Err(error)).is_ok(),
             ReplyTo::Control { tx, .. } => tx.send(Err(error)).is_ok(),
@@ -346,18 +348,39 @@ pub enum ReplyError {
     /// The outcome could not be written to the audit log.
     #[error(transparent)]
     Unrecorded(#[from] Unrecorded),
+    /// A relay could not reach the engine node (broker down, no engine
+    /// node, or no answer in time).
+    #[error("the engine node cannot be reached: {0}")]
+    Unreachable(String),
+    /// The engine node behind a relay refused the call; its status as it
+    /// would have answered a local caller.
+    #[error("{}", .0.message)]
+    Remote(RemoteStatus),
+}
+
+/// A gRPC status as plain data, so it can cross the broker and the bridge
+/// without either knowing tonic: the relay returns exactly what the engine
+/// node's own error mapping produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteStatus {
+    /// The gRPC status code, as a number.
+    pub code: i32,
+    /// The status message.
+    pub message: String,
+    /// The encoded `google.rpc.Status` details (BadRequest, ErrorInfo, …).
+    pub details: Vec<u8>,
 }
 
 /// The caller's end of a queued item's reply channel: a `GodResponse` for a
 /// command, a `ControlEngineResponse` for a control action.
 #[derive(Debug)]
-pub struct PendingReply<T = GodResponse>(oneshot::Receiver<Result<T, Unrecorded>>);
+pub struct PendingReply<T = GodResponse>(oneshot::Receiver<Result<T, ReplyError>>);
 
 impl<T> PendingReply<T> {
     /// Waits for Phase 0 to apply or reject the command (and, with an audit
     /// log on disk, for the outcome to be durable).
     pub async fn response(self) -> Result<T, ReplyError> {
-        Ok(self.0.await.map_err(|_| ReplyError::Dropped)??)
+        self.0.await.map_err(|_| ReplyError::Dropped)?
     }
 }
 

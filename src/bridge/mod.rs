@@ -16,7 +16,8 @@ mod telemetry_exchange;
 
 pub use command_queue::{
     Abandoned, CommandOrigin, CommandReceiver, CommandSender, PendingReply, QUEUE_SHARE_DIVISOR,
-    QueuedCommand, Reply, ReplyError, Request, SubmitError, Unrecorded, command_queue,
+    QueuedCommand, RemoteStatus, Reply, ReplyError, Request, SubmitError, Unrecorded,
+    command_queue,
 };
 pub use telemetry_exchange::{
     ExchangeClosed, TelemetryPublisher, TelemetryReader, telemetry_exchange,

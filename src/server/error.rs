@@ -12,7 +12,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 
 use super::auth::AuthError;
 use crate::{
-    bridge::{ReplyError, SubmitError, Unrecorded},
+    bridge::{RemoteStatus, ReplyError, SubmitError, Unrecorded},
     pb,
 };
 
@@ -135,6 +135,14 @@ pub enum ApiError {
         /// The limit.
         max: usize,
     },
+    /// A relay cannot reach the engine node: the broker is down, no engine
+    /// node answers, or it did not answer in time.
+    #[error("the engine node cannot be reached through the broker: {0}")]
+    EngineUnreachable(String),
+    /// The engine node refused a call a relay forwarded; its own status,
+    /// returned unchanged.
+    #[error("{}", .0.message)]
+    Remote(RemoteStatus),
 }
 
 impl From<ReplyError> for ApiError {
@@ -142,11 +150,24 @@ impl From<ReplyError> for ApiError {
         match err {
             ReplyError::Dropped => ApiError::EngineGone,
             ReplyError::Unrecorded(err) => ApiError::Unrecorded(err),
+            ReplyError::Unreachable(why) => ApiError::EngineUnreachable(why),
+            ReplyError::Remote(status) => ApiError::Remote(status),
         }
     }
 }
 
 impl ApiError {
+    /// This error as plain data, for a relay to return unchanged: the code,
+    /// message and details this server would answer with.
+    pub fn to_remote(self) -> RemoteStatus {
+        let status = Status::from(self);
+        RemoteStatus {
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+            details: status.details().to_vec(),
+        }
+    }
+
     /// The code a WebSocket `error` message carries for this error: the gRPC
     /// status's name, except a full queue, which the legacy protocol has
     /// always called `QUEUE_FULL`.
@@ -193,6 +214,8 @@ impl ApiError {
             ApiError::Unauthenticated(_) => "UNAUTHENTICATED",
             ApiError::PermissionDenied { .. } => "PERMISSION_DENIED",
             ApiError::DeadlineExceeded => "DEADLINE_EXCEEDED",
+            ApiError::EngineUnreachable(_) => "ENGINE_UNREACHABLE",
+            ApiError::Remote(_) => "FORWARDED",
         }
     }
 
@@ -231,6 +254,8 @@ impl ApiError {
             ApiError::Unauthenticated(_) => Code::Unauthenticated,
             ApiError::PermissionDenied { .. } => Code::PermissionDenied,
             ApiError::DeadlineExceeded => Code::DeadlineExceeded,
+            ApiError::EngineUnreachable(_) => Code::Unavailable,
+            ApiError::Remote(status) => Code::from_i32(status.code),
         }
     }
 }
@@ -323,6 +348,12 @@ impl From<ApiError> for Status {
                 retry_status(code, message, "AUDIT_LOG_UNAVAILABLE", &[], RETRY_DISK)
             }
             ApiError::Rejected(response) => rejection_status(&response, message),
+            ApiError::EngineUnreachable(_) => {
+                retry_status(code, message, "ENGINE_UNREACHABLE", &[], RETRY_DISK)
+            }
+            ApiError::Remote(status) => {
+                Status::with_details(code, status.message, status.details.into())
+            }
             ApiError::Submit(SubmitError::Closed)
             | ApiError::NoAuditLog
             | ApiError::AuditRead(_)

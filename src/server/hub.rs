@@ -38,6 +38,14 @@ use crate::{bridge::TelemetryReader, pb::WatchtowerSnapshot};
 #[derive(Debug, Clone, Default)]
 pub struct EncodedTelemetry(Bytes);
 
+impl EncodedTelemetry {
+    /// The encoded `SubscribeTelemetryResponse`, shared, not copied (the
+    /// broker publishes these same bytes).
+    pub fn bytes(&self) -> &Bytes {
+        &self.0
+    }
+}
+
 impl Message for EncodedTelemetry {
     fn encode_raw(&self, buf: &mut impl BufMut) {
         buf.put_slice(&self.0);

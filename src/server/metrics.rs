@@ -56,6 +56,14 @@ pub const SNAPSHOTS_ENCODED: &str = "watchtower_snapshots_encoded_total";
 pub const SNAPSHOTS_DELIVERED: &str = "watchtower_snapshots_delivered_total";
 /// WebSocket sessions opened since start (both WebSocket paths).
 pub const WEBSOCKET_CONNECTIONS: &str = "watchtower_websocket_connections_total";
+/// Snapshots the engine node handed to the broker.
+pub const BROKER_PUBLISHED: &str = "watchtower_broker_snapshots_published_total";
+/// Snapshots the engine node dropped because the broker was down or slow
+/// (latest wins: the next one replaces them).
+pub const BROKER_DROPPED: &str = "watchtower_broker_snapshots_dropped_total";
+/// Commands a relay forwarded, by `outcome`: `answered` (the engine node's
+/// verdict, whatever it was) or `unreachable`.
+pub const BROKER_FORWARDED: &str = "watchtower_broker_commands_forwarded_total";
 /// Resident memory of the process.
 pub const RESIDENT_MEMORY: &str = "process_resident_memory_bytes";
 /// User and system CPU time the process has used, in whole seconds.
@@ -113,6 +121,15 @@ fn recorder() -> Option<&'static PrometheusHandle> {
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_counter!(TICKS, "Ticks the engine has completed.");
+    describe_counter!(BROKER_PUBLISHED, "Snapshots handed to the broker.");
+    describe_counter!(
+        BROKER_DROPPED,
+        "Snapshots not published because the broker was down or slow (latest wins)."
+    );
+    describe_counter!(
+        BROKER_FORWARDED,
+        "Commands a relay forwarded to the engine node, by outcome."
+    );
     describe_histogram!(
         TICK_DURATION,
         Unit::Seconds,
@@ -293,6 +310,22 @@ pub fn frame_sent(transport: &'static str, frame: &Frame) {
         .saturating_sub(frame.snapshot.captured_at_unix_ms)
         .max(0);
     histogram!(SEND_LAG, "transport" => transport).record(lag_ms as f64 / 1e3);
+}
+
+/// Counts a snapshot handed to the broker (`published`) or dropped.
+pub fn broker_snapshot(published: bool) {
+    counter!(if published {
+        BROKER_PUBLISHED
+    } else {
+        BROKER_DROPPED
+    })
+    .increment(1);
+}
+
+/// Counts a command a relay forwarded: answered by the engine node or not.
+pub fn broker_forwarded(answered: bool) {
+    let outcome = if answered { "answered" } else { "unreachable" };
+    counter!(BROKER_FORWARDED, "outcome" => outcome).increment(1);
 }
 
 /// Counts a WebSocket session as it opens.

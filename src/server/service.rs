@@ -399,7 +399,7 @@ pub fn required_command_id(command_id: String) -> Result<String, ApiError> {
 }
 
 /// Waits for a queued item's answer until the caller's deadline.
-async fn await_reply<T>(
+pub async fn await_reply<T>(
     pending: PendingReply<T>,
     deadline: Option<Instant>,
 ) -> Result<T, ApiError> {

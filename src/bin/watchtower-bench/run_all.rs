@@ -357,6 +357,7 @@ pub async fn run(args: RunAllArgs) -> anyhow::Result<()> {
                 window,
                 settle: secs(0.5, 0.3),
                 per_connection: DEFAULT_STREAMS_PER_CONNECTION,
+                subscribe_addrs: Vec::new(),
             };
             f.commands
                 .push(format!("--tps {tps}: {}", isolation_cmd(&a)));

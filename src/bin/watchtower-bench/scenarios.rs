@@ -49,6 +49,11 @@ pub struct IsolationArgs {
     /// Subscriber streams per HTTP/2 connection.
     #[arg(long, default_value_t = DEFAULT_STREAMS_PER_CONNECTION)]
     pub per_connection: usize,
+    /// Open the subscribers on these servers instead, spread evenly (relays
+    /// of the engine node at `--addr`, docs/scale-out.md); the TPS probe and
+    /// the commands stay on `--addr`. Repeat or separate with commas.
+    #[arg(long = "subscribe-addr", value_delimiter = ',')]
+    pub subscribe_addrs: Vec<String>,
 }
 
 /// One idle window and the load window after it.
@@ -110,27 +115,11 @@ pub async fn isolation(args: &IsolationArgs) -> anyhow::Result<IsolationResult> 
         let s1 = pid.and_then(procfs::sample);
         let idle_cpu = s0.zip(s1).map(|(a, b)| procfs::cpu_between(&a, &b));
 
-        let fleet = if args.subscribers > 0 {
-            let fleet = Fleet::start(
-                addr,
-                args.subscribers,
-                args.per_connection,
-                args.interval_ms,
-            )
-            .await?;
-            fleet
-                .wait_live(args.subscribers, Duration::from_secs(60))
-                .await;
-            Some(fleet)
-        } else {
-            None
-        };
+        let fleets = start_fleets(args).await?;
         let load = CommandLoad::start(addr, Pace::Rate(args.rate), 4).await?;
         tokio::time::sleep(args.settle).await;
         load.shared.reset();
-        if let Some(f) = &fleet {
-            f.reset();
-        }
+        fleets.iter().for_each(Fleet::reset);
         let s0 = pid.and_then(procfs::sample);
         let me0 = procfs::sample_self();
         let t0 = Instant::now();
@@ -140,20 +129,10 @@ pub async fn isolation(args: &IsolationArgs) -> anyhow::Result<IsolationResult> 
         let me1 = procfs::sample_self();
         let tps = probe.tps(t0, t1);
         let commands = load.shared.window();
-        let (live, deliveries, staleness) = match &fleet {
-            Some(f) => {
-                let (d, h) = f.window();
-                (
-                    f.shared.live.load(std::sync::atomic::Ordering::Relaxed),
-                    d,
-                    Percentiles::of(&h),
-                )
-            }
-            None => (0, 0, Percentiles::default()),
-        };
+        let (live, deliveries, staleness) = fleets_window(&fleets);
         load.stop().await;
-        if let Some(f) = fleet {
-            f.stop().await;
+        for fleet in fleets {
+            fleet.stop().await;
         }
         pairs.push(WindowPair {
             idle,
@@ -173,6 +152,48 @@ pub async fn isolation(args: &IsolationArgs) -> anyhow::Result<IsolationResult> 
         server_label: String::new(),
         pairs,
     })
+}
+
+/// The load windows' subscribers: on `--addr`, or spread over
+/// `--subscribe-addr`; each fleet waits until all of its streams are live.
+async fn start_fleets(args: &IsolationArgs) -> anyhow::Result<Vec<Fleet>> {
+    if args.subscribers == 0 {
+        return Ok(Vec::new());
+    }
+    let addrs = if args.subscribe_addrs.is_empty() {
+        std::slice::from_ref(&args.target.addr)
+    } else {
+        &args.subscribe_addrs[..]
+    };
+    let mut fleets = Vec::with_capacity(addrs.len());
+    for (i, addr) in addrs.iter().enumerate() {
+        // The remainder goes to the first servers, one each.
+        let n = args.subscribers / addrs.len() + usize::from(i < args.subscribers % addrs.len());
+        let fleet = Fleet::start(addr, n, args.per_connection, args.interval_ms).await?;
+        fleet.wait_live(n, Duration::from_secs(60)).await;
+        fleets.push(fleet);
+    }
+    Ok(fleets)
+}
+
+/// Live subscribers, deliveries and staleness over every fleet's window.
+fn fleets_window(fleets: &[Fleet]) -> (usize, u64, Percentiles) {
+    let mut live = 0;
+    let mut deliveries = 0;
+    let mut merged: Option<hdrhistogram::Histogram<u64>> = None;
+    for fleet in fleets {
+        let (d, h) = fleet.window();
+        live += fleet.shared.live.load(std::sync::atomic::Ordering::Relaxed);
+        deliveries += d;
+        match &mut merged {
+            Some(all) => all
+                .add(&h)
+                .expect("the fleets' histograms share their bounds"),
+            None => merged = Some(h),
+        }
+    }
+    let staleness = merged.as_ref().map(Percentiles::of).unwrap_or_default();
+    (live, deliveries, staleness)
 }
 
 /// Arguments of `apply`.

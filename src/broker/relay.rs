@@ -1,0 +1,271 @@
+//! `watchtower relay`: the public API with no engine behind it, fed from the
+//! broker.
+//!
+//! A relay builds the same server stack as an engine node
+//! ([`FrontPlan`]: auth, origins, limits, hub, gRPC, gRPC-Web, WebSockets,
+//! dashboard) over two local bridge halves:
+//! - a [`TelemetryExchange`](crate::bridge::telemetry_exchange) fed by a
+//!   task that decodes each snapshot from the broker, so the local hub
+//!   encodes it once for all of this relay's subscribers and keeps its own
+//!   history ring;
+//! - a [`CommandQueue`](crate::bridge::command_queue) whose receiver is
+//!   drained by the forwarder, a thread of its own (the receiver's wait is
+//!   blocking), which hands each item to a tokio task that forwards it by
+//!   request-reply and completes its reply with the engine node's answer.
+//!
+//! While the broker is down the relay keeps serving its last snapshot,
+//! answers commands UNAVAILABLE at once and reports NOT_SERVING; it recovers
+//! when async-nats reconnects. It keeps nothing worth saving: it can be
+//! killed and started at any time.
+
+use std::{future::Future, thread, time::Duration};
+
+use futures_util::StreamExt;
+use prost::Message;
+use tokio::{net::TcpListener, runtime::Handle};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::{
+    Broker, BrokerError,
+    envelope::{Answer, Catalogue, Forward},
+};
+use crate::{
+    app::{Backend, Front, FrontPlan, StartError},
+    bridge::{
+        CommandReceiver, CommandSender, QueuedCommand, ReplyError, Request, TelemetryPublisher,
+        command_queue, telemetry_exchange,
+    },
+    config::Config,
+    pb,
+    server::{RunView, metrics},
+    store::LogHealth,
+};
+
+/// How long one catalogue request waits before it is asked again.
+const CATALOGUE_RETRY: Duration = Duration::from_millis(500);
+
+/// A running relay.
+#[derive(Debug)]
+pub struct Relay {
+    /// The server stack.
+    front: Front,
+    /// Our own sender, so `stop` can close the queue and end the forwarder.
+    commands: CommandSender,
+    /// The forwarder thread, joined by `stop`.
+    forwarder: Option<thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    /// Connects to `config`'s broker, waits for the engine node's catalogue,
+    /// and serves on `listener`.
+    pub async fn start(listener: TcpListener, config: &Config) -> Result<Self, StartError> {
+        if config.broker.urls.is_empty() {
+            return Err(BrokerError::NoBroker.into());
+        }
+        let plan = FrontPlan::prepare(listener, config).await?;
+        let broker = super::connect(&config.broker, "relay").await?;
+        let catalogue = fetch_catalogue(&broker).await;
+        let subscription = broker
+            .client
+            .subscribe(broker.subjects.snapshot.clone())
+            .await
+            .map_err(|source| BrokerError::Subscribe {
+                subject: broker.subjects.snapshot.clone(),
+                source,
+            })?;
+        let (commands, receiver) = command_queue(config.queue_capacity);
+        let (publisher, telemetry) = telemetry_exchange();
+        let forwarder = Forwarder {
+            broker: broker.clone(),
+            timeout: config.broker.request_timeout,
+            // The low half of a random id: unique enough among a few relays.
+            relay_id: uuid::Uuid::new_v4().as_u128() as u32,
+        };
+        let runtime = Handle::current();
+        let forwarder = thread::Builder::new()
+            .name("watchtower-forwarder".into())
+            .spawn(move || forwarder.run(&receiver, &runtime))?;
+        let front = plan.start(Backend {
+            commands: commands.clone(),
+            telemetry,
+            catalogue: catalogue.parameters,
+            run: RunView {
+                run_id: catalogue.run_id,
+                health: LogHealth::always_ok(),
+                audit: None,
+            },
+            upstream: Some(broker.connected.clone()),
+        });
+        tokio::spawn(follow_snapshots(
+            subscription,
+            publisher,
+            front.shutdown().clone(),
+        ));
+        Ok(Self {
+            front,
+            commands,
+            forwarder: Some(forwarder),
+        })
+    }
+
+    /// The address the relay listens on.
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.front.local_addr()
+    }
+
+    /// Stops accepting, ends streams, lets in-flight calls finish, then
+    /// closes the queue (anything still queued is answered UNAVAILABLE).
+    pub async fn stop(mut self) {
+        let drained = self.front.drain().await;
+        self.commands.close();
+        if let Some(forwarder) = self.forwarder.take() {
+            let _ = tokio::task::spawn_blocking(move || forwarder.join()).await;
+        }
+        if !drained {
+            self.front.finish().await;
+        }
+    }
+}
+
+/// Runs a relay on `listener` until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), StartError> {
+    let relay = Relay::start(listener, config).await?;
+    shutdown.await;
+    relay.stop().await;
+    Ok(())
+}
+
+/// Asks the engine node for its catalogue until it answers; logs once if it
+/// has to wait.
+async fn fetch_catalogue(broker: &Broker) -> Catalogue {
+    let mut logged = false;
+    loop {
+        let request = broker.client.request(
+            broker.subjects.catalogue.clone(),
+            prost::bytes::Bytes::new(),
+        );
+        match tokio::time::timeout(CATALOGUE_RETRY, request).await {
+            Ok(Ok(message)) => match Catalogue::decode(message.payload) {
+                Ok(catalogue) => return catalogue,
+                Err(err) => warn!(%err, "the engine node's catalogue cannot be decoded"),
+            },
+            Ok(Err(err)) if !logged => {
+                info!(%err, subject = %broker.subjects.catalogue, "waiting for the engine node")
+            }
+            _ if !logged => {
+                info!(subject = %broker.subjects.catalogue, "waiting for the engine node")
+            }
+            _ => {}
+        }
+        logged = true;
+        tokio::time::sleep(CATALOGUE_RETRY).await;
+    }
+}
+
+/// Puts each snapshot from the broker into the local exchange; the hub
+/// follows it from there. Holds the publisher until shutdown, so the relay
+/// keeps serving its last snapshot through an outage.
+async fn follow_snapshots(
+    mut subscription: async_nats::Subscriber,
+    publisher: TelemetryPublisher,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let message = tokio::select! {
+            () = shutdown.cancelled() => return,
+            message = subscription.next() => match message {
+                Some(message) => message,
+                None => return,
+            },
+        };
+        match pb::SubscribeTelemetryResponse::decode(message.payload) {
+            Ok(pb::SubscribeTelemetryResponse {
+                snapshot: Some(snapshot),
+            }) => publisher.publish(snapshot),
+            Ok(_) => warn!("a snapshot message from the broker holds no snapshot"),
+            Err(err) => warn!(%err, "a snapshot message from the broker cannot be decoded"),
+        }
+    }
+}
+
+/// Forwards every queued command to the engine node.
+struct Forwarder {
+    broker: Broker,
+    /// `--broker-request-timeout`: the wait when the caller set no deadline.
+    timeout: Duration,
+    /// This relay's id, making its connection ids unique on the engine node.
+    relay_id: u32,
+}
+
+impl Forwarder {
+    /// Waits for queued commands and starts a forwarding task for each,
+    /// until the queue closes.
+    fn run(self, receiver: &CommandReceiver, runtime: &Handle) {
+        let this = std::sync::Arc::new(self);
+        let mut queued = Vec::new();
+        while receiver.wait_for_work() {
+            receiver.drain_into(&mut queued);
+            for command in queued.drain(..) {
+                runtime.spawn(std::sync::Arc::clone(&this).forward(command));
+            }
+        }
+    }
+
+    /// Forwards one command and completes its reply.
+    async fn forward(self: std::sync::Arc<Self>, queued: QueuedCommand) {
+        if queued.abandoned(std::time::Instant::now()).is_some() {
+            return;
+        }
+        let origin = queued.origin.clone();
+        let (request, reply) = queued.into_parts();
+        let control = matches!(request, Request::Control { .. });
+        let listing = matches!(request, Request::ListScheduled);
+        let answer = self
+            .request(Forward::new(request, &origin, self.relay_id))
+            .await;
+        metrics::broker_forwarded(answer.is_ok());
+        match answer {
+            Err(why) => reply.fail(ReplyError::Unreachable(why)),
+            Ok(mut answer) => match answer.refusal() {
+                Some(status) => reply.fail(ReplyError::Remote(status)),
+                None if control => reply.send_status(answer.control.unwrap_or_default()),
+                None if listing => reply.send_listing(answer.scheduled),
+                None => reply.send_all(answer.responses),
+            },
+        };
+    }
+
+    /// One request-reply with the engine node, until the caller's deadline
+    /// (or `--broker-request-timeout` without one).
+    async fn request(&self, forward: Forward) -> Result<Answer, String> {
+        if !self.broker.is_connected() {
+            return Err("the broker is down".to_owned());
+        }
+        let wait = forward
+            .deadline_ms
+            .map_or(self.timeout, Duration::from_millis);
+        let request = self.broker.client.request(
+            self.broker.subjects.command.clone(),
+            forward.encode_to_vec().into(),
+        );
+        let message = match tokio::time::timeout(wait, request).await {
+            Err(_) => return Err(format!("the engine node did not answer within {wait:?}")),
+            Ok(Err(err)) => {
+                return Err(match err.kind() {
+                    async_nats::RequestErrorKind::NoResponders => {
+                        "no engine node is answering on the broker".to_owned()
+                    }
+                    _ => err.to_string(),
+                });
+            }
+            Ok(Ok(message)) => message,
+        };
+        Answer::decode(message.payload)
+            .map_err(|err| format!("the engine node's answer cannot be decoded: {err}"))
+    }
+}
