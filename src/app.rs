@@ -297,6 +297,10 @@ fn open_engine(
         .world_mut()
         .schedule
         .set_capacity(config.max_scheduled);
+    engine
+        .world_mut()
+        .audit
+        .set_idempotency_window(config.idempotency_window);
     Ok((engine, store))
 }
 

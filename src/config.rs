@@ -174,6 +174,13 @@ pub struct Config {
     /// Most commands held for a later tick (`apply_at_tick`) at once.
     #[arg(long, env = "WATCHTOWER_MAX_SCHEDULED", default_value_t = crate::engine::schedule::DEFAULT_MAX_SCHEDULED)]
     pub max_scheduled: usize,
+    /// How many of the latest command ids are remembered, so a retry with
+    /// the same id is answered from the record instead of applied again; a
+    /// retry of an older command is a new command. Bounds the memory the
+    /// index takes (about a kilobyte an id).
+    #[arg(long, env = "WATCHTOWER_IDEMPOTENCY_WINDOW", default_value_t = crate::engine::DEFAULT_IDEMPOTENCY_WINDOW,
+          value_parser = parse_capacity)]
+    pub idempotency_window: usize,
 
     /// Niceness added to the network threads (the tokio runtime), so that
     /// on a saturated machine the engine thread wins the CPU; 0 to 19, 0 =

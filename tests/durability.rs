@@ -280,6 +280,36 @@ async fn a_retry_with_a_recorded_id_returns_the_recorded_outcome_before_and_afte
     stop(app).await;
 }
 
+/// The idempotency index is bounded: with `--idempotency-window 2`, a retry
+/// of one of the last two ids is answered from the record, and a retry of an
+/// older one is a new command; a restart keeps the same window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_last_window_of_command_ids_is_remembered_across_a_restart() {
+    let data = Data::new();
+    let flags = ["--tps", "50", "--idempotency-window", "2"];
+    let mut app = data.start(&flags);
+    let mut client = connect(app.addr()).await;
+    let oldest = apply(&mut client, "w-1", 0.11).await.unwrap();
+    apply(&mut client, "w-2", 0.12).await.unwrap();
+    let newest = apply(&mut client, "w-3", 0.13).await.unwrap();
+    assert_eq!(apply(&mut client, "w-3", 0.2).await.unwrap(), newest);
+    stop(app).await;
+
+    let mut app = data.start(&[&flags[..], &["--resume", "latest"]].concat());
+    let mut client = connect(app.addr()).await;
+    assert_eq!(
+        apply(&mut client, "w-3", 0.2).await.unwrap(),
+        newest,
+        "still in the window after a restart"
+    );
+    let again = apply(&mut client, "w-1", 0.14).await.unwrap();
+    assert_ne!(again, oldest, "beyond the window: applied as a new command");
+    assert_eq!(again.new_value, number(0.14));
+    let entries = all_entries(&mut client).await;
+    assert_eq!(entries.iter().filter(|e| e.command_id == "w-1").count(), 2);
+    stop(app).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_verify_passes_and_names_the_tick_after_one_audit_line_is_edited() {
     let data = Data::new();

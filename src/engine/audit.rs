@@ -5,11 +5,13 @@
 //! every entry ever made; the entries themselves are kept in a bounded ring so
 //! a long run under heavy command load cannot grow memory without limit.
 //!
-//! It is also the idempotency index: every command id recorded in this run,
-//! with its outcome, so a retry is answered from the record instead of being
-//! applied twice. That index grows with the commands of the run (about
-//! 300 bytes each; a command a second for a day is about 26 MB) and is saved
-//! in every checkpoint. The durable copy of the log is the store's business.
+//! It is also the idempotency index: the ids of the last
+//! `--idempotency-window` commands (default [`DEFAULT_IDEMPOTENCY_WINDOW`]),
+//! with their outcomes, so a retry is answered from the record instead of
+//! being applied twice. The index is bounded like the ring: the oldest id is
+//! forgotten when a new one would exceed the window (a retry of a command
+//! older than the window is a new command). It is saved, oldest first, in
+//! every checkpoint. The durable copy of the log is the store's business.
 //! Engine thread only.
 
 use std::collections::{HashMap, VecDeque};
@@ -22,6 +24,10 @@ use crate::pb::GodResponse;
 /// How many entries the log keeps by default.
 pub const DEFAULT_AUDIT_CAPACITY: usize = 10_000;
 
+/// How many command ids the idempotency index keeps by default: at about a
+/// kilobyte each with its outcome, about 100 MB at most.
+pub const DEFAULT_IDEMPOTENCY_WINDOW: usize = 100_000;
+
 /// The command audit trail.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(into = "SavedAudit", from = "SavedAudit")]
@@ -30,8 +36,12 @@ pub struct AuditLog {
     capacity: usize,
     applied: u64,
     rejected: u64,
-    /// Every recorded command id and its outcome.
+    /// The last `window` recorded command ids and their outcomes.
     by_id: HashMap<String, GodResponse>,
+    /// The ids in `by_id`, oldest first.
+    id_order: VecDeque<String>,
+    /// Most ids `by_id` keeps.
+    window: usize,
 }
 
 /// The log as a checkpoint stores it: entries as protobuf bytes, since the
@@ -52,7 +62,12 @@ impl From<AuditLog> for SavedAudit {
             applied: log.applied,
             rejected: log.rejected,
             recent: log.entries.iter().map(Message::encode_to_vec).collect(),
-            by_id: log.by_id.values().map(Message::encode_to_vec).collect(),
+            by_id: log
+                .id_order
+                .iter()
+                .filter_map(|id| log.by_id.get(id))
+                .map(Message::encode_to_vec)
+                .collect(),
         }
     }
 }
@@ -65,12 +80,9 @@ impl From<SavedAudit> for AuditLog {
         log.applied = saved.applied;
         log.rejected = saved.rejected;
         log.entries = saved.recent.into_iter().map(decode).collect();
-        log.by_id = saved
-            .by_id
-            .into_iter()
-            .map(decode)
-            .map(|e| (e.command_id.clone(), e))
-            .collect();
+        for entry in saved.by_id.into_iter().map(decode) {
+            log.remember(&entry);
+        }
         log
     }
 }
@@ -90,6 +102,23 @@ impl AuditLog {
             applied: 0,
             rejected: 0,
             by_id: HashMap::new(),
+            id_order: VecDeque::new(),
+            window: DEFAULT_IDEMPOTENCY_WINDOW,
+        }
+    }
+
+    /// Keeps at most `window` command ids (at least one), forgetting the
+    /// oldest beyond it.
+    pub fn set_idempotency_window(&mut self, window: usize) {
+        self.window = window.max(1);
+        self.forget_beyond_window();
+    }
+
+    fn forget_beyond_window(&mut self) {
+        while self.id_order.len() > self.window {
+            if let Some(old) = self.id_order.pop_front() {
+                self.by_id.remove(&old);
+            }
         }
     }
 
@@ -101,8 +130,11 @@ impl AuditLog {
     /// Remembers an outcome already in the log on disk (read back on
     /// resume), so a retry of it is not applied again.
     pub fn remember(&mut self, response: &GodResponse) {
-        self.by_id
-            .insert(response.command_id.clone(), response.clone());
+        let id = &response.command_id;
+        if self.by_id.insert(id.clone(), response.clone()).is_none() {
+            self.id_order.push_back(id.clone());
+            self.forget_beyond_window();
+        }
     }
 
     /// Records one command's outcome.
@@ -166,5 +198,40 @@ mod tests {
         assert_eq!(ids, ["1", "2"]);
         let last: Vec<_> = log.recent(1).map(|e| e.command_id.as_str()).collect();
         assert_eq!(last, ["2"]);
+    }
+
+    fn entry(id: &str) -> GodResponse {
+        GodResponse {
+            command_id: id.into(),
+            success: true,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_idempotency_index_keeps_the_last_window_of_ids() {
+        let mut log = AuditLog::with_capacity(10);
+        log.set_idempotency_window(2);
+        for id in ["a", "b", "c"] {
+            log.record(entry(id));
+        }
+        assert!(log.recorded("a").is_none(), "the oldest id is forgotten");
+        assert!(log.recorded("b").is_some() && log.recorded("c").is_some());
+        // A repeated id takes no second place in the window.
+        log.remember(&entry("c"));
+        assert!(log.recorded("b").is_some());
+    }
+
+    #[test]
+    fn a_checkpoint_keeps_the_window_in_order() {
+        let mut log = AuditLog::with_capacity(10);
+        for id in ["a", "b", "c"] {
+            log.record(entry(id));
+        }
+        let bytes = postcard::to_stdvec(&log).expect("serializes");
+        let mut back: AuditLog = postcard::from_bytes(&bytes).expect("deserializes");
+        back.set_idempotency_window(2);
+        assert!(back.recorded("a").is_none(), "the oldest goes first");
+        assert!(back.recorded("b").is_some() && back.recorded("c").is_some());
     }
 }

@@ -34,7 +34,7 @@ use std::{
 
 use tracing::{error, info, warn};
 
-pub use audit::AuditLog;
+pub use audit::{AuditLog, DEFAULT_IDEMPOTENCY_WINDOW};
 pub use control::{CONTROL_KEY_PREFIX, RunControl, RunSettings};
 pub use digest::state_digest;
 pub use economy::{Economy, EconomyError};
