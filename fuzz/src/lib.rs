@@ -318,13 +318,14 @@ fn checked_command(command: &pb::GodCommand, path: &str) -> Result<(), ApiError>
     result
 }
 
-/// A batch passes `check_batch` exactly when its size and every command fit.
+/// A batch passes `check_batch` exactly when its size and every command fit
+/// and none is scheduled for a later tick (a batch applies in one Phase 0).
 fn checked_batch(commands: &[pb::GodCommand]) -> Result<(), ApiError> {
     let result = limits::check_batch(commands);
     let fits = (1..=MAX_BATCH_COMMANDS).contains(&commands.len())
         && commands
             .iter()
-            .all(|c| checked_command(c, "commands[]").is_ok());
+            .all(|c| checked_command(c, "commands[]").is_ok() && c.apply_at_tick == 0);
     assert_eq!(
         result.is_ok(),
         fits,
