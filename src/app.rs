@@ -27,7 +27,7 @@ use crate::{
     config::{Config, ConfigError},
     engine::{EngineError, EngineReport, Pacing, SimulationEngine, StepGate},
     server::{
-        self, ApiOptions, RunView, ServerParts, Transport, WatchtowerApi,
+        self, ApiOptions, AuditSource, RunView, ServerParts, Transport, WatchtowerApi,
         auth::{Authenticator, TokenConfigError},
         encoded::watchtower_service_server::WatchtowerServiceServer,
         origin::OriginPolicy,
@@ -153,7 +153,9 @@ impl SimulationServer {
             health: store
                 .as_ref()
                 .map_or_else(LogHealth::always_ok, |s| s.health.clone()),
-            audit: store.as_ref().map(|s| s.audit.clone()),
+            audit: store
+                .as_ref()
+                .map_or(AuditSource::Off, |s| AuditSource::Local(s.audit.clone())),
         };
 
         let gate = match &pacing {

@@ -102,7 +102,12 @@ impl Drop for Nats {
 
 /// The engine node, publishing to `broker`, with both tokens.
 fn engine_node(broker: &str, data_dir: &Path) -> Binary {
-    Binary::start(&[
+    engine_node_with(broker, data_dir, &[])
+}
+
+/// The engine node with `extra` flags.
+fn engine_node_with(broker: &str, data_dir: &Path, extra: &[&str]) -> Binary {
+    let mut args = vec![
         "--broker",
         broker,
         "--tps",
@@ -113,7 +118,27 @@ fn engine_node(broker: &str, data_dir: &Path) -> Binary {
         OBSERVER,
         "--data-dir",
         data_dir.to_str().expect("a UTF-8 path"),
-    ])
+    ];
+    args.extend_from_slice(extra);
+    Binary::start(&args)
+}
+
+/// A page of the audit log for `key`, read as an observer.
+async fn audit_page(
+    client: &mut Client,
+    key: &str,
+    page_size: u32,
+) -> Result<Vec<pb::GodResponse>, Status> {
+    let request = ListAuditEntriesRequest {
+        key: key.to_owned(),
+        page_size,
+        ..Default::default()
+    };
+    Ok(client
+        .list_audit_entries(authed(request, OBSERVER))
+        .await?
+        .into_inner()
+        .entries)
 }
 
 /// A relay fed from `broker`, with the same tokens.
@@ -273,18 +298,9 @@ async fn a_relay_serves_the_engine_nodes_snapshots_and_forwards_commands_as_thei
         .expect("the relay forwards the command");
     assert!(response.success);
     assert_eq!(response.principal, "operator");
-    let audit = on_engine
-        .list_audit_entries(authed(
-            ListAuditEntriesRequest {
-                key: KEY.to_owned(),
-                ..Default::default()
-            },
-            OBSERVER,
-        ))
+    let audit = audit_page(&mut on_engine, KEY, 0)
         .await
-        .expect("ListAuditEntries")
-        .into_inner()
-        .entries;
+        .expect("ListAuditEntries");
     let entries: Vec<_> = audit
         .iter()
         .filter(|e| e.command_id == "through-relay")
@@ -292,6 +308,21 @@ async fn a_relay_serves_the_engine_nodes_snapshots_and_forwards_commands_as_thei
     assert_eq!(entries.len(), 1, "audited exactly once: {audit:?}");
     assert_eq!(entries[0].principal, "operator");
     assert!(entries[0].success);
+
+    // The relay reads the engine node's audit log; a bad query is refused
+    // there as it is on the engine node.
+    let through_relay = audit_page(&mut on_relay, KEY, 0)
+        .await
+        .expect("ListAuditEntries through the relay");
+    assert_eq!(through_relay, audit);
+    let bad_on_relay = audit_page(&mut on_relay, KEY, 5000)
+        .await
+        .expect_err("page_size over 1000");
+    let bad_on_engine = audit_page(&mut on_engine, KEY, 5000)
+        .await
+        .expect_err("page_size over 1000");
+    assert_eq!(bad_on_relay.code(), Code::InvalidArgument);
+    assert_eq!(refusal(&bad_on_relay), refusal(&bad_on_engine));
 
     // A bad command gets the same status and details as on the engine node.
     let on_relay_refusal = apply(&mut on_relay, "bad-via-relay", 9.0, OPERATOR)
@@ -344,7 +375,7 @@ async fn broker_down_leaves_the_engine_ticking_and_the_relay_unavailable_until_i
     let last = next_snapshot(&mut subscribe_as(&mut on_relay, 1).await).await;
     assert!(last.tick >= before);
 
-    let _nats = Nats::start_on(nats.port);
+    let nats = Nats::start_on(nats.port);
     health_becomes(&mut health, ServingStatus::Serving).await;
     let mut resumed = subscribe_as(&mut on_relay, 0).await;
     let fresh = tokio::time::timeout(PATIENCE, async {
@@ -374,6 +405,34 @@ async fn broker_down_leaves_the_engine_ticking_and_the_relay_unavailable_until_i
         "{}",
         refused.message()
     );
+    let unread = audit_page(&mut on_relay, KEY, 0)
+        .await
+        .expect_err("no engine node to read the audit log");
+    assert_eq!(unread.code(), Code::Unavailable, "{unread:?}");
+
+    // The engine node back, resuming its run: commands flow through the
+    // relay again, and its audit log holds both, once each.
+    let _engine = engine_node_with(&nats.url(), data.path(), &["--resume", "latest"]);
+    let resumed = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match apply(&mut on_relay, "engine-back", 0.23, OPERATOR).await {
+                Ok(response) => return response,
+                Err(status) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the relay forwards again once the engine node is back");
+    assert!(resumed.success);
+    let ids: Vec<_> = audit_page(&mut on_relay, KEY, 0)
+        .await
+        .expect("ListAuditEntries through the relay")
+        .into_iter()
+        .map(|e| e.command_id)
+        .filter(|id| id == "after-outage" || id == "engine-back")
+        .collect();
+    assert_eq!(ids, ["after-outage", "engine-back"]);
     drop(relay);
 }
 

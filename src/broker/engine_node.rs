@@ -11,7 +11,8 @@
 //! - `answer_commands` submits each forwarded command through the same
 //!   [`WatchtowerApi`] calls a local caller's command takes (role, limits,
 //!   rate, queue share, audit log health, deadline), and answers with the
-//!   result or with the status a local caller would get.
+//!   result or with the status a local caller would get. A forwarded audit
+//!   query is read from this node's log the way a local one is.
 
 use std::{sync::Arc, time::Duration};
 
@@ -230,6 +231,13 @@ async fn answer(api: &WatchtowerApi, forward: Forward) -> Answer {
                 }),
             None => Err(ApiError::MissingField { field: "action" }),
         },
+        Kind::ListAudit => api
+            .audit_page(forward.audit.unwrap_or_default(), &caller)
+            .await
+            .map(|page| Answer {
+                audit: Some(page),
+                ..Answer::default()
+            }),
         Kind::Unspecified => Err(ApiError::MissingField { field: "kind" }),
     };
     result.unwrap_or_else(|err| Answer::refused(err.to_remote()))

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 use crate::{
     bridge::{CommandOrigin, RemoteStatus, Request},
     pb::{
-        ControlEngineRequest, ControlEngineResponse, GodCommand, GodResponse, ParameterSpec,
-        ScheduledCommand,
+        ControlEngineRequest, ControlEngineResponse, GodCommand, GodResponse,
+        ListAuditEntriesRequest, ListAuditEntriesResponse, ParameterSpec, ScheduledCommand,
     },
+    server::{auth::Role, service::Caller},
 };
 
 /// The run id and the parameter schema, which a relay needs before it can
@@ -49,6 +50,9 @@ pub enum Kind {
     Revert = 5,
     /// `Request::Control`: `control`.
     Control = 6,
+    /// A `ListAuditEntries` read: `audit`. Not a command: the engine node
+    /// reads its log without queueing it.
+    ListAudit = 7,
 }
 
 /// A command forwarded by a relay to the engine node.
@@ -82,6 +86,9 @@ pub struct Forward {
     /// The control action.
     #[prost(message, optional, tag = "9")]
     pub control: Option<ControlEngineRequest>,
+    /// The audit query.
+    #[prost(message, optional, tag = "10")]
+    pub audit: Option<ListAuditEntriesRequest>,
 }
 
 /// The engine node's answer to a [`Forward`].
@@ -105,24 +112,25 @@ pub struct Answer {
     /// The refusal's encoded `google.rpc.Status` details.
     #[prost(bytes = "vec", tag = "6")]
     pub error_details: Vec<u8>,
+    /// A page of the audit log.
+    #[prost(message, optional, tag = "7")]
+    pub audit: Option<ListAuditEntriesResponse>,
 }
 
 impl Forward {
     /// The envelope for `request` from `origin`, whose connection is made
     /// unique across relays with `relay_id`.
     pub fn new(request: Request, origin: &CommandOrigin, relay_id: u32) -> Self {
-        let mut forward = Self {
-            principal: origin.principal.to_string(),
-            // Every request but a listing entered the relay's queue only
-            // after its `require(Role::Operator)`; a listing needs no role.
-            operator: !matches!(request, Request::ListScheduled),
-            connection: (u64::from(relay_id) << 32) | (origin.connection & 0xffff_ffff),
-            deadline_ms: origin.deadline.map(|d| {
-                let left = d.saturating_duration_since(Instant::now());
-                u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
-            }),
-            ..Self::default()
-        };
+        // Every request but a listing entered the relay's queue only after
+        // its `require(Role::Operator)`; a listing needs no role.
+        let operator = !matches!(request, Request::ListScheduled);
+        let mut forward = Self::from_caller(
+            origin.principal.to_string(),
+            operator,
+            origin.connection,
+            origin.deadline,
+            relay_id,
+        );
         let kind = match request {
             Request::Command(command) => {
                 forward.commands = vec![command];
@@ -155,6 +163,41 @@ impl Forward {
         };
         forward.kind = kind as i32;
         forward
+    }
+
+    /// The envelope for an audit query from `caller`.
+    pub fn audit(request: ListAuditEntriesRequest, caller: &Caller, relay_id: u32) -> Self {
+        Self {
+            kind: Kind::ListAudit as i32,
+            audit: Some(request),
+            ..Self::from_caller(
+                caller.principal.name.to_string(),
+                caller.principal.role == Role::Operator,
+                caller.connection,
+                caller.deadline,
+                relay_id,
+            )
+        }
+    }
+
+    /// An envelope with only its caller filled in.
+    fn from_caller(
+        principal: String,
+        operator: bool,
+        connection: u64,
+        deadline: Option<Instant>,
+        relay_id: u32,
+    ) -> Self {
+        Self {
+            principal,
+            operator,
+            connection: (u64::from(relay_id) << 32) | (connection & 0xffff_ffff),
+            deadline_ms: deadline.map(|d| {
+                let left = d.saturating_duration_since(Instant::now());
+                u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
+            }),
+            ..Self::default()
+        }
     }
 
     /// The caller's deadline, counted from now on this node's clock.

@@ -18,9 +18,9 @@
 //! when async-nats reconnects. It keeps nothing worth saving: it can be
 //! killed and started at any time.
 
-use std::{future::Future, thread, time::Duration};
+use std::{future::Future, sync::Arc, thread, time::Duration};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt, future::BoxFuture};
 use prost::Message;
 use tokio::{net::TcpListener, runtime::Handle};
 use tokio_util::sync::CancellationToken;
@@ -37,8 +37,8 @@ use crate::{
         command_queue, telemetry_exchange,
     },
     config::Config,
-    pb,
-    server::{RunView, metrics},
+    pb::{self, ListAuditEntriesRequest, ListAuditEntriesResponse},
+    server::{AuditSource, RemoteAudit, RunView, error::ApiError, metrics, service::Caller},
     store::LogHealth,
 };
 
@@ -76,13 +76,14 @@ impl Relay {
             })?;
         let (commands, receiver) = command_queue(config.queue_capacity);
         let (publisher, telemetry) = telemetry_exchange();
-        let forwarder = Forwarder {
+        let forwarder = Arc::new(Forwarder {
             broker: broker.clone(),
             timeout: config.broker.request_timeout,
             // The low half of a random id: unique enough among a few relays.
             relay_id: uuid::Uuid::new_v4().as_u128() as u32,
-        };
+        });
         let runtime = Handle::current();
+        let audit = AuditSource::Remote(forwarder.clone());
         let forwarder = thread::Builder::new()
             .name("watchtower-forwarder".into())
             .spawn(move || forwarder.run(&receiver, &runtime))?;
@@ -93,7 +94,7 @@ impl Relay {
             run: RunView {
                 run_id: catalogue.run_id,
                 health: LogHealth::always_ok(),
-                audit: None,
+                audit,
             },
             upstream: Some(broker.connected.clone()),
         });
@@ -193,7 +194,9 @@ async fn follow_snapshots(
     }
 }
 
-/// Forwards every queued command to the engine node.
+/// Forwards every queued command, and every audit query, to the engine
+/// node.
+#[derive(Clone, Debug)]
 struct Forwarder {
     broker: Broker,
     /// `--broker-request-timeout`: the wait when the caller set no deadline.
@@ -205,19 +208,18 @@ struct Forwarder {
 impl Forwarder {
     /// Waits for queued commands and starts a forwarding task for each,
     /// until the queue closes.
-    fn run(self, receiver: &CommandReceiver, runtime: &Handle) {
-        let this = std::sync::Arc::new(self);
+    fn run(self: Arc<Self>, receiver: &CommandReceiver, runtime: &Handle) {
         let mut queued = Vec::new();
         while receiver.wait_for_work() {
             receiver.drain_into(&mut queued);
             for command in queued.drain(..) {
-                runtime.spawn(std::sync::Arc::clone(&this).forward(command));
+                runtime.spawn(Arc::clone(&self).forward(command));
             }
         }
     }
 
     /// Forwards one command and completes its reply.
-    async fn forward(self: std::sync::Arc<Self>, queued: QueuedCommand) {
+    async fn forward(self: Arc<Self>, queued: QueuedCommand) {
         if queued.abandoned(std::time::Instant::now()).is_some() {
             return;
         }
@@ -238,6 +240,18 @@ impl Forwarder {
                 None => reply.send_all(answer.responses),
             },
         };
+    }
+
+    /// Asks the engine node for a page of its audit log.
+    async fn audit_page(self, forward: Forward) -> Result<ListAuditEntriesResponse, ApiError> {
+        let mut answer = self
+            .request(forward)
+            .await
+            .map_err(ApiError::EngineUnreachable)?;
+        match answer.refusal() {
+            Some(status) => Err(ApiError::Remote(status)),
+            None => Ok(answer.audit.unwrap_or_default()),
+        }
     }
 
     /// One request-reply with the engine node, until the caller's deadline
@@ -267,5 +281,16 @@ impl Forwarder {
         };
         Answer::decode(message.payload)
             .map_err(|err| format!("the engine node's answer cannot be decoded: {err}"))
+    }
+}
+
+impl RemoteAudit for Forwarder {
+    fn page(
+        &self,
+        request: ListAuditEntriesRequest,
+        caller: &Caller,
+    ) -> BoxFuture<'static, Result<ListAuditEntriesResponse, ApiError>> {
+        let forward = Forward::audit(request, caller, self.relay_id);
+        self.clone().audit_page(forward).boxed()
     }
 }

@@ -53,7 +53,7 @@ use tonic_web::GrpcWebLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use hub::TelemetryHub;
-pub use service::{ApiOptions, RunView, WatchtowerApi};
+pub use service::{ApiOptions, AuditSource, RemoteAudit, RunView, WatchtowerApi};
 pub use transport::{Transport, serve};
 
 /// The server-side rendering of `WatchtowerService`, in which telemetry

@@ -16,7 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt, future::BoxFuture};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 use tracing::instrument;
@@ -57,8 +57,30 @@ pub struct RunView {
     /// Whether the audit log can be written; commands are refused while it
     /// cannot.
     pub health: LogHealth,
-    /// The durable audit log; `None` with `--data-dir off`.
-    pub audit: Option<AuditFile>,
+    /// Where `ListAuditEntries` reads the audit log.
+    pub audit: AuditSource,
+}
+
+/// Where `ListAuditEntries` reads the audit log.
+#[derive(Clone, Debug)]
+pub enum AuditSource {
+    /// `--data-dir off`: the run keeps no audit log.
+    Off,
+    /// The run's durable audit log, on this node's disk.
+    Local(AuditFile),
+    /// A relay's: the engine node's log, asked over the broker.
+    Remote(Arc<dyn RemoteAudit>),
+}
+
+/// Reads a page of the audit log kept by another node.
+pub trait RemoteAudit: Send + Sync + std::fmt::Debug {
+    /// The page `request` asks for, read by `caller` on the node that keeps
+    /// the log; its refusal comes back as that node's status.
+    fn page(
+        &self,
+        request: ListAuditEntriesRequest,
+        caller: &Caller,
+    ) -> BoxFuture<'static, Result<ListAuditEntriesResponse, ApiError>>;
 }
 
 /// Telemetry interval used when a subscriber asks for 0.
@@ -314,6 +336,29 @@ impl WatchtowerApi {
     /// A slot for one more telemetry subscriber, under `--max-subscribers`.
     pub fn subscriber_slot(&self) -> Result<SubscriberSlot, ApiError> {
         self.slots.acquire()
+    }
+
+    /// A page of the audit log for `caller`: read from this node's disk, or
+    /// asked of the engine node by a relay.
+    pub async fn audit_page(
+        &self,
+        request: ListAuditEntriesRequest,
+        caller: &Caller,
+    ) -> Result<ListAuditEntriesResponse, ApiError> {
+        let query = audit_query(request.clone())?;
+        let audit = match &self.run.audit {
+            AuditSource::Off => return Err(ApiError::NoAuditLog),
+            AuditSource::Remote(remote) => return remote.page(request, caller).await,
+            AuditSource::Local(audit) => audit.clone(),
+        };
+        let page = tokio::task::spawn_blocking(move || audit.page(&query))
+            .await
+            .map_err(|e| ApiError::AuditRead(e.to_string()))?
+            .map_err(|e| ApiError::AuditRead(e.to_string()))?;
+        Ok(ListAuditEntriesResponse {
+            entries: page.entries,
+            next_page_token: page.next_offset.map(|o| o.to_string()).unwrap_or_default(),
+        })
     }
 
     /// The fan-out of encoded snapshots.
@@ -597,16 +642,10 @@ impl WatchtowerService for WatchtowerApi {
         &self,
         request: Request<ListAuditEntriesRequest>,
     ) -> Result<Response<ListAuditEntriesResponse>, Status> {
-        let query = audit_query(request.into_inner())?;
-        let audit = self.run.audit.clone().ok_or(ApiError::NoAuditLog)?;
-        let page = tokio::task::spawn_blocking(move || audit.page(&query))
-            .await
-            .map_err(|e| ApiError::AuditRead(e.to_string()))?
-            .map_err(|e| ApiError::AuditRead(e.to_string()))?;
-        Ok(Response::new(ListAuditEntriesResponse {
-            entries: page.entries,
-            next_page_token: page.next_offset.map(|o| o.to_string()).unwrap_or_default(),
-        }))
+        let caller = Caller::of(&request)?;
+        Ok(Response::new(
+            self.audit_page(request.into_inner(), &caller).await?,
+        ))
     }
 }
 
