@@ -149,7 +149,11 @@ impl SimulationServer {
         let catalogue = engine.world().registry.catalogue();
         engine.attach_bridge(receiver, publisher);
         let run = RunView {
-            run_id: engine.world().run_id.clone(),
+            catalogue: broker::Catalogue {
+                run_id: engine.world().run_id.clone(),
+                parameters: catalogue,
+            }
+            .shared(),
             health: store
                 .as_ref()
                 .map_or_else(LogHealth::always_ok, |s| s.health.clone()),
@@ -173,7 +177,6 @@ impl SimulationServer {
         let front = front.start(Backend {
             commands: commands.clone(),
             telemetry: telemetry.clone(),
-            catalogue: catalogue.clone(),
             run: run.clone(),
             upstream: None,
         });
@@ -181,10 +184,7 @@ impl SimulationServer {
             broker::engine_node::start(
                 client,
                 front.api.clone(),
-                broker::Catalogue {
-                    run_id: run.run_id,
-                    parameters: catalogue,
-                },
+                broker::Catalogue::clone(&run.catalogue.load()),
                 front.shutdown.clone(),
             );
         }
@@ -315,9 +315,7 @@ pub struct Backend {
     pub commands: CommandSender,
     /// Where snapshots come from.
     pub telemetry: TelemetryReader,
-    /// The parameter schema.
-    pub catalogue: Vec<crate::pb::ParameterSpec>,
-    /// The run's id, log health and audit log.
+    /// The run's id and parameter schema, log health and audit log.
     pub run: RunView,
     /// A relay's broker connection: health is NOT_SERVING while it is down.
     /// `None` on an engine node, whose health does not depend on the broker.
@@ -387,7 +385,6 @@ impl FrontPlan {
         let api = WatchtowerApi::new(
             backend.commands,
             backend.telemetry,
-            backend.catalogue,
             shutdown.clone(),
             &ApiOptions {
                 history_cap: config.history_cap,

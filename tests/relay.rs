@@ -347,8 +347,34 @@ async fn a_relay_serves_the_engine_nodes_snapshots_and_forwards_commands_as_thei
         .into_inner()
         .parameters;
     assert!(parameters.iter().any(|p| p.key == KEY));
+
+    // The engine node replaced by one running another run: the relay serves
+    // the new run's id (and catalogue) once its snapshots arrive.
+    let old_run = run_id(&mut on_relay).await;
+    assert_eq!(old_run, run_id(&mut on_engine).await);
+    drop(engine);
+    let mut engine = engine_node(&nats.url(), data.path());
+    let new_run = run_id(&mut connect(engine.addr()).await).await;
+    assert_ne!(new_run, old_run);
+    tokio::time::timeout(PATIENCE, async {
+        while run_id(&mut on_relay).await != new_run {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the relay serves the new run's catalogue");
     drop(engine);
     drop(relay);
+}
+
+/// The run id `GetServerStats` reports.
+async fn run_id(client: &mut Client) -> String {
+    client
+        .get_server_stats(authed(pb::GetServerStatsRequest::default(), OBSERVER))
+        .await
+        .expect("GetServerStats")
+        .into_inner()
+        .run_id
 }
 
 #[tokio::test]

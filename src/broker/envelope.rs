@@ -11,26 +11,17 @@
 
 use std::time::{Duration, Instant};
 
+/// The run id and the parameter schema, which a relay needs before it can
+/// serve `ListParameters` and `GetServerStats`.
+pub use crate::server::service::Catalogue;
 use crate::{
     bridge::{CommandOrigin, RemoteStatus, Request},
     pb::{
         ControlEngineRequest, ControlEngineResponse, GodCommand, GodResponse,
-        ListAuditEntriesRequest, ListAuditEntriesResponse, ParameterSpec, ScheduledCommand,
+        ListAuditEntriesRequest, ListAuditEntriesResponse, ScheduledCommand,
     },
     server::{auth::Role, service::Caller},
 };
-
-/// The run id and the parameter schema, which a relay needs before it can
-/// serve `ListParameters` and `GetServerStats`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Catalogue {
-    /// The engine node's run id (empty with `--data-dir off`).
-    #[prost(string, tag = "1")]
-    pub run_id: String,
-    /// The parameter schema, fixed at the engine node's start.
-    #[prost(message, repeated, tag = "2")]
-    pub parameters: Vec<ParameterSpec>,
-}
 
 /// Which `bridge::Request` a [`Forward`] carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]

@@ -13,12 +13,26 @@
 //!   blocking), which hands each item to a tokio task that forwards it by
 //!   request-reply and completes its reply with the engine node's answer.
 //!
+//! Audit queries are read from the engine node's log by request-reply, not
+//! queued. The run id and parameter catalogue are asked for at start, and
+//! again when a snapshot shows that the engine node runs another run.
+//!
 //! While the broker is down the relay keeps serving its last snapshot,
 //! answers commands UNAVAILABLE at once and reports NOT_SERVING; it recovers
 //! when async-nats reconnects. It keeps nothing worth saving: it can be
 //! killed and started at any time.
 
-use std::{future::Future, sync::Arc, thread, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    thread,
+    time::Duration,
+};
+
+use arc_swap::ArcSwap;
 
 use futures_util::{FutureExt, StreamExt, future::BoxFuture};
 use prost::Message;
@@ -87,12 +101,12 @@ impl Relay {
         let forwarder = thread::Builder::new()
             .name("watchtower-forwarder".into())
             .spawn(move || forwarder.run(&receiver, &runtime))?;
+        let catalogue = catalogue.shared();
         let front = plan.start(Backend {
             commands: commands.clone(),
             telemetry,
-            catalogue: catalogue.parameters,
             run: RunView {
-                run_id: catalogue.run_id,
+                catalogue: catalogue.clone(),
                 health: LogHealth::always_ok(),
                 audit,
             },
@@ -101,6 +115,11 @@ impl Relay {
         tokio::spawn(follow_snapshots(
             subscription,
             publisher,
+            CatalogueRefresh {
+                broker,
+                catalogue,
+                asking: Arc::default(),
+            },
             front.shutdown().clone(),
         ));
         Ok(Self {
@@ -146,25 +165,67 @@ pub async fn run(
 async fn fetch_catalogue(broker: &Broker) -> Catalogue {
     let mut logged = false;
     loop {
-        let request = broker.client.request(
-            broker.subjects.catalogue.clone(),
-            prost::bytes::Bytes::new(),
-        );
-        match tokio::time::timeout(CATALOGUE_RETRY, request).await {
-            Ok(Ok(message)) => match Catalogue::decode(message.payload) {
-                Ok(catalogue) => return catalogue,
-                Err(err) => warn!(%err, "the engine node's catalogue cannot be decoded"),
-            },
-            Ok(Err(err)) if !logged => {
-                info!(%err, subject = %broker.subjects.catalogue, "waiting for the engine node")
+        match ask_catalogue(broker).await {
+            Ok(catalogue) => return catalogue,
+            Err(why) if !logged => {
+                info!(%why, subject = %broker.subjects.catalogue, "waiting for the engine node");
             }
-            _ if !logged => {
-                info!(subject = %broker.subjects.catalogue, "waiting for the engine node")
-            }
-            _ => {}
+            Err(_) => {}
         }
         logged = true;
         tokio::time::sleep(CATALOGUE_RETRY).await;
+    }
+}
+
+/// One request for the engine node's catalogue, waiting at most
+/// [`CATALOGUE_RETRY`].
+async fn ask_catalogue(broker: &Broker) -> Result<Catalogue, String> {
+    let request = broker.client.request(
+        broker.subjects.catalogue.clone(),
+        prost::bytes::Bytes::new(),
+    );
+    match tokio::time::timeout(CATALOGUE_RETRY, request).await {
+        Err(_) => Err(format!("no answer within {CATALOGUE_RETRY:?}")),
+        Ok(Err(err)) => Err(err.to_string()),
+        Ok(Ok(message)) => Catalogue::decode(message.payload)
+            .map_err(|err| format!("the engine node's catalogue cannot be decoded: {err}")),
+    }
+}
+
+/// Replaces the relay's catalogue when the engine node starts another run,
+/// which the snapshots' run id shows: one request at a time, off the
+/// snapshot path, asked again on a later snapshot if it fails.
+struct CatalogueRefresh {
+    broker: Broker,
+    catalogue: Arc<ArcSwap<Catalogue>>,
+    /// True while a request is out.
+    asking: Arc<AtomicBool>,
+}
+
+impl CatalogueRefresh {
+    /// Asks for the catalogue if `snapshot` is from another run than the
+    /// one the relay serves.
+    fn check(&self, snapshot: &pb::WatchtowerSnapshot) {
+        if snapshot.run_id == self.catalogue.load().run_id
+            || self.asking.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let (broker, catalogue, asking) = (
+            self.broker.clone(),
+            Arc::clone(&self.catalogue),
+            Arc::clone(&self.asking),
+        );
+        tokio::spawn(async move {
+            match ask_catalogue(&broker).await {
+                Ok(fresh) => {
+                    info!(run_id = %fresh.run_id, "the engine node runs another run; serving its catalogue");
+                    catalogue.store(Arc::new(fresh));
+                }
+                Err(why) => warn!(%why, "the engine node's new catalogue could not be fetched"),
+            }
+            asking.store(false, Ordering::Release);
+        });
     }
 }
 
@@ -174,6 +235,7 @@ async fn fetch_catalogue(broker: &Broker) -> Catalogue {
 async fn follow_snapshots(
     mut subscription: async_nats::Subscriber,
     publisher: TelemetryPublisher,
+    refresh: CatalogueRefresh,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -187,7 +249,10 @@ async fn follow_snapshots(
         match pb::SubscribeTelemetryResponse::decode(message.payload) {
             Ok(pb::SubscribeTelemetryResponse {
                 snapshot: Some(snapshot),
-            }) => publisher.publish(snapshot),
+            }) => {
+                refresh.check(&snapshot);
+                publisher.publish(snapshot);
+            }
             Ok(_) => warn!("a snapshot message from the broker holds no snapshot"),
             Err(err) => warn!(%err, "a snapshot message from the broker cannot be decoded"),
         }

@@ -16,6 +16,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use arc_swap::ArcSwap;
 use futures_util::{Stream, StreamExt, future::BoxFuture};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status, metadata::MetadataMap};
@@ -52,13 +53,34 @@ pub const MAX_AUDIT_PAGE: u32 = 1000;
 /// What the server may see of the recorded run.
 #[derive(Clone, Debug)]
 pub struct RunView {
-    /// The run's id; empty with `--data-dir off`.
-    pub run_id: String,
+    /// The run's id and parameter schema. An engine node's never changes; a
+    /// relay's is replaced when the engine node starts another run.
+    pub catalogue: Arc<ArcSwap<Catalogue>>,
     /// Whether the audit log can be written; commands are refused while it
     /// cannot.
     pub health: LogHealth,
     /// Where `ListAuditEntries` reads the audit log.
     pub audit: AuditSource,
+}
+
+/// The run id and the parameter schema; also what an engine node sends a
+/// relay over the broker.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Catalogue {
+    /// The run id (empty with `--data-dir off`).
+    #[prost(string, tag = "1")]
+    pub run_id: String,
+    /// The parameter schema, fixed at the run's start; current values come
+    /// from the latest snapshot.
+    #[prost(message, repeated, tag = "2")]
+    pub parameters: Vec<pb::ParameterSpec>,
+}
+
+impl Catalogue {
+    /// A catalogue shared by the server's transports.
+    pub fn shared(self) -> Arc<ArcSwap<Self>> {
+        Arc::new(ArcSwap::from_pointee(self))
+    }
 }
 
 /// Where `ListAuditEntries` reads the audit log.
@@ -99,9 +121,6 @@ pub struct WatchtowerApi {
     telemetry: TelemetryReader,
     /// Encodes each snapshot once and fans it out to every stream.
     hub: TelemetryHub,
-    /// The parameter schema, fixed at start-up; current values come from the
-    /// latest snapshot, so the server never asks the engine.
-    catalogue: Arc<[pb::ParameterSpec]>,
     /// Ends every telemetry stream when the process shuts down, so graceful
     /// shutdown never waits on an endless stream.
     shutdown: CancellationToken,
@@ -173,7 +192,6 @@ impl WatchtowerApi {
     pub fn new(
         commands: CommandSender,
         telemetry: TelemetryReader,
-        catalogue: Vec<pb::ParameterSpec>,
         shutdown: CancellationToken,
         options: &ApiOptions,
         run: RunView,
@@ -188,7 +206,6 @@ impl WatchtowerApi {
             ),
             commands,
             telemetry,
-            catalogue: catalogue.into(),
             shutdown,
             subscribers: Arc::default(),
             websockets: Arc::default(),
@@ -314,7 +331,10 @@ impl WatchtowerApi {
         }
         let snapshot = self.telemetry.latest().ok_or(ApiError::NoTelemetry)?;
         let parameters = self
+            .run
             .catalogue
+            .load()
+            .parameters
             .iter()
             .map(|spec| pb::ParameterSpec {
                 current_value: snapshot
@@ -391,7 +411,7 @@ impl WatchtowerApi {
             snapshots_encoded: stats.encoded.load(Ordering::Relaxed),
             snapshots_delivered: stats.delivered.load(Ordering::Relaxed),
             latest_tick: self.hub.latest().map_or(0, |f| f.tick()),
-            run_id: self.run.run_id.clone(),
+            run_id: self.run.catalogue.load().run_id.clone(),
         }
     }
 }
