@@ -56,8 +56,14 @@ impl Nats {
 
     /// Starts it on `port` and waits for its "ready" line.
     fn start_on(port: u16) -> Self {
+        Self::start_with(port, &[])
+    }
+
+    /// Starts it on `port` with `extra` options (TLS, a token).
+    fn start_with(port: u16, extra: &[&str]) -> Self {
         let mut child = Command::new("nats-server")
             .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -143,22 +149,26 @@ async fn audit_page(
 
 /// A relay fed from `broker`, with the same tokens.
 fn relay(broker: &str) -> Binary {
-    Binary::launch(
-        &[
-            "relay",
-            "--listen",
-            "127.0.0.1:0",
-            "--legacy-ws-listen",
-            "off",
-            "--broker",
-            broker,
-            "--operator-token",
-            OPERATOR,
-            "--observer-token",
-            OBSERVER,
-        ],
-        &[("RUST_LOG", "info")],
-    )
+    relay_with(broker, &[])
+}
+
+/// A relay with `extra` flags.
+fn relay_with(broker: &str, extra: &[&str]) -> Binary {
+    let mut args = vec![
+        "relay",
+        "--listen",
+        "127.0.0.1:0",
+        "--legacy-ws-listen",
+        "off",
+        "--broker",
+        broker,
+        "--operator-token",
+        OPERATOR,
+        "--observer-token",
+        OBSERVER,
+    ];
+    args.extend_from_slice(extra);
+    Binary::launch(&args, &[("RUST_LOG", "info")])
 }
 
 fn authed<T>(message: T, token: &str) -> Request<T> {
@@ -460,6 +470,72 @@ async fn broker_down_leaves_the_engine_ticking_and_the_relay_unavailable_until_i
         .collect();
     assert_eq!(ids, ["after-outage", "engine-back"]);
     drop(relay);
+}
+
+#[tokio::test]
+async fn a_broker_with_tls_and_a_token_carries_a_relays_traffic_and_refuses_a_wrong_token() {
+    let pki = tempfile::tempdir().expect("a temporary directory");
+    let (ca, cert, key) = broker_pki(pki.path());
+    let nats = Nats::start_with(
+        free_port(),
+        &[
+            "--tls",
+            "--tlscert",
+            &cert,
+            "--tlskey",
+            &key,
+            "--auth",
+            "broker-secret",
+        ],
+    );
+    let data = tempfile::tempdir().expect("a temporary directory");
+    let secured = [
+        "--broker-tls-ca",
+        ca.as_str(),
+        "--broker-token",
+        "broker-secret",
+    ];
+    let _engine = engine_node_with(&nats.url(), data.path(), &secured);
+    let mut relay = relay_with(&nats.url(), &secured);
+    let mut on_relay = connect(relay.addr()).await;
+    consecutive(&mut subscribe_as(&mut on_relay, 0).await, 3).await;
+    let applied = apply(&mut on_relay, "over-tls", 0.22, OPERATOR)
+        .await
+        .expect("a command through the relay over TLS");
+    assert!(applied.success);
+
+    // A wrong token: the relay says why, and never serves.
+    let mut refused = relay_with(
+        &nats.url(),
+        &["--broker-tls-ca", ca.as_str(), "--broker-token", "wrong"],
+    );
+    let line = refused.wait_for(&["broker", "authorization violation"]);
+    assert!(!line.contains("broker-secret"), "{line}");
+}
+
+/// A CA and a certificate for 127.0.0.1 it signs, as PEM files in `dir`:
+/// (CA, certificate, key) paths.
+fn broker_pki(dir: &Path) -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().expect("a key");
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_cert = ca.self_signed(&ca_key).expect("a CA");
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let issuer = rcgen::Issuer::from_params(&ca, &ca_key);
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .expect("params")
+        .signed_by(&key, &issuer)
+        .expect("a certificate");
+    let write = |name: &str, pem: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).expect("write PEM");
+        path.to_str().expect("a UTF-8 path").to_owned()
+    };
+    (
+        write("ca.pem", ca_cert.pem()),
+        write("nats.pem", cert.pem()),
+        write("nats-key.pem", key.serialize_pem()),
+    )
 }
 
 /// nginx in front of `relays`, on two ports of its own: native gRPC

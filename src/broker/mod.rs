@@ -18,7 +18,7 @@ pub mod engine_node;
 pub mod envelope;
 pub mod relay;
 
-use std::time::Duration;
+use std::{sync::Mutex, time::Duration};
 
 use async_nats::{ConnectOptions, Event};
 use tokio::sync::watch;
@@ -114,6 +114,7 @@ pub struct Broker {
 /// logged once when it starts and once when it ends.
 pub async fn connect(config: &BrokerConfig, role: &'static str) -> Result<Broker, BrokerError> {
     let (state, connected) = watch::channel(false);
+    let refusal = Mutex::new(None);
     let mut options = ConnectOptions::new()
         .name(format!("watchtower {role}"))
         .retry_on_initial_connect()
@@ -121,21 +122,7 @@ pub async fn connect(config: &BrokerConfig, role: &'static str) -> Result<Broker
         .request_timeout(None)
         .reconnect_delay_callback(reconnect_delay)
         .event_callback(move |event| {
-            let changed = match event {
-                // send_replace returns the previous state.
-                Event::Connected => !state.send_replace(true),
-                Event::Disconnected => state.send_replace(false),
-                _ => false,
-            };
-            if changed {
-                match event {
-                    Event::Connected => info!(role, "broker connected"),
-                    _ => warn!(
-                        role,
-                        "broker connection lost; reconnecting in the background"
-                    ),
-                }
-            }
+            report(&event, role, &state, &refusal);
             async {}
         });
     if let Some(path) = &config.creds {
@@ -175,6 +162,45 @@ pub async fn connect(config: &BrokerConfig, role: &'static str) -> Result<Broker
         connected,
         subjects: Subjects::new(&config.prefix),
     })
+}
+
+/// Follows the connection's state and logs each change once: connected,
+/// lost, and each distinct error (a refused token, a failed TLS handshake)
+/// once until the next connection, however often reconnecting retries it.
+fn report(
+    event: &Event,
+    role: &'static str,
+    state: &watch::Sender<bool>,
+    refusal: &Mutex<Option<String>>,
+) {
+    let mut refusal = refusal
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match event {
+        // send_replace returns the previous state.
+        Event::Connected => {
+            *refusal = None;
+            if !state.send_replace(true) {
+                info!(role, "broker connected");
+            }
+        }
+        Event::Disconnected => {
+            if state.send_replace(false) {
+                warn!(
+                    role,
+                    "broker connection lost; reconnecting in the background"
+                );
+            }
+        }
+        Event::ServerError(_) | Event::ClientError(_) => {
+            let error = event.to_string();
+            if refusal.as_deref() != Some(error.as_str()) {
+                warn!(role, %error, "the broker connection failed; retrying in the background");
+                *refusal = Some(error);
+            }
+        }
+        _ => {}
+    }
 }
 
 impl Broker {
