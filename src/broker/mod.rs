@@ -184,13 +184,11 @@ fn report(
                 info!(role, "broker connected");
             }
         }
-        Event::Disconnected => {
-            if state.send_replace(false) {
-                warn!(
-                    role,
-                    "broker connection lost; reconnecting in the background"
-                );
-            }
+        Event::Disconnected if state.send_replace(false) => {
+            warn!(
+                role,
+                "broker connection lost; reconnecting in the background"
+            );
         }
         Event::ServerError(_) | Event::ClientError(_) => {
             let error = event.to_string();
