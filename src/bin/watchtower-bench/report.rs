@@ -33,8 +33,8 @@ fn pct(p: &Percentiles) -> String {
 /// Engine isolation: one row per window pair, then the means.
 pub fn isolation_table(results: &[IsolationResult]) -> String {
     let mut s = String::from(
-        "| load | pair | idle TPS | load TPS | load/idle | commands ok/s | RESOURCE_EXHAUSTED | other errors | subscribers live | deliveries/s | staleness p50 / p99 / p99.9 ms | server CPU % idle | server CPU % load | load generator CPU % |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| load | pair | idle TPS | load TPS | load/idle | commands ok/s | command p50 / p99 / p99.9 ms | RESOURCE_EXHAUSTED | other errors | subscribers live | deliveries/s | staleness p50 / p99 / p99.9 ms | server CPU % idle | server CPU % load | load generator CPU % |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         let label = format!(
@@ -52,11 +52,12 @@ pub fn isolation_table(results: &[IsolationResult]) -> String {
             };
             let _ = writeln!(
                 s,
-                "| {label} | {} | {:.1} | {:.1} | {ratio:.3} | {:.0} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
+                "| {label} | {} | {:.1} | {:.1} | {ratio:.3} | {:.0} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
                 i + 1,
                 p.idle.tps,
                 p.load.tps,
                 p.commands.ok as f64 / r.args.window.as_secs_f64(),
+                pct(&p.commands.latency),
                 p.commands.exhausted,
                 p.commands.other_errors(),
                 p.live,
@@ -74,7 +75,7 @@ pub fn isolation_table(results: &[IsolationResult]) -> String {
         let (idle, load, ratio) = r.summary();
         let _ = writeln!(
             s,
-            "| **{label}** | **mean** | **{idle:.1}** | **{load:.1}** | **{ratio:.3}** | | | | | | | | | |"
+            "| **{label}** | **mean** | **{idle:.1}** | **{load:.1}** | **{ratio:.3}** | | | | | | | | | | |"
         );
     }
     s

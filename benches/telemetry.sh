@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Issue 11's targets (docs/benchmarks.md "Issue 11 targets"): each scenario
+# against a fresh release server with the defaults a user gets (a data
+# directory, network threads at --network-nice 10), the load generator at
+# `nice -n 10`, standing for clients on other machines. Run it on a quiet
+# machine and run it twice: figures from a busy box say nothing.
+#
+#   benches/telemetry.sh [SCENARIO ...]
+#   scenarios: fanout10k fanout20k fanout10k-tps0 isolation apply1000 apply-c64
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 || true
+cargo build --release --locked --bin watchtower --bin watchtower-bench
+bin=${CARGO_TARGET_DIR:-target}/release
+work=$(mktemp -d)
+pid=
+stop() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; pid=; }
+trap 'stop; rm -rf "$work"' EXIT
+
+# Starts a fresh server with the given flags; sets $pid and $addr.
+serve() {
+  stop
+  rm -rf "$work/runs"
+  "$bin/watchtower" --listen 127.0.0.1:0 --legacy-ws-listen off --data-dir "$work/runs" \
+    --max-connections 60000 --max-subscribers 60000 "$@" >"$work/log" 2>&1 &
+  pid=$!
+  addr=
+  for _ in $(seq 100); do
+    addr=$(sed -n 's/.*gRPC server listening.*local_addr=\([^ ]*\).*/\1/p' "$work/log" | head -1)
+    [ -n "$addr" ] && break
+    sleep 0.1
+  done
+  [ -n "$addr" ] || { cat "$work/log"; exit 1; }
+  sleep 2
+}
+bench() { nice -n 10 "$bin/watchtower-bench" "$@" --addr "$addr" --server-pid "$pid"; }
+
+run() {
+  echo "== $1 (load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  case $1 in
+    fanout10k) serve --tps 10; bench fanout --subscribers 10000 --duration 10 ;;
+    fanout20k) serve --tps 10; bench fanout --subscribers 20000 --duration 10 ;;
+    fanout10k-tps0) serve --tps 0; bench fanout --subscribers 10000 --duration 10 ;;
+    isolation) serve --tps 0; bench isolation --rate 1000 --subscribers 10000 --windows 3 --window 5 ;;
+    apply1000) serve --tps 0; bench apply --rate 1000 --duration 10 ;;
+    apply-c64) serve --tps 0; bench apply --concurrency 64 --duration 10 ;;
+    *) echo "unknown scenario $1" >&2; exit 2 ;;
+  esac
+}
+
+echo "cores: $(nproc); commit: $(git rev-parse --short HEAD)"
+for scenario in "${@:-fanout10k fanout20k fanout10k-tps0 isolation apply1000 apply-c64}"; do
+  for s in $scenario; do run "$s"; done
+done
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
