@@ -3,10 +3,14 @@
 # source change rebuilds only the watchtower crate), then a slim runtime that
 # runs as a non-root user, with a health check through the binary itself.
 # The vendored protoc and the committed web/dist mean the build needs nothing
-# beyond the Rust image.
+# beyond the Rust image and make.
 
 FROM rust:1.95.0-slim-bookworm AS chef
 WORKDIR /src
+# make builds jemalloc, the binary's allocator (the slim image has only gcc).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends make=4.3-4.1 \
+    && rm -rf /var/lib/apt/lists/*
 RUN cargo install cargo-chef --version 0.1.78 --locked
 
 # The recipe: the manifests and lock file only, so it changes when they do.
