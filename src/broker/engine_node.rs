@@ -117,12 +117,7 @@ async fn answer_catalogue(
     catalogue: Catalogue,
     shutdown: CancellationToken,
 ) -> Result<(), BrokerError> {
-    let subject = broker.subjects.catalogue.clone();
-    let mut requests = broker
-        .client
-        .subscribe(subject.clone())
-        .await
-        .map_err(|source| BrokerError::Subscribe { subject, source })?;
+    let mut requests = broker.subscribe(&broker.subjects.catalogue).await?;
     let encoded = prost::bytes::Bytes::from(catalogue.encode_to_vec());
     while let Some(request) = next(&mut requests, &shutdown).await {
         if let Some(reply) = request.reply {
@@ -139,12 +134,7 @@ async fn answer_commands(
     api: WatchtowerApi,
     shutdown: CancellationToken,
 ) -> Result<(), BrokerError> {
-    let subject = broker.subjects.command.clone();
-    let mut requests = broker
-        .client
-        .subscribe(subject.clone())
-        .await
-        .map_err(|source| BrokerError::Subscribe { subject, source })?;
+    let mut requests = broker.subscribe(&broker.subjects.command).await?;
     let api = Arc::new(api);
     while let Some(request) = next(&mut requests, &shutdown).await {
         let Some(reply) = request.reply else { continue };

@@ -202,6 +202,17 @@ fn report(
 }
 
 impl Broker {
+    /// Subscribes to `subject`.
+    pub async fn subscribe(&self, subject: &str) -> Result<async_nats::Subscriber, BrokerError> {
+        self.client
+            .subscribe(subject.to_owned())
+            .await
+            .map_err(|source| BrokerError::Subscribe {
+                subject: subject.to_owned(),
+                source,
+            })
+    }
+
     /// True while the connection is up.
     pub fn is_connected(&self) -> bool {
         *self.connected.borrow()

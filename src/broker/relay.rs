@@ -80,14 +80,7 @@ impl Relay {
         let plan = FrontPlan::prepare(listener, config).await?;
         let broker = super::connect(&config.broker, "relay").await?;
         let catalogue = fetch_catalogue(&broker).await;
-        let subscription = broker
-            .client
-            .subscribe(broker.subjects.snapshot.clone())
-            .await
-            .map_err(|source| BrokerError::Subscribe {
-                subject: broker.subjects.snapshot.clone(),
-                source,
-            })?;
+        let subscription = broker.subscribe(&broker.subjects.snapshot).await?;
         let (commands, receiver) = command_queue(config.queue_capacity);
         let (publisher, telemetry) = telemetry_exchange();
         let forwarder = Arc::new(Forwarder {
