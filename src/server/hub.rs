@@ -4,13 +4,15 @@
 //! [`Frame`]: the snapshot (shared with the exchange, not copied) plus its
 //! gRPC encoding, made exactly once however many subscribers there are. It
 //! keeps the last frames in a ring for late joiners
-//! (`SubscribeTelemetryRequest.history`), bounded both in frames and in bytes, and hands the newest to subscribers
-//! through a `watch`, so each subscriber holds at most one frame and never
-//! wakes the engine. A [`Pacer`] per subscriber turns that into push on
-//! publish: one wake-up per published frame, and a timer only for a stream
-//! whose interval is not yet up. At very high tick rates the hub follows the
-//! snapshots it is woken for, so consecutive frames may skip ticks; at the
-//! default 10 ticks/s it sees every one. Runs on the tokio runtime.
+//! (`SubscribeTelemetryRequest.history`), bounded both in frames and in
+//! bytes, and offers the newest to subscribers group by group
+//! ([`Fanout`]), so each subscriber holds at most one frame, never wakes the
+//! engine, and never crowds a command out. A [`Pacer`] per subscriber turns
+//! that into push on publish: one wake-up per published frame, and a timer
+//! only for a stream whose interval is not yet up. At very high tick rates
+//! the hub follows the snapshots it is woken for, so consecutive frames may
+//! skip ticks; at the default 10 ticks/s it sees every one. Runs on the
+//! tokio runtime.
 
 use std::{
     collections::VecDeque,
@@ -30,6 +32,7 @@ use prost::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::fanout::Fanout;
 use crate::{bridge::TelemetryReader, pb::WatchtowerSnapshot};
 
 /// A `SubscribeTelemetryResponse` already encoded; the server-side rendering
@@ -160,17 +163,25 @@ pub struct TelemetryHub {
     /// Most bytes (by [`Frame::weight`]) the ring keeps.
     byte_cap: usize,
     stats: Arc<HubStats>,
-    /// Cancelled when the hub stops (shutdown, or the engine stopped), for
-    /// streams waiting out their interval; streams waiting for a frame see
-    /// the `watch` close instead, so no stream polls a token per frame.
-    stopped: CancellationToken,
+    /// Where subscribers wait for their turn; closed when the hub stops
+    /// (shutdown, or the engine stopped).
+    fanout: Arc<Fanout>,
+}
+
+/// Ends every stream when the hub's task ends, however it ends.
+struct CloseOnDrop(Arc<Fanout>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
 }
 
 impl TelemetryHub {
     /// Starts following `reader` until `shutdown`, keeping up to
     /// `history_cap` frames and `history_bytes` bytes of them.
     pub fn start(
-        mut reader: TelemetryReader,
+        reader: TelemetryReader,
         history_cap: usize,
         history_bytes: usize,
         shutdown: CancellationToken,
@@ -182,36 +193,46 @@ impl TelemetryHub {
             cap: history_cap,
             byte_cap: history_bytes,
             stats: Arc::default(),
-            stopped: CancellationToken::new(),
+            fanout: Arc::new(Fanout::new(CancellationToken::new())),
         };
-        let this = hub.clone();
-        tokio::spawn(async move {
-            let _stopped = this.stopped.clone().drop_guard();
-            let mut last: Option<Arc<WatchtowerSnapshot>> = None;
-            let mut seq = 0;
-            loop {
-                reader.mark_seen();
-                if let Some(snapshot) = reader.latest()
-                    && last
-                        .as_ref()
-                        .is_none_or(|last| !Arc::ptr_eq(last, &snapshot))
-                {
-                    last = Some(Arc::clone(&snapshot));
-                    seq += 1;
-                    let frame = Arc::new(Frame::new(snapshot, seq));
-                    this.stats.encoded.fetch_add(1, Ordering::Relaxed);
-                    this.remember(Arc::clone(&frame));
-                    tx.send_replace(Some(frame));
-                }
-                // Shutdown or the engine stopped: dropping `tx` ends every
-                // stream.
-                tokio::select! {
-                    () = shutdown.cancelled() => break,
-                    changed = reader.changed() => if changed.is_err() { break },
-                }
-            }
-        });
+        tokio::spawn(hub.clone().run(reader, tx, shutdown));
         hub
+    }
+
+    /// Encodes each new snapshot and gives the subscribers their turns,
+    /// until shutdown or the engine stops; then ends every stream.
+    async fn run(
+        self,
+        mut reader: TelemetryReader,
+        tx: watch::Sender<Option<Arc<Frame>>>,
+        shutdown: CancellationToken,
+    ) {
+        let _close = CloseOnDrop(Arc::clone(&self.fanout));
+        let mut last: Option<Arc<WatchtowerSnapshot>> = None;
+        let mut seq = 0;
+        loop {
+            reader.mark_seen();
+            if let Some(snapshot) = reader.latest()
+                && last
+                    .as_ref()
+                    .is_none_or(|last| !Arc::ptr_eq(last, &snapshot))
+            {
+                last = Some(Arc::clone(&snapshot));
+                seq += 1;
+                let frame = Arc::new(Frame::new(snapshot, seq));
+                self.stats.encoded.fetch_add(1, Ordering::Relaxed);
+                self.remember(Arc::clone(&frame));
+                tx.send_replace(Some(frame));
+            }
+            if self.fanout.pass(seq).await > 0 && !shutdown.is_cancelled() {
+                continue;
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                changed = reader.changed() => if changed.is_err() { break },
+                () = self.fanout.work() => {}
+            }
+        }
     }
 
     fn remember(&self, frame: Arc<Frame>) {
@@ -235,12 +256,14 @@ impl TelemetryHub {
         self.latest.clone()
     }
 
-    /// A pacer for one subscriber at `interval` that has already been sent
-    /// up to the publication `last_seq`.
-    pub fn pacer(&self, interval: Duration, last_seq: Option<u64>) -> Pacer {
+    /// A pacer for one subscriber at `interval` on connection `connection`
+    /// that has already been sent up to the publication `last_seq`.
+    pub fn pacer(&self, interval: Duration, last_seq: Option<u64>, connection: u64) -> Pacer {
         Pacer {
             frames: self.latest.clone(),
-            stopped: self.stopped.clone(),
+            fanout: Arc::clone(&self.fanout),
+            shard: Fanout::shard_of(connection),
+            admitted: false,
             interval,
             anchor: None,
             last_seq,
@@ -288,7 +311,9 @@ impl TelemetryHub {
 /// One subscriber's pacing: the newest frame as soon as it is published,
 /// provided the stream's interval is up; otherwise the newest one when it is.
 /// Never the same publication twice (a paused engine republishes its tick
-/// when a command applies, and that is a new frame).
+/// when a command applies, and that is a new frame). Either way it sends
+/// only in its group's turn ([`Fanout`]), so telemetry never crowds out a
+/// command.
 ///
 /// The interval is counted from the publication of the frame last sent, not
 /// from the moment the fan-out reached this stream, so a stream that the
@@ -298,11 +323,14 @@ impl TelemetryHub {
 /// messages are never less than three quarters of an interval apart.
 #[derive(Debug)]
 pub struct Pacer {
-    /// The hub's newest frame; woken once per publish, closed when the hub
-    /// stops.
+    /// The hub's newest frame, read (never awaited) after each turn.
     frames: watch::Receiver<Option<Arc<Frame>>>,
-    /// The hub's stop, watched only while waiting out the interval.
-    stopped: CancellationToken,
+    /// The groups' gates, and the hub's stop.
+    fanout: Arc<Fanout>,
+    /// This stream's group.
+    shard: usize,
+    /// True once the stream's group has had a turn since its last send.
+    admitted: bool,
     /// The minimum spacing the subscriber asked for.
     interval: Duration,
     /// Where the interval of the last message sent started.
@@ -323,21 +351,34 @@ impl Pacer {
     /// Cancel-safe: dropped while waiting, the next call picks up the newest.
     pub async fn next(&mut self) -> Option<Arc<Frame>> {
         loop {
-            let newest = self.frames.borrow_and_update().clone();
+            if self.fanout.stopped().is_cancelled() {
+                return None;
+            }
+            let newest = self.frames.borrow().clone();
             match newest {
                 Some(frame) if self.last_seq.is_none_or(|last| frame.seq() > last) => {
                     match self.due() {
-                        Some(due) if Instant::now() < due => {
-                            tokio::select! {
-                                () = self.stopped.cancelled() => return None,
-                                () = tokio::time::sleep_until(due.into()) => {}
-                            }
-                        }
-                        _ => return Some(self.sent(frame)),
+                        Some(due) if Instant::now() < due => self.wait_until(due).await?,
+                        _ if self.admitted => return Some(self.sent(frame)),
+                        _ => self.fanout.ready(self.shard).await,
                     }
                 }
-                _ => self.frames.changed().await.ok()?,
+                _ => {
+                    let last = self.last_seq.unwrap_or(0);
+                    self.fanout.fresh(self.shard, last).await;
+                }
             }
+            self.admitted = true;
+        }
+    }
+
+    /// Waits out the interval; the stream then waits for its group's next
+    /// turn. `None` if the hub stops first.
+    async fn wait_until(&mut self, due: Instant) -> Option<()> {
+        self.admitted = false;
+        tokio::select! {
+            () = self.fanout.stopped().cancelled() => None,
+            () = tokio::time::sleep_until(due.into()) => Some(()),
         }
     }
 
@@ -352,6 +393,7 @@ impl Pacer {
             .unwrap_or(frame.published);
         self.anchor = Some(frame.published.max(slack));
         self.last_seq = Some(frame.seq());
+        self.admitted = false;
         frame
     }
 }

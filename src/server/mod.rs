@@ -26,6 +26,7 @@
 pub mod access_log;
 pub mod auth;
 pub mod error;
+pub mod fanout;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 pub mod hub;

@@ -601,6 +601,10 @@ impl WatchtowerService for WatchtowerApi {
         &self,
         request: Request<SubscribeTelemetryRequest>,
     ) -> Result<Response<Self::SubscribeTelemetryStream>, Status> {
+        let connection = request
+            .extensions()
+            .get::<ConnectionInfo>()
+            .map_or(0, |c| c.id);
         let request = request.into_inner();
         let interval = telemetry_interval(request.interval_ms)?;
         if self.telemetry.is_closed() {
@@ -617,7 +621,9 @@ impl WatchtowerService for WatchtowerApi {
         }
         let past = self.hub.history(wanted);
         let live = Subscriber {
-            pacer: self.hub.pacer(interval, past.last().map(|f| f.seq())),
+            pacer: self
+                .hub
+                .pacer(interval, past.last().map(|f| f.seq()), connection),
             _guard: CountGuard::new(&self.subscribers),
             _slot: slot,
         }

@@ -73,15 +73,18 @@ async fn upgrade(
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| async move {
+            let connection_id = connection.as_ref().map_or(0, |c| c.id);
             let session = Session {
                 caller: principal.map(|principal| Caller {
                     principal,
                     connection: connection.as_ref().map_or(0, |c| c.id),
                     deadline: None,
                 }),
-                connection_id: connection.as_ref().map_or(0, |c| c.id),
+                connection_id,
                 _connection: connection,
-                pacer: api.hub().pacer(super::service::DEFAULT_INTERVAL, None),
+                pacer: api
+                    .hub()
+                    .pacer(super::service::DEFAULT_INTERVAL, None, connection_id),
                 telemetry_open: true,
             };
             session.run(socket, api).await;
