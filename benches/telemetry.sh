@@ -7,11 +7,14 @@
 #
 #   benches/telemetry.sh [SCENARIO ...]
 #   scenarios: fanout10k fanout20k fanout10k-tps0 isolation apply1000 apply-c64
+#   WATCHTOWER_SERVER=PATH runs another server binary (an A/B comparison)
+#   against this tree's load generator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 || true
 cargo build --release --locked --bin watchtower --bin watchtower-bench
 bin=${CARGO_TARGET_DIR:-target}/release
+server=${WATCHTOWER_SERVER:-$bin/watchtower}
 work=$(mktemp -d)
 pid=
 stop() { [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; pid=; }
@@ -21,7 +24,7 @@ trap 'stop; rm -rf "$work"' EXIT
 serve() {
   stop
   rm -rf "$work/runs"
-  "$bin/watchtower" --listen 127.0.0.1:0 --legacy-ws-listen off --data-dir "$work/runs" \
+  "$server" --listen 127.0.0.1:0 --legacy-ws-listen off --data-dir "$work/runs" \
     --max-connections 60000 --max-subscribers 60000 "$@" >"$work/log" 2>&1 &
   pid=$!
   addr=
@@ -48,7 +51,7 @@ run() {
   esac
 }
 
-echo "cores: $(nproc); commit: $(git rev-parse --short HEAD)"
+echo "cores: $(nproc); commit: $(git rev-parse --short HEAD); server: $server"
 for scenario in "${@:-fanout10k fanout20k fanout10k-tps0 isolation apply1000 apply-c64}"; do
   for s in $scenario; do run "$s"; done
 done

@@ -575,42 +575,66 @@ pub enum Pace {
     Concurrency(usize),
 }
 
-/// A running command driver.
+/// A running command driver, on its own threads: it stands for an operator
+/// on another machine, so it does not queue behind the bench's own
+/// subscribers in one runtime.
 pub struct CommandLoad {
     /// Outcomes, shared with the driver.
     pub shared: Arc<CommandShared>,
     cancel: CancellationToken,
-    task: JoinHandle<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl CommandLoad {
     /// Starts sending commands over `connections` connections.
     pub async fn start(addr: &str, pace: Pace, connections: usize) -> anyhow::Result<Self> {
-        let mut clients = Vec::new();
-        for _ in 0..connections.max(1) {
-            clients.push(connect(addr).await?);
-        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("bench-commands")
+            .enable_all()
+            .build()?;
         let shared = Arc::new(CommandShared::new());
         let cancel = CancellationToken::new();
-        let task = {
+        let (ready, connected) = tokio::sync::oneshot::channel();
+        let addr = addr.to_owned();
+        let driver = {
             let shared = Arc::clone(&shared);
             let cancel = cancel.clone();
-            match pace {
-                Pace::Rate(rate) => tokio::spawn(open_loop(clients, rate, shared, cancel)),
-                Pace::Concurrency(n) => tokio::spawn(closed_loop(clients, n, shared, cancel)),
+            async move {
+                let mut clients = Vec::new();
+                for _ in 0..connections.max(1) {
+                    match connect(&addr).await {
+                        Ok(client) => clients.push(client),
+                        Err(err) => return drop(ready.send(Err(err))),
+                    }
+                }
+                let _ = ready.send(Ok(()));
+                match pace {
+                    Pace::Rate(rate) => open_loop(clients, rate, shared, cancel).await,
+                    Pace::Concurrency(n) => closed_loop(clients, n, shared, cancel).await,
+                }
             }
         };
+        let thread = std::thread::Builder::new()
+            .name("bench-commands".into())
+            .spawn(move || runtime.block_on(driver))?;
+        connected.await.context("the command driver ended")??;
         Ok(Self {
             shared,
             cancel,
-            task,
+            thread,
         })
     }
 
     /// Stops sending and waits (up to 5 s) for commands in flight.
     pub async fn stop(self) {
         self.cancel.cancel();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.task).await;
+        let thread = self.thread;
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            tokio::task::spawn_blocking(move || thread.join()),
+        )
+        .await;
     }
 }
 
