@@ -22,7 +22,7 @@
 use std::{
     sync::{
         Arc, Mutex, MutexGuard, PoisonError,
-        atomic::{AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -41,6 +41,10 @@ pub struct Fanout {
     shards: Vec<Shard>,
     /// Notified when a stream parks at a `ready` gate.
     work: Notify,
+    /// Set when the hub stops: read by every stream on every loop, so an
+    /// atomic rather than the token (whose check takes a lock).
+    closed: AtomicBool,
+    /// Cancelled when the hub stops, for streams waiting out an interval.
     stopped: CancellationToken,
 }
 
@@ -102,6 +106,7 @@ impl Fanout {
         Self {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             work: Notify::new(),
+            closed: AtomicBool::new(false),
             stopped,
         }
     }
@@ -116,7 +121,7 @@ impl Fanout {
     /// been, or if the hub has stopped. Cancel-safe.
     pub async fn fresh(&self, shard: usize, last_sent: u64) {
         let gate = &self.shards[shard].fresh;
-        gate.pass(&self.stopped, |state| state.offered > last_sent)
+        gate.pass(&self.closed, |state| state.offered > last_sent)
             .await;
     }
 
@@ -124,15 +129,17 @@ impl Fanout {
     /// Cancel-safe.
     pub async fn ready(&self, shard: usize) {
         self.work.notify_one();
-        self.shards[shard]
-            .ready
-            .pass(&self.stopped, |_| false)
-            .await;
+        self.shards[shard].ready.pass(&self.closed, |_| false).await;
     }
 
     /// Cancelled when the hub stops.
     pub fn stopped(&self) -> &CancellationToken {
         &self.stopped
+    }
+
+    /// True once the hub has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     /// Waits until some stream is ready (or returns at once if one became
@@ -147,7 +154,7 @@ impl Fanout {
     pub async fn pass(&self, newest: u64) -> usize {
         let mut woken = 0;
         for shard in &self.shards {
-            if self.stopped.is_cancelled() {
+            if self.is_closed() {
                 break;
             }
             let turn = Arc::new(Turn::default());
@@ -162,6 +169,7 @@ impl Fanout {
 
     /// Wakes every parked stream for good; they see the hub has stopped.
     pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
         self.stopped.cancel();
         for shard in &self.shards {
             for gate in [&shard.fresh, &shard.ready] {
@@ -179,12 +187,12 @@ impl Gate {
 
     /// Waits for the next opening, unless `passed` already holds (or the
     /// hub stopped).
-    async fn pass(&self, stopped: &CancellationToken, passed: impl Fn(&GateState) -> bool) {
+    async fn pass(&self, closed: &AtomicBool, passed: impl Fn(&GateState) -> bool) {
         let opened = self.open.notified();
         tokio::pin!(opened);
         let guard = {
             let mut state = self.lock();
-            if passed(&state) || stopped.is_cancelled() {
+            if passed(&state) || closed.load(Ordering::Acquire) {
                 return;
             }
             opened.as_mut().enable();

@@ -351,7 +351,7 @@ impl Pacer {
     /// Cancel-safe: dropped while waiting, the next call picks up the newest.
     pub async fn next(&mut self) -> Option<Arc<Frame>> {
         loop {
-            if self.fanout.stopped().is_cancelled() {
+            if self.fanout.is_closed() {
                 return None;
             }
             let newest = self.frames.borrow().clone();
