@@ -8,7 +8,8 @@
 #   benches/telemetry.sh [SCENARIO ...]
 #   scenarios: fanout10k fanout20k fanout10k-tps0 isolation apply1000 apply-c64
 #   WATCHTOWER_SERVER=PATH runs another server binary (an A/B comparison)
-#   against this tree's load generator.
+#   against this tree's load generator; WATCHTOWER_FLAGS adds server flags
+#   (e.g. "--network-threads 1").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 || true
@@ -25,7 +26,7 @@ serve() {
   stop
   rm -rf "$work/runs"
   "$server" --listen 127.0.0.1:0 --legacy-ws-listen off --data-dir "$work/runs" \
-    --max-connections 60000 --max-subscribers 60000 "$@" >"$work/log" 2>&1 &
+    --max-connections 60000 --max-subscribers 60000 "$@" ${WATCHTOWER_FLAGS:-} >"$work/log" 2>&1 &
   pid=$!
   addr=
   for _ in $(seq 100); do
@@ -51,7 +52,7 @@ run() {
   esac
 }
 
-echo "cores: $(nproc); commit: $(git rev-parse --short HEAD); server: $server"
+echo "cores: $(nproc); commit: $(git rev-parse --short HEAD); server: $server ${WATCHTOWER_FLAGS:-}"
 for scenario in "${@:-fanout10k fanout20k fanout10k-tps0 isolation apply1000 apply-c64}"; do
   for s in $scenario; do run "$s"; done
 done
