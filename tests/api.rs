@@ -433,6 +433,43 @@ async fn a_100ms_subscriber_of_a_10_tps_engine_gets_every_tick() {
     );
 }
 
+/// The fan-out takes turns by connection group (src/server/fanout.rs). With
+/// more connections than groups, so some groups hold two, every stream on
+/// every connection still gets every tick, in order, and a command queued
+/// meanwhile is applied and answered.
+#[tokio::test]
+async fn streams_on_more_connections_than_groups_each_get_every_tick() {
+    let app = spawn_stepped_app(test_config()).await;
+    app.step(1);
+    app.snapshot_at(1).await;
+    let mut streams = Vec::new();
+    for _ in 0..watchtower::server::fanout::SHARDS + 6 {
+        let mut client = connect(app.addr).await;
+        for _ in 0..3 {
+            streams.push(subscribe(&mut client, 10).await);
+        }
+    }
+    let every_stream_gets = async |streams: &mut Vec<_>, tick| {
+        for (i, stream) in streams.iter_mut().enumerate() {
+            let next = tokio::time::timeout(PATIENCE, next_snapshot(stream)).await;
+            assert_eq!(
+                next.expect("every group gets its turn").tick,
+                tick,
+                "stream {i}"
+            );
+        }
+    };
+    every_stream_gets(&mut streams, 1).await;
+    let answer = spawn_apply(&app.client, command("turns", KEY, number(0.3)));
+    app.wait_queue_depth(1).await;
+    for tick in 2..=4 {
+        app.step(1);
+        every_stream_gets(&mut streams, tick).await;
+    }
+    let response = answer.await.unwrap().expect("the command is answered");
+    assert_eq!(response.into_inner().response.unwrap().applied_tick, 2);
+}
+
 /// Waits until the hub has seen `tick` (its `latest_tick` in GetServerStats).
 async fn wait_hub_tick(client: &mut Client, tick: u64) {
     tokio::time::timeout(PATIENCE, async {
