@@ -21,7 +21,7 @@ use std::{
 };
 
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
-use metrics::{counter, gauge, histogram};
+use metrics::{Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
@@ -309,7 +309,26 @@ pub fn frame_sent(transport: &'static str, frame: &Frame) {
     let lag_ms = now_ms
         .saturating_sub(frame.snapshot.captured_at_unix_ms)
         .max(0);
-    histogram!(SEND_LAG, "transport" => transport).record(lag_ms as f64 / 1e3);
+    send_lag(transport).record(lag_ms as f64 / 1e3);
+}
+
+/// The send-lag histogram of `transport`, looked up once: this is called
+/// per delivery, and a lookup by name and label cost about 1% of the
+/// fan-out's CPU (docs/benchmarks.md).
+fn send_lag(transport: &'static str) -> &'static Histogram {
+    static GRPC: OnceLock<Histogram> = OnceLock::new();
+    static WEBSOCKET: OnceLock<Histogram> = OnceLock::new();
+    debug_assert!(matches!(transport, "grpc" | "websocket"), "{transport}");
+    let slot = if transport == "grpc" {
+        &GRPC
+    } else {
+        &WEBSOCKET
+    };
+    slot.get_or_init(|| {
+        // The recorder first, or the handle would be a no-op for good.
+        recorder();
+        histogram!(SEND_LAG, "transport" => transport)
+    })
 }
 
 /// Counts a snapshot handed to the broker (`published`) or dropped.
