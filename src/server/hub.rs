@@ -355,27 +355,34 @@ impl Pacer {
                 return None;
             }
             let newest = self.frames.borrow().clone();
-            match newest {
+            // Admitted by a turn of the stream's group; waiting out the
+            // interval is not a turn.
+            self.admitted = match newest {
                 Some(frame) if self.last_seq.is_none_or(|last| frame.seq() > last) => {
                     match self.due() {
-                        Some(due) if Instant::now() < due => self.wait_until(due).await?,
+                        Some(due) if Instant::now() < due => {
+                            self.admitted = false;
+                            self.wait_until(due).await?;
+                            false
+                        }
                         _ if self.admitted => return Some(self.sent(frame)),
-                        _ => self.fanout.ready(self.shard).await,
+                        _ => {
+                            self.fanout.ready(self.shard).await;
+                            true
+                        }
                     }
                 }
                 _ => {
                     let last = self.last_seq.unwrap_or(0);
                     self.fanout.fresh(self.shard, last).await;
+                    true
                 }
-            }
-            self.admitted = true;
+            };
         }
     }
 
-    /// Waits out the interval; the stream then waits for its group's next
-    /// turn. `None` if the hub stops first.
-    async fn wait_until(&mut self, due: Instant) -> Option<()> {
-        self.admitted = false;
+    /// Waits out the interval. `None` if the hub stops first.
+    async fn wait_until(&self, due: Instant) -> Option<()> {
         tokio::select! {
             () = self.fanout.stopped().cancelled() => None,
             () = tokio::time::sleep_until(due.into()) => Some(()),
