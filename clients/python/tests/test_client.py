@@ -1,6 +1,7 @@
 """The client against a real Watchtower server (see conftest.py)."""
 
 import threading
+import time
 from concurrent import futures
 
 import grpc
@@ -68,6 +69,16 @@ def _current(tower, key):
     return {p.key: p.current for p in tower.parameters()}[key]
 
 
+def _current_once_published(tower, key, value, within=5.0):
+    """What ListParameters shows for `key`, waiting (up to `within` s) for `value`:
+    an answer comes from Phase 0 of its tick, and that tick's snapshot, published
+    at Phase 8, is the first to show it (docs/protocol.md)."""
+    deadline = time.monotonic() + within
+    while (current := _current(tower, key)) != value and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return current
+
+
 def test_apply_sets_a_batch_in_one_tick(tower):
     changes = {"fiscal.corporate_tax_rate": 0.27, "fiscal.government_spending_ratio": 0.23}
     results = tower.apply(changes, reason="pytest batch")
@@ -78,7 +89,7 @@ def test_apply_sets_a_batch_in_one_tick(tower):
     assert len({r.applied_tick for r in results}) == 1 and results[0].applied_tick > 0
     assert all(r.command_id for r in results)
     for key, value in changes.items():
-        assert _current(tower, key) == value
+        assert _current_once_published(tower, key, value) == value
 
 
 def test_apply_validate_only_answers_and_changes_nothing(tower):
