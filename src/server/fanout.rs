@@ -100,17 +100,19 @@ impl Turn {
     }
 }
 
-impl Fanout {
-    /// Groups that end when `stopped` is cancelled.
-    pub fn new(stopped: CancellationToken) -> Self {
+/// Groups with no one parked, open until [`Fanout::close`].
+impl Default for Fanout {
+    fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             work: Notify::new(),
             closed: AtomicBool::new(false),
-            stopped,
+            stopped: CancellationToken::new(),
         }
     }
+}
 
+impl Fanout {
     /// The group of a stream on connection `key`.
     pub fn shard_of(key: u64) -> usize {
         (key % SHARDS as u64) as usize
@@ -258,7 +260,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_turn_waits_for_the_streams_it_woke() {
-        let fanout = Arc::new(Fanout::new(CancellationToken::new()));
+        let fanout = Arc::new(Fanout::default());
         let parked = {
             let fanout = Arc::clone(&fanout);
             tokio::spawn(async move { fanout.fresh(3, 0).await })
@@ -274,7 +276,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cancelled_wait_leaves_no_one_parked() {
-        let fanout = Fanout::new(CancellationToken::new());
+        let fanout = Fanout::default();
         let wait = fanout.ready(5);
         let cancelled = tokio::time::timeout(Duration::from_millis(5), wait).await;
         assert!(cancelled.is_err());
@@ -284,7 +286,7 @@ mod tests {
 
     #[tokio::test]
     async fn closing_releases_every_stream() {
-        let fanout = Arc::new(Fanout::new(CancellationToken::new()));
+        let fanout = Arc::new(Fanout::default());
         let parked = {
             let fanout = Arc::clone(&fanout);
             tokio::spawn(async move { fanout.ready(0).await })

@@ -193,7 +193,7 @@ impl TelemetryHub {
             cap: history_cap,
             byte_cap: history_bytes,
             stats: Arc::default(),
-            fanout: Arc::new(Fanout::new(CancellationToken::new())),
+            fanout: Arc::new(Fanout::default()),
         };
         tokio::spawn(hub.clone().run(reader, tx, shutdown));
         hub

@@ -178,13 +178,18 @@ impl Caller {
             .ok_or(ApiError::Unauthenticated(super::auth::AuthError::Missing))?;
         Ok(Self {
             principal,
-            connection: request
-                .extensions()
-                .get::<ConnectionInfo>()
-                .map_or(0, |c| c.id),
+            connection: connection_id(request),
             deadline: grpc_deadline(request.metadata()),
         })
     }
+}
+
+/// The id of the connection a gRPC request came on (0 if unknown).
+fn connection_id<T>(request: &Request<T>) -> u64 {
+    request
+        .extensions()
+        .get::<ConnectionInfo>()
+        .map_or(0, |c| c.id)
 }
 
 impl WatchtowerApi {
@@ -601,10 +606,7 @@ impl WatchtowerService for WatchtowerApi {
         &self,
         request: Request<SubscribeTelemetryRequest>,
     ) -> Result<Response<Self::SubscribeTelemetryStream>, Status> {
-        let connection = request
-            .extensions()
-            .get::<ConnectionInfo>()
-            .map_or(0, |c| c.id);
+        let connection = connection_id(&request);
         let request = request.into_inner();
         let interval = telemetry_interval(request.interval_ms)?;
         if self.telemetry.is_closed() {

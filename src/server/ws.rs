@@ -77,7 +77,7 @@ async fn upgrade(
             let session = Session {
                 caller: principal.map(|principal| Caller {
                     principal,
-                    connection: connection.as_ref().map_or(0, |c| c.id),
+                    connection: connection_id,
                     deadline: None,
                 }),
                 connection_id,
