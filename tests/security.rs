@@ -711,6 +711,30 @@ async fn a_unary_body_with_two_messages_is_refused_whole() {
 }
 
 #[tokio::test]
+async fn a_unary_body_with_no_message_is_refused_on_every_method() {
+    let app = ticking(test_config(), 50.0).await;
+    // SubscribeTelemetry has a route of its own (pre-framed telemetry); it
+    // refuses an empty body the way the generated ones do.
+    for method in ["SubscribeTelemetry", "ApplyCommand", "ListParameters"] {
+        let response = send(
+            app.addr,
+            Request::builder()
+                .method(Method::POST)
+                .uri(format!("/watchtower.v1.WatchtowerService/{method}"))
+                .header(header::HOST, app.addr.to_string())
+                .header(header::CONTENT_TYPE, "application/grpc-web+proto")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await;
+        let headers = response.headers();
+        assert_eq!(headers["grpc-status"], "3", "{method}: INVALID_ARGUMENT");
+        let message = headers["grpc-message"].to_str().unwrap();
+        assert!(message.contains("carried%20none"), "{method}: {message}");
+    }
+}
+
+#[tokio::test]
 async fn a_flooding_client_cannot_keep_another_clients_commands_out() {
     let app = ticking(test_config(), 50.0).await;
     let flooder = connect(app.addr).await;

@@ -88,7 +88,7 @@ async fn publish_snapshots(broker: Broker, hub: TelemetryHub, shutdown: Cancella
         }
         let publish = broker
             .client
-            .publish(broker.subjects.snapshot.clone(), frame.grpc.bytes().clone());
+            .publish(broker.subjects.snapshot.clone(), frame.grpc.bytes());
         let published = matches!(
             tokio::time::timeout(PUBLISH_TIMEOUT, publish).await,
             Ok(Ok(()))

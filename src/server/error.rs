@@ -129,6 +129,9 @@ pub enum ApiError {
     /// A unary request carried more than one message.
     #[error("a unary request must carry exactly one message; this one carried more")]
     MultipleMessages,
+    /// A unary request carried no message.
+    #[error("a unary request must carry exactly one message; this one carried none")]
+    NoMessage,
     /// A request message is larger than the server decodes.
     #[error("the request is over {max} bytes")]
     RequestTooLarge {
@@ -198,6 +201,7 @@ impl ApiError {
             | ApiError::ScheduledInBatch { .. } => "INVALID_FIELD",
             ApiError::TooLong { .. } => "TOO_LONG",
             ApiError::MultipleMessages => "MULTIPLE_MESSAGES",
+            ApiError::NoMessage => "NO_MESSAGE",
             ApiError::RequestTooLarge { .. } => "REQUEST_TOO_LARGE",
             ApiError::Submit(SubmitError::Full { .. }) => "QUEUE_FULL",
             ApiError::Submit(SubmitError::OverShare { .. }) => "QUEUE_SHARE",
@@ -238,7 +242,8 @@ impl ApiError {
             | ApiError::InvalidHistory { .. }
             | ApiError::TooLong { .. }
             | ApiError::ScheduledInBatch { .. }
-            | ApiError::MultipleMessages => Code::InvalidArgument,
+            | ApiError::MultipleMessages
+            | ApiError::NoMessage => Code::InvalidArgument,
             ApiError::Submit(SubmitError::Full { .. } | SubmitError::OverShare { .. })
             | ApiError::RateLimited { .. }
             | ApiError::TooManySubscribers { .. }
@@ -362,6 +367,7 @@ impl From<ApiError> for Status {
             | ApiError::NoTelemetry
             | ApiError::DeadlineExceeded
             | ApiError::MultipleMessages
+            | ApiError::NoMessage
             | ApiError::RequestTooLarge { .. } => Status::new(code, message),
         }
     }

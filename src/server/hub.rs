@@ -35,23 +35,45 @@ use tokio_util::sync::CancellationToken;
 use super::fanout::Fanout;
 use crate::{bridge::TelemetryReader, pb::WatchtowerSnapshot};
 
-/// A `SubscribeTelemetryResponse` already encoded; the server-side rendering
-/// of the service sends these, so tonic copies bytes instead of re-encoding
-/// the snapshot per subscriber. It is never decoded.
+/// A `SubscribeTelemetryResponse` already encoded and framed as a gRPC
+/// message (the 5-byte prefix, then the message), made once per snapshot.
+/// The gRPC streams send these bytes as they are ([`super::framed`]); the
+/// generated service's codec, which would copy them, never sees them on
+/// the wire path. It is never decoded.
 #[derive(Debug, Clone, Default)]
 pub struct EncodedTelemetry(Bytes);
 
+/// A gRPC message's prefix: an uncompressed flag byte and a 4-byte length.
+const GRPC_PREFIX: usize = 5;
+
 impl EncodedTelemetry {
+    /// Encodes `SubscribeTelemetryResponse { snapshot }` behind its prefix.
+    fn encode(snapshot: &WatchtowerSnapshot) -> Self {
+        // `SubscribeTelemetryResponse { snapshot = 1 }` on the wire is just
+        // field 1 holding the snapshot, so encode it in place, no copy.
+        let len = prost::encoding::message::encoded_len(1, snapshot);
+        let mut framed = Vec::with_capacity(GRPC_PREFIX + len);
+        framed.put_u8(0);
+        framed.put_u32(u32::try_from(len).expect("a snapshot is far below 4 GiB"));
+        prost::encoding::message::encode(1, snapshot, &mut framed);
+        Self(framed.into())
+    }
+
     /// The encoded `SubscribeTelemetryResponse`, shared, not copied (the
     /// broker publishes these same bytes).
-    pub fn bytes(&self) -> &Bytes {
+    pub fn bytes(&self) -> Bytes {
+        self.0.slice(GRPC_PREFIX.min(self.0.len())..)
+    }
+
+    /// The message with its gRPC prefix: one DATA frame of a gRPC stream.
+    pub fn grpc_message(&self) -> &Bytes {
         &self.0
     }
 }
 
 impl Message for EncodedTelemetry {
     fn encode_raw(&self, buf: &mut impl BufMut) {
-        buf.put_slice(&self.0);
+        buf.put_slice(&self.bytes());
     }
 
     fn merge_field(
@@ -66,7 +88,7 @@ impl Message for EncodedTelemetry {
     }
 
     fn encoded_len(&self) -> usize {
-        self.0.len()
+        self.0.len().saturating_sub(GRPC_PREFIX)
     }
 
     fn clear(&mut self) {
@@ -94,12 +116,8 @@ pub struct Frame {
 
 impl Frame {
     fn new(snapshot: Arc<WatchtowerSnapshot>, seq: u64) -> Self {
-        // `SubscribeTelemetryResponse { snapshot = 1 }` on the wire is just
-        // field 1 holding the snapshot, so encode it in place, no copy.
-        let mut grpc = Vec::with_capacity(snapshot.encoded_len() + 8);
-        prost::encoding::message::encode(1, snapshot.as_ref(), &mut grpc);
         Self {
-            grpc: EncodedTelemetry(grpc.into()),
+            grpc: EncodedTelemetry::encode(&snapshot),
             published: Instant::now(),
             snapshot,
             seq,
@@ -420,6 +438,11 @@ mod tests {
         let decoded =
             SubscribeTelemetryResponse::decode(frame.grpc.encode_to_vec().as_slice()).unwrap();
         assert_eq!(decoded.snapshot.as_ref(), Some(snapshot.as_ref()));
+        assert_eq!(frame.grpc.bytes(), frame.grpc.encode_to_vec());
+        let (prefix, message) = frame.grpc.grpc_message().split_at(GRPC_PREFIX);
+        assert_eq!(prefix[0], 0, "uncompressed");
+        assert_eq!(prefix[1..], u32::try_from(message.len()).unwrap().to_be_bytes());
+        assert_eq!(message, frame.grpc.bytes());
         assert!(frame.json().starts_with("{\"snapshot\":{"));
         assert!(frame.json().contains("\"tick\":\"42\""), "{}", frame.json());
     }

@@ -46,7 +46,8 @@ const FRAME_HEADER_BYTES: usize = 5;
 
 /// Middleware: a `WatchtowerService` request body must hold exactly one
 /// message (every method takes one), so a body with two is refused whole
-/// rather than half-applied (tonic would read the first and drop the rest).
+/// rather than half-applied (tonic would read the first and drop the rest),
+/// and an empty one is refused with the same kind of error.
 /// Bodies are small (at most [`MAX_REQUEST_BYTES`]), so it reads the whole.
 pub async fn one_message(request: Request, next: Next) -> Response {
     if !request.uri().path().starts_with(UNARY_REQUESTS) {
@@ -69,8 +70,10 @@ pub async fn one_message(request: Request, next: Next) -> Response {
             };
         }
     };
-    if count_messages(&bytes) > 1 {
-        return Status::from(ApiError::MultipleMessages).into_http();
+    match count_messages(&bytes) {
+        0 => return Status::from(ApiError::NoMessage).into_http(),
+        1 => {}
+        _ => return Status::from(ApiError::MultipleMessages).into_http(),
     }
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await

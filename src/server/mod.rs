@@ -27,6 +27,7 @@ pub mod access_log;
 pub mod auth;
 pub mod error;
 pub mod fanout;
+pub mod framed;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
 pub mod hub;
@@ -116,6 +117,9 @@ pub fn router(parts: &ServerParts) -> Router {
         .routes()
         .prepare()
         .into_axum_router()
+        // Ahead of the generated handler for this one method: its frames go
+        // out as the hub encoded them.
+        .route(framed::PATH, framed::route(parts.api.clone()))
         .layer(from_fn(limits::one_message))
         // Inside the gRPC-Web layer, so its refusals reach browsers as
         // gRPC-Web statuses.
