@@ -11,10 +11,12 @@ use std::{
     io,
     net::SocketAddr,
     path::Path,
+    pin::Pin,
     sync::{
         Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
@@ -27,7 +29,7 @@ use hyper_util::{
 };
 use socket2::{SockRef, TcpKeepalive};
 use tokio::{
-    io::{AsyncRead, AsyncWrite},
+    io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::{OwnedSemaphorePermit, Semaphore, watch},
 };
@@ -297,7 +299,7 @@ async fn serve_http<I>(
         handle(request, info.clone(), router.clone(), Arc::clone(&activity))
     });
     let builder = http_builder(limits);
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(Unvectored(io)), service);
     tokio::pin!(conn);
     let mut closing = false;
     loop {
@@ -318,6 +320,42 @@ async fn serve_http<I>(
                 closing = true;
             }
         }
+    }
+}
+
+/// A connection's socket (or TLS stream) as HTTP sees it: reads and writes
+/// pass through, but it does not offer vectored writes. h2 then copies a
+/// DATA frame under 1 KiB into its 16 KiB write buffer, so one write carries
+/// many telemetry messages (~970 bytes each); offered vectored writes, it
+/// sends every frame over 256 bytes with a `writev` of its own, one system
+/// call per message per subscriber. A larger frame is chained either way.
+struct Unvectored<I>(I);
+
+impl<I: AsyncRead + Unpin> AsyncRead for Unvectored<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Unvectored<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
