@@ -20,6 +20,8 @@ RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS build
 COPY --from=planner /src/recipe.json recipe.json
+# The build flags (tokio_unstable) apply to the dependencies too.
+COPY .cargo .cargo
 RUN cargo chef cook --release --locked --recipe-path recipe.json --bin watchtower
 COPY . .
 RUN cargo build --release --locked --bin watchtower

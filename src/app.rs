@@ -726,14 +726,18 @@ pub enum RunError {
 
 /// The tokio runtime for the network side: `--network-threads` workers
 /// (0 = one per core), each, like the blocking pool, `--network-nice` below
-/// the thread that builds it. The engine thread is started from `block_on`
-/// on the calling thread, so it keeps that thread's priority.
+/// the thread that builds it, and no LIFO slot. The engine thread is started
+/// from `block_on` on the calling thread, so it keeps that thread's priority.
 pub fn network_runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
     let nice = config.network_nice;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder
         .enable_all()
         .on_thread_start(move || lower_this_thread(nice));
+    // A task woken by the running one would run next, so each telemetry
+    // stream's DATA frame would be written on its own (.cargo/config.toml).
+    #[cfg(tokio_unstable)]
+    builder.disable_lifo_slot();
     if config.network_threads > 0 {
         builder.worker_threads(config.network_threads);
     }
