@@ -67,10 +67,11 @@ async fn subscribe(api: WatchtowerApi, request: HttpRequest) -> HttpResponse {
 async fn decode(request: HttpRequest) -> Result<Request<SubscribeTelemetryRequest>, Status> {
     let (parts, body) = request.into_parts();
     let decoder = tonic_prost::ProstCodec::<(), SubscribeTelemetryRequest>::default().decoder();
-    let mut messages =
-        Streaming::new_request(decoder, body, None, Some(limits::MAX_REQUEST_BYTES));
+    let mut messages = Streaming::new_request(decoder, body, None, Some(limits::MAX_REQUEST_BYTES));
     let message = messages.message().await?.ok_or(ApiError::NoMessage)?;
-    Ok(Request::from_http(http::Request::from_parts(parts, message)))
+    Ok(Request::from_http(http::Request::from_parts(
+        parts, message,
+    )))
 }
 
 /// A gRPC response body: each frame's bytes, then the stream's status as

@@ -441,7 +441,10 @@ mod tests {
         assert_eq!(frame.grpc.bytes(), frame.grpc.encode_to_vec());
         let (prefix, message) = frame.grpc.grpc_message().split_at(GRPC_PREFIX);
         assert_eq!(prefix[0], 0, "uncompressed");
-        assert_eq!(prefix[1..], u32::try_from(message.len()).unwrap().to_be_bytes());
+        assert_eq!(
+            prefix[1..],
+            u32::try_from(message.len()).unwrap().to_be_bytes()
+        );
         assert_eq!(message, frame.grpc.bytes());
         assert!(frame.json().starts_with("{\"snapshot\":{"));
         assert!(frame.json().contains("\"tick\":\"42\""), "{}", frame.json());

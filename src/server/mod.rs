@@ -27,9 +27,9 @@ pub mod access_log;
 pub mod auth;
 pub mod error;
 pub mod fanout;
-pub mod framed;
 #[cfg(feature = "fault-injection")]
 pub mod faults;
+pub mod framed;
 pub mod hub;
 pub mod limits;
 pub mod metrics;
