@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::*;
+use common::{binary::Binary, *};
 use tonic::Code;
 use tonic_types::StatusExt;
 use watchtower::{
@@ -222,4 +222,31 @@ async fn bad_control_actions_are_invalid_argument_and_name_the_field() {
             .all(|e| !e.key.starts_with("engine.")),
         "a refused action is not audited"
     );
+}
+
+/// Streams whose interval is longer than a tick wait out their interval and
+/// then for their group's turn; each must still get the snapshot a pause
+/// leaves, though nothing is published after it. (A stream that told the hub
+/// it was ready before it parked could miss its turn, and wait for a next
+/// publication that a paused engine never makes.) The real binary, so the
+/// network runtime is the one users get: several workers, no LIFO slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stream_gets_the_paused_snapshot_though_nothing_follows_it() {
+    let mut app = Binary::start(&["--tps", "100"]);
+    let mut client = connect(app.addr()).await;
+    let mut streams = Vec::new();
+    for _ in 0..200 {
+        streams.push(subscribe(&mut client, 35).await);
+    }
+    for round in 0..5 {
+        for stream in &mut streams {
+            snapshot_where(stream, |s| run_state(s) == RunState::Running).await;
+        }
+        let paused = control(&mut client, pause()).await;
+        for stream in &mut streams {
+            let held = snapshot_where(stream, |s| s.tick == paused.tick).await;
+            assert_eq!(run_state(&held), RunState::Paused, "round {round}");
+        }
+        control(&mut client, resume()).await;
+    }
 }

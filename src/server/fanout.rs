@@ -123,15 +123,20 @@ impl Fanout {
     /// been, or if the hub has stopped. Cancel-safe.
     pub async fn fresh(&self, shard: usize, last_sent: u64) {
         let gate = &self.shards[shard].fresh;
-        gate.pass(&self.closed, |state| state.offered > last_sent)
+        gate.pass(&self.closed, |state| state.offered > last_sent, || {})
             .await;
     }
 
-    /// Parks a stream of `shard` that may send until its group's next turn.
-    /// Cancel-safe.
+    /// Parks a stream of `shard` that may send until its group's next turn,
+    /// and tells the hub. Cancel-safe.
     pub async fn ready(&self, shard: usize) {
-        self.work.notify_one();
-        self.shards[shard].ready.pass(&self.closed, |_| false).await;
+        // The hub is told only once the stream is parked: told first, it
+        // could open the gate before the stream reached it, and with no
+        // further publication (a paused engine) never open it again.
+        self.shards[shard]
+            .ready
+            .pass(&self.closed, |_| false, || self.work.notify_one())
+            .await;
     }
 
     /// Cancelled when the hub stops.
@@ -188,8 +193,13 @@ impl Gate {
     }
 
     /// Waits for the next opening, unless `passed` already holds (or the
-    /// hub stopped).
-    async fn pass(&self, closed: &AtomicBool, passed: impl Fn(&GateState) -> bool) {
+    /// hub stopped); `parked` runs once the stream is counted as waiting.
+    async fn pass(
+        &self,
+        closed: &AtomicBool,
+        passed: impl Fn(&GateState) -> bool,
+        parked: impl FnOnce(),
+    ) {
         let opened = self.open.notified();
         tokio::pin!(opened);
         let guard = {
@@ -204,6 +214,7 @@ impl Gate {
                 round: state.round,
             }
         };
+        parked();
         opened.await;
         drop(guard);
     }
