@@ -91,7 +91,7 @@ impl hyper::body::Body for FramedBody {
         };
         let status = match ready!(stream.poll_next_unpin(cx)) {
             Some(Ok(telemetry)) => {
-                return Poll::Ready(Some(Ok(Frame::data(telemetry.grpc_message().clone()))));
+                return Poll::Ready(Some(Ok(Frame::data(telemetry.into_grpc_message()))));
             }
             Some(Err(status)) => status,
             None => Status::ok(""),

@@ -32,7 +32,7 @@ use prost::{
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::fanout::Fanout;
+use super::{fanout::Fanout, limits::FRAME_HEADER_BYTES};
 use crate::{bridge::TelemetryReader, pb::WatchtowerSnapshot};
 
 /// A `SubscribeTelemetryResponse` already encoded and framed as a gRPC
@@ -43,16 +43,13 @@ use crate::{bridge::TelemetryReader, pb::WatchtowerSnapshot};
 #[derive(Debug, Clone, Default)]
 pub struct EncodedTelemetry(Bytes);
 
-/// A gRPC message's prefix: an uncompressed flag byte and a 4-byte length.
-const GRPC_PREFIX: usize = 5;
-
 impl EncodedTelemetry {
     /// Encodes `SubscribeTelemetryResponse { snapshot }` behind its prefix.
     fn encode(snapshot: &WatchtowerSnapshot) -> Self {
         // `SubscribeTelemetryResponse { snapshot = 1 }` on the wire is just
         // field 1 holding the snapshot, so encode it in place, no copy.
         let len = prost::encoding::message::encoded_len(1, snapshot);
-        let mut framed = Vec::with_capacity(GRPC_PREFIX + len);
+        let mut framed = Vec::with_capacity(FRAME_HEADER_BYTES + len);
         framed.put_u8(0);
         framed.put_u32(u32::try_from(len).expect("a snapshot is far below 4 GiB"));
         prost::encoding::message::encode(1, snapshot, &mut framed);
@@ -62,12 +59,12 @@ impl EncodedTelemetry {
     /// The encoded `SubscribeTelemetryResponse`, shared, not copied (the
     /// broker publishes these same bytes).
     pub fn bytes(&self) -> Bytes {
-        self.0.slice(GRPC_PREFIX.min(self.0.len())..)
+        self.0.slice(FRAME_HEADER_BYTES.min(self.0.len())..)
     }
 
     /// The message with its gRPC prefix: one DATA frame of a gRPC stream.
-    pub fn grpc_message(&self) -> &Bytes {
-        &self.0
+    pub fn into_grpc_message(self) -> Bytes {
+        self.0
     }
 }
 
@@ -88,7 +85,7 @@ impl Message for EncodedTelemetry {
     }
 
     fn encoded_len(&self) -> usize {
-        self.0.len().saturating_sub(GRPC_PREFIX)
+        self.0.len().saturating_sub(FRAME_HEADER_BYTES)
     }
 
     fn clear(&mut self) {
@@ -439,7 +436,8 @@ mod tests {
             SubscribeTelemetryResponse::decode(frame.grpc.encode_to_vec().as_slice()).unwrap();
         assert_eq!(decoded.snapshot.as_ref(), Some(snapshot.as_ref()));
         assert_eq!(frame.grpc.bytes(), frame.grpc.encode_to_vec());
-        let (prefix, message) = frame.grpc.grpc_message().split_at(GRPC_PREFIX);
+        let framed = frame.grpc.clone().into_grpc_message();
+        let (prefix, message) = framed.split_at(FRAME_HEADER_BYTES);
         assert_eq!(prefix[0], 0, "uncompressed");
         assert_eq!(
             prefix[1..],

@@ -42,7 +42,7 @@ pub const ECHO_PREFIX_BYTES: usize = 32;
 /// The path prefix of the methods whose requests are one message each.
 const UNARY_REQUESTS: &str = "/watchtower.v1.WatchtowerService/";
 /// A gRPC message's prefix: a flag byte and a 4-byte length.
-const FRAME_HEADER_BYTES: usize = 5;
+pub const FRAME_HEADER_BYTES: usize = 5;
 
 /// Middleware: a `WatchtowerService` request body must hold exactly one
 /// message (every method takes one), so a body with two is refused whole
