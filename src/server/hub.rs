@@ -20,7 +20,7 @@ use std::{
         Arc, Mutex, OnceLock, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use axum::extract::ws::Utf8Bytes;
@@ -103,6 +103,8 @@ pub struct Frame {
     /// When the hub received it; subscribers space their messages on this
     /// clock (see [`Pacer`]).
     published: Instant,
+    /// From the engine's capture (its wall clock) to `published`.
+    capture_lag: Duration,
     /// Counts publications, so a snapshot republished with the same tick
     /// (a command applied while paused) is still a new frame.
     seq: u64,
@@ -113,13 +115,24 @@ pub struct Frame {
 
 impl Frame {
     fn new(snapshot: Arc<WatchtowerSnapshot>, seq: u64) -> Self {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let capture_lag_ms = now_ms.saturating_sub(snapshot.captured_at_unix_ms).max(0);
         Self {
             grpc: EncodedTelemetry::encode(&snapshot),
             published: Instant::now(),
+            capture_lag: Duration::from_millis(capture_lag_ms.unsigned_abs()),
             snapshot,
             seq,
             json: OnceLock::new(),
         }
+    }
+
+    /// How long after the engine captured it the frame was sent at `sent`:
+    /// the send lag, with no clock read of its own.
+    pub fn lag_at(&self, sent: Instant) -> Duration {
+        self.capture_lag + sent.saturating_duration_since(self.published)
     }
 
     /// What the frame costs in memory, estimated: the decoded snapshot, its
@@ -282,6 +295,7 @@ impl TelemetryHub {
             interval,
             anchor: None,
             last_seq,
+            sent_at: Instant::now(),
         }
     }
 
@@ -352,6 +366,8 @@ pub struct Pacer {
     anchor: Option<Instant>,
     /// The publication last sent, so a snapshot is never sent twice.
     last_seq: Option<u64>,
+    /// When the last frame was let go (its send lag is measured to here).
+    sent_at: Instant,
 }
 
 impl Pacer {
@@ -374,13 +390,15 @@ impl Pacer {
             // interval is not a turn.
             self.admitted = match newest {
                 Some(frame) if self.last_seq.is_none_or(|last| frame.seq() > last) => {
+                    // The one clock read of a delivery.
+                    let now = Instant::now();
                     match self.due() {
-                        Some(due) if Instant::now() < due => {
+                        Some(due) if now < due => {
                             self.admitted = false;
                             self.wait_until(due).await?;
                             false
                         }
-                        _ if self.admitted => return Some(self.sent(frame)),
+                        _ if self.admitted => return Some(self.sent(frame, now)),
                         _ => {
                             self.fanout.ready(self.shard).await;
                             true
@@ -409,13 +427,19 @@ impl Pacer {
         self.anchor.map(|anchor| anchor + self.interval)
     }
 
-    fn sent(&mut self, frame: Arc<Frame>) -> Arc<Frame> {
-        let slack = Instant::now()
+    /// When the frame last returned by [`Pacer::next`] was let go.
+    pub fn sent_at(&self) -> Instant {
+        self.sent_at
+    }
+
+    fn sent(&mut self, frame: Arc<Frame>, now: Instant) -> Arc<Frame> {
+        let slack = now
             .checked_sub(self.interval / 4)
             .unwrap_or(frame.published);
         self.anchor = Some(frame.published.max(slack));
         self.last_seq = Some(frame.seq());
         self.admitted = false;
+        self.sent_at = now;
         frame
     }
 }

@@ -15,17 +15,14 @@
 //! below are the whole list (docs/operations.md describes each). Runs on the
 //! tokio runtime; nothing here blocks.
 
-use std::{
-    sync::OnceLock,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{sync::OnceLock, time::Duration};
 
 use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
 use metrics::{Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
-use super::{TelemetryHub, WatchtowerApi, error::ApiError, hub::Frame};
+use super::{TelemetryHub, WatchtowerApi, error::ApiError};
 use crate::pb;
 
 /// Ticks the engine has completed.
@@ -299,17 +296,11 @@ pub fn command_refused(err: &ApiError) {
     counter!(COMMAND_FAILURES, "reason" => err.reason()).increment(1);
 }
 
-/// Records how long after the engine captured it a live frame is handed to
-/// a `transport` (`grpc` or `websocket`) stream. Past frames sent for
-/// `history` are not live and are not recorded.
-pub fn frame_sent(transport: &'static str, frame: &Frame) {
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    let lag_ms = now_ms
-        .saturating_sub(frame.snapshot.captured_at_unix_ms)
-        .max(0);
-    send_lag(transport).record(lag_ms as f64 / 1e3);
+/// Records `lag` ([`Frame::lag_at`](super::hub::Frame::lag_at)): how long after the engine captured it
+/// a live frame was handed to a `transport` (`grpc` or `websocket`) stream.
+/// Past frames sent for `history` are not live and are not recorded.
+pub fn frame_sent(transport: &'static str, lag: Duration) {
+    send_lag(transport).record(lag.as_secs_f64());
 }
 
 /// The send-lag histogram of `transport`, looked up once: this is called

@@ -142,13 +142,11 @@ pub fn legacy_router(parts: &ServerParts) -> Router {
 /// The layers every listener has: CORS, the origin guard, the access log,
 /// and containment of handler panics.
 fn browser_safe(router: Router, parts: &ServerParts) -> Router {
-    router
-        .layer(parts.origins.cors())
-        .layer(from_fn_with_state(
-            Arc::clone(&parts.origins),
-            origin::guard,
-        ))
-        .layer(access_log::layer())
+    let guarded = router.layer(parts.origins.cors()).layer(from_fn_with_state(
+        Arc::clone(&parts.origins),
+        origin::guard,
+    ));
+    access_log::around(guarded)
         // A bug in one handler answers that one call with an error; it never
         // takes the connection, the server or the engine down with it.
         .layer(CatchPanicLayer::new())

@@ -629,8 +629,7 @@ impl WatchtowerService for WatchtowerApi {
             _guard: CountGuard::new(&self.subscribers),
             _slot: slot,
         }
-        .into_stream()
-        .inspect(|frame| metrics::frame_sent("grpc", frame));
+        .into_stream();
         let stats = Arc::clone(&self.hub.stats_arc());
         let stream = futures_util::stream::iter(past)
             .chain(live)
@@ -755,6 +754,7 @@ impl Subscriber {
     fn into_stream(self) -> impl Stream<Item = Arc<Frame>> + Send + 'static {
         futures_util::stream::unfold(self, |mut s| async move {
             let frame = s.pacer.next().await?;
+            metrics::frame_sent("grpc", frame.lag_at(s.pacer.sent_at()));
             Some((frame, s))
         })
     }

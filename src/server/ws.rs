@@ -151,7 +151,7 @@ impl Session {
                 frame = self.pacer.next(), if self.caller.is_some() && self.telemetry_open => {
                     match frame {
                         Some(frame) => {
-                            super::metrics::frame_sent("websocket", &frame);
+                            super::metrics::frame_sent("websocket", frame.lag_at(self.pacer.sent_at()));
                             Message::Text(frame.json())
                         }
                         None => {
