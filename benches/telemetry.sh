@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Issue 11's targets (docs/benchmarks.md "Issue 11 targets"): each scenario
 # against a fresh release server with the defaults a user gets (a data
-# directory, network threads at --network-nice 10), the load generator at
-# `nice -n 10`, standing for clients on other machines. Run it on a quiet
-# machine and run it twice: figures from a busy box say nothing.
+# directory, every thread but the engine at --network-nice 19), the load
+# generator at `nice -n 19` as well, standing for clients on other machines.
+# Run it on a quiet machine and run it twice: figures from a busy box say
+# nothing.
 #
 #   benches/telemetry.sh [SCENARIO ...]
 #   scenarios: fanout10k fanout20k fanout10k-tps0 isolation apply1000 apply-c64
 #   WATCHTOWER_SERVER=PATH runs another server binary (an A/B comparison)
 #   against this tree's load generator; WATCHTOWER_FLAGS adds server flags
-#   (e.g. "--network-threads 1").
+#   (e.g. "--network-threads 1"); WATCHTOWER_BENCH_NICE sets the load
+#   generator's niceness (default 19).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 || true
@@ -37,7 +39,7 @@ serve() {
   [ -n "$addr" ] || { cat "$work/log"; exit 1; }
   sleep 2
 }
-bench() { nice -n 10 "$bin/watchtower-bench" "$@" --addr "$addr" --server-pid "$pid"; }
+bench() { nice -n "${WATCHTOWER_BENCH_NICE:-19}" "$bin/watchtower-bench" "$@" --addr "$addr" --server-pid "$pid"; }
 
 run() {
   echo "== $1 (load average $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -52,7 +54,7 @@ run() {
   esac
 }
 
-echo "cores: $(nproc); commit: $(git rev-parse --short HEAD); server: $server ${WATCHTOWER_FLAGS:-}"
+echo "cores: $(nproc); commit: $(git rev-parse --short HEAD); server: $server ${WATCHTOWER_FLAGS:-}; load generator at nice ${WATCHTOWER_BENCH_NICE:-19}"
 for scenario in "${@:-fanout10k fanout20k fanout10k-tps0 isolation apply1000 apply-c64}"; do
   for s in $scenario; do run "$s"; done
 done

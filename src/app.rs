@@ -287,6 +287,7 @@ fn open_engine(
                 seed: config.seed,
                 tps: config.tps,
                 record_every: config.record_every,
+                nice: config.network_nice,
             };
             let opened = store::open(&options, registry)?;
             (opened.engine, Some(opened.store))
@@ -733,7 +734,7 @@ pub fn network_runtime(config: &Config) -> std::io::Result<tokio::runtime::Runti
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder
         .enable_all()
-        .on_thread_start(move || lower_this_thread(nice));
+        .on_thread_start(move || crate::priority::lower_this_thread(nice));
     // A task woken by the running one would run next, so each telemetry
     // stream's DATA frame would be written on its own (.cargo/config.toml).
     #[cfg(tokio_unstable)]
@@ -742,24 +743,6 @@ pub fn network_runtime(config: &Config) -> std::io::Result<tokio::runtime::Runti
         builder.worker_threads(config.network_threads);
     }
     builder.build()
-}
-
-/// Adds `nice` to the calling thread's niceness (Linux niceness is per
-/// thread); elsewhere, or if refused, the thread keeps its priority.
-fn lower_this_thread(nice: i32) {
-    if nice == 0 {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    {
-        let tid = rustix::thread::gettid();
-        let result = rustix::process::getpriority_process(Some(tid)).and_then(|current| {
-            rustix::process::setpriority_process(Some(tid), (current + nice).min(19))
-        });
-        if let Err(err) = result {
-            warn!(%err, nice, "cannot lower the network thread's priority");
-        }
-    }
 }
 
 /// Runs Watchtower on `listener` until `shutdown` resolves or the engine

@@ -500,3 +500,47 @@ async fn metrics_scrape_parses_and_counts_commands_streams_and_ticks() {
         assert!(scrape.docs.contains_key(name), "no # HELP for {name}");
     }
 }
+
+/// The engine comes first on the CPU: every other thread (the network
+/// runtime's workers and the store's writers) runs `--network-nice` below
+/// it, and the engine keeps the priority the server started with.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_thread_but_the_engine_runs_below_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let mut app = Binary::start(&["--tps", "20", "--network-nice", "7", "--data-dir", data_dir]);
+    wait_until_serving(app.addr()).await;
+    let threads = thread_niceness(app.child.id());
+    let of = |name: &str| -> Vec<i32> {
+        threads
+            .iter()
+            .filter(|(comm, _)| comm.starts_with(name))
+            .map(|(_, nice)| *nice)
+            .collect()
+    };
+    assert_eq!(of("watchtower-engi"), [0], "{threads:?}");
+    for helper in ["watchtower-audi", "watchtower-tele", "watchtower-chec"] {
+        assert_eq!(of(helper), [7], "{helper}: {threads:?}");
+    }
+    let workers = of("tokio-rt-worker");
+    assert!(!workers.is_empty(), "{threads:?}");
+    assert!(workers.iter().all(|&n| n == 7), "{threads:?}");
+    app.terminate();
+}
+
+/// Each thread of `pid`: its name and niceness (`/proc/PID/task/*/stat`).
+#[cfg(target_os = "linux")]
+fn thread_niceness(pid: u32) -> Vec<(String, i32)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| {
+            let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+            // "tid (comm) state ppid …": the fields after the name's ')'.
+            let (head, rest) = stat.rsplit_once(") ")?;
+            let comm = head.split_once(" (")?.1.to_owned();
+            let nice = rest.split_whitespace().nth(16)?.parse().ok()?;
+            Some((comm, nice))
+        })
+        .collect()
+}

@@ -116,14 +116,16 @@ pub fn load_newest(dir: &Path) -> Result<Option<EngineState>, StoreError> {
 
 /// Starts the checkpoint writer: it writes each state it receives into
 /// `dir` and prunes all but the newest [`KEEP_CHECKPOINTS`]; it ends when
-/// the audit writer drops its sender.
+/// the audit writer drops its sender. Runs `nice` below the engine.
 pub fn spawn_writer(
     dir: PathBuf,
+    nice: i32,
 ) -> Result<(mpsc::Sender<Box<EngineState>>, std::thread::JoinHandle<()>), StoreError> {
     let (tx, rx) = mpsc::channel::<Box<EngineState>>();
     let thread = std::thread::Builder::new()
         .name("watchtower-checkpoint".into())
         .spawn(move || {
+            crate::priority::lower_this_thread(nice);
             for state in rx {
                 match write(&dir, &state) {
                     Ok(path) => {

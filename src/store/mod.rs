@@ -7,6 +7,7 @@
 //! - [`checkpoint`]: the `watchtower-checkpoint` thread and the file format;
 //! - [`log_file`]: the audit log and digest formats, torn-tail repair, reads;
 //! - [`replay`]: `watchtower replay`, re-running a run from its directory;
+//! - [`handover`]: per-tick records go to those threads in batches;
 //! - [`recorder`]: the `watchtower-telemetry` thread, the run's telemetry
 //!   as a Parquet table ([`table`]); [`export`]: `watchtower export`.
 //!
@@ -17,6 +18,7 @@
 
 pub mod checkpoint;
 pub mod export;
+pub mod handover;
 pub mod log_file;
 pub mod manifest;
 pub mod recorder;
@@ -128,6 +130,9 @@ pub struct StoreOptions {
     pub tps: f64,
     /// Record every this many ticks in the telemetry table (at least 1).
     pub record_every: u64,
+    /// Niceness the store's threads add to their own (`--network-nice`),
+    /// so they never take the CPU from the engine.
+    pub nice: i32,
 }
 
 /// A recorded run, open: the engine to run and the store's threads.
@@ -182,16 +187,21 @@ pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRu
         Some(which) => resume(&options.data_dir, which)?,
     };
     let faults = FaultSwitch::default();
-    let (checkpoints, checkpointer) = checkpoint::spawn_writer(dir.join(manifest::CHECKPOINT_DIR))?;
+    let (checkpoints, checkpointer) =
+        checkpoint::spawn_writer(dir.join(manifest::CHECKPOINT_DIR), options.nice)?;
     let audit_path = dir.join(manifest::AUDIT_FILE);
     let (recorder, writer) = writer::spawn(
         audit_path.clone(),
         &dir.join(manifest::DIGESTS_FILE),
         checkpoints,
         faults.clone(),
+        options.nice,
     )?;
-    let (tap, telemetry) =
-        recorder::spawn(dir.join(manifest::TELEMETRY_DIR), options.record_every)?;
+    let (tap, telemetry) = recorder::spawn(
+        dir.join(manifest::TELEMETRY_DIR),
+        options.record_every,
+        options.nice,
+    )?;
     let mut engine = engine;
     engine.attach_durability(
         manifest.run_id.clone(),

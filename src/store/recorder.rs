@@ -4,9 +4,10 @@
 //! [`ROWS_PER_CHUNK`] rows and at shutdown.
 //!
 //! The engine hands each Phase 8 snapshot (shared, not copied) to its
-//! journal, whose [`TelemetryTap`] offers every `--record-every`-th one to a
-//! bounded channel without waiting: if the recorder ever falls that far
-//! behind, the row is dropped and counted, never the tick delayed. Parquet,
+//! journal, whose [`TelemetryTap`] gathers every `--record-every`-th one
+//! into batches ([`super::handover`]) and offers each batch to a bounded
+//! channel without waiting: if the recorder ever falls that far behind, the
+//! rows are dropped and counted, never the tick delayed. Parquet,
 //! files and syncs happen only on this thread.
 
 use std::{
@@ -23,6 +24,7 @@ use tracing::{error, info, warn};
 
 use super::{
     StoreError,
+    handover::{Batch, HANDOVER_TICKS},
     table::{self, TableLayout},
 };
 use crate::pb::WatchtowerSnapshot;
@@ -32,13 +34,17 @@ use crate::pb::WatchtowerSnapshot;
 pub const ROWS_PER_CHUNK: usize = 256;
 /// Snapshots the channel holds before rows are dropped: four chunks.
 pub const QUEUE_SNAPSHOTS: usize = 4 * ROWS_PER_CHUNK;
+/// The same, in batches.
+const QUEUE_BATCHES: usize = QUEUE_SNAPSHOTS / HANDOVER_TICKS;
 
 /// The engine side: offers snapshots to the recorder without waiting.
 #[derive(Debug)]
 pub struct TelemetryTap {
     /// Bounded, so a stalled disk cannot grow memory; `try_send` only, so
     /// the engine never waits on it.
-    snapshots: SyncSender<Arc<WatchtowerSnapshot>>,
+    snapshots: SyncSender<Vec<Arc<WatchtowerSnapshot>>>,
+    /// Snapshots not yet offered.
+    batch: Batch<Arc<WatchtowerSnapshot>>,
     /// Record every this many ticks (`--record-every`).
     every: u64,
     /// Rows dropped because the channel was full; read by the recorder.
@@ -46,26 +52,49 @@ pub struct TelemetryTap {
 }
 
 impl TelemetryTap {
-    /// Offers the snapshot of a tick: kept if the tick is recorded and the
-    /// recorder has room, otherwise dropped (and counted).
-    pub fn offer(&self, snapshot: &Arc<WatchtowerSnapshot>) {
+    /// Takes the snapshot of a tick if the tick is recorded; a full batch
+    /// goes to the recorder if it has room, otherwise it is dropped (and
+    /// counted).
+    pub fn offer(&mut self, snapshot: &Arc<WatchtowerSnapshot>) {
         if !snapshot.tick.is_multiple_of(self.every) {
             return;
         }
-        if let Err(TrySendError::Full(_)) = self.snapshots.try_send(Arc::clone(snapshot)) {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
+        if let Some(batch) = self.batch.push(Arc::clone(snapshot)) {
+            self.send(batch);
+        }
+    }
+
+    fn send(&self, batch: Vec<Arc<WatchtowerSnapshot>>) {
+        if let Err(TrySendError::Full(batch)) = self.snapshots.try_send(batch) {
+            self.dropped
+                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The engine has stopped: the last rows go to the recorder.
+impl Drop for TelemetryTap {
+    fn drop(&mut self) {
+        let rest = self.batch.take();
+        if !rest.is_empty() {
+            self.send(rest);
         }
     }
 }
 
 /// Starts the recorder writing to `dir` (created if missing), recording
 /// every `every`-th tick. Ticks already in a finished chunk (a resumed run
-/// re-running ticks after its checkpoint) are not written again.
-pub fn spawn(dir: PathBuf, every: u64) -> Result<(TelemetryTap, JoinHandle<()>), StoreError> {
+/// re-running ticks after its checkpoint) are not written again. Runs
+/// `nice` below the engine.
+pub fn spawn(
+    dir: PathBuf,
+    every: u64,
+    nice: i32,
+) -> Result<(TelemetryTap, JoinHandle<()>), StoreError> {
     std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
     table::remove_unfinished(&dir)?;
     let recorded_to = table::chunks(&dir)?.last().map(|c| c.last);
-    let (snapshots, rx) = mpsc::sync_channel(QUEUE_SNAPSHOTS);
+    let (snapshots, rx) = mpsc::sync_channel(QUEUE_BATCHES);
     let dropped = Arc::new(AtomicU64::new(0));
     let mut recorder = Recorder {
         dir: dir.clone(),
@@ -77,11 +106,15 @@ pub fn spawn(dir: PathBuf, every: u64) -> Result<(TelemetryTap, JoinHandle<()>),
     };
     let thread = std::thread::Builder::new()
         .name("watchtower-telemetry".into())
-        .spawn(move || recorder.run(&rx))
+        .spawn(move || {
+            crate::priority::lower_this_thread(nice);
+            recorder.run(&rx);
+        })
         .map_err(|e| StoreError::io(&dir, e))?;
     Ok((
         TelemetryTap {
             snapshots,
+            batch: Batch::default(),
             every: every.max(1),
             dropped,
         },
@@ -106,8 +139,8 @@ struct Recorder {
 impl Recorder {
     /// Records until the engine drops its tap, then writes the unfinished
     /// chunk.
-    fn run(&mut self, snapshots: &Receiver<Arc<WatchtowerSnapshot>>) {
-        for snapshot in snapshots {
+    fn run(&mut self, batches: &Receiver<Vec<Arc<WatchtowerSnapshot>>>) {
+        for snapshot in batches.iter().flatten() {
             if self.recorded_to.is_some_and(|t| snapshot.tick <= t) {
                 continue;
             }
@@ -177,7 +210,7 @@ mod tests {
 
     /// Records ticks `1..=to` into `dir` and returns the ticks on disk.
     fn record(dir: &std::path::Path, to: u64, every: u64) -> Vec<u64> {
-        let (tap, thread) = spawn(dir.to_owned(), every).unwrap();
+        let (mut tap, thread) = spawn(dir.to_owned(), every, 0).unwrap();
         for tick in 1..=to {
             tap.offer(&snapshot(tick));
         }

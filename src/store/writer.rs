@@ -2,8 +2,9 @@
 //! digests, and the hand-off of checkpoints once the log covers them.
 //!
 //! The engine sends [`Record`]s through an unbounded channel (sending never
-//! waits). The writer takes everything waiting, appends the new outcomes to
-//! `audit.jsonl` and syncs once, and only then answers the callers: an
+//! waits), its digests in batches ([`super::handover`]). The writer takes
+//! everything waiting, appends the new outcomes to `audit.jsonl` and syncs
+//! once, and only then answers the callers: an
 //! acknowledged outcome is on disk. If the write or the sync fails, the
 //! callers get `Unrecorded`, the failure is published (the server refuses
 //! new commands, health reports it), and the writer keeps the unwritten
@@ -25,7 +26,9 @@ use std::{
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use super::{StoreError, log_file::AuditLine, manifest::unix_ms, recorder::TelemetryTap};
+use super::{
+    StoreError, handover::Batch, log_file::AuditLine, manifest::unix_ms, recorder::TelemetryTap,
+};
 use crate::{
     bridge::{Reply, Unrecorded},
     engine::{EngineState, Journal, Outcome},
@@ -40,8 +43,8 @@ pub const RETRY_INTERVAL: Duration = Duration::from_millis(250);
 pub enum Record {
     /// Phase 0's outcomes of one tick.
     Outcomes(Vec<Outcome>),
-    /// A tick's state digest.
-    Digest(u64, u64),
+    /// State digests, `(tick, digest)`, oldest first.
+    Digests(Vec<(u64, u64)>),
     /// A copy of the state, to checkpoint once the log covers it.
     Checkpoint(Box<EngineState>),
 }
@@ -52,6 +55,9 @@ pub struct Recorder {
     /// Unbounded, so the engine never waits; the writer drains it all at
     /// every commit, so it holds at most what arrived during one sync.
     records: mpsc::Sender<Record>,
+    /// Digests not yet sent: they go in batches, or with the next outcomes
+    /// or checkpoint, so the writer is not woken on every tick.
+    digests: Batch<(u64, u64)>,
     /// The telemetry recorder's side, if the run records its table.
     telemetry: Option<TelemetryTap>,
 }
@@ -62,25 +68,43 @@ impl Recorder {
         self.telemetry = Some(tap);
         self
     }
+
+    /// Sends the digests waiting, if any, ahead of whatever comes next.
+    fn send_digests(&mut self) {
+        if !self.digests.is_empty() {
+            let _ = self.records.send(Record::Digests(self.digests.take()));
+        }
+    }
+}
+
+/// The engine has stopped: the last digests go to the writer.
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.send_digests();
+    }
 }
 
 impl Journal for Recorder {
     fn record(&mut self, _tick: u64, outcomes: Vec<Outcome>) {
+        self.send_digests();
         // A send fails only if the writer is gone; the dropped replies then
         // tell the callers the engine could not answer.
         let _ = self.records.send(Record::Outcomes(outcomes));
     }
 
     fn settled(&mut self, tick: u64, digest: u64) {
-        let _ = self.records.send(Record::Digest(tick, digest));
+        if let Some(digests) = self.digests.push((tick, digest)) {
+            let _ = self.records.send(Record::Digests(digests));
+        }
     }
 
     fn checkpoint(&mut self, state: Box<EngineState>) {
+        self.send_digests();
         let _ = self.records.send(Record::Checkpoint(state));
     }
 
     fn published(&mut self, snapshot: &Arc<WatchtowerSnapshot>) {
-        if let Some(tap) = &self.telemetry {
+        if let Some(tap) = &mut self.telemetry {
             tap.offer(snapshot);
         }
     }
@@ -139,12 +163,14 @@ pub struct Writer {
 }
 
 /// Opens the log files of the run in `dir` for appending and starts the
-/// writer. Checkpoints go to `checkpoints` once the log covers them.
+/// writer, `nice` below the engine. Checkpoints go to `checkpoints` once
+/// the log covers them.
 pub fn spawn(
     audit_path: PathBuf,
     digests_path: &Path,
     checkpoints: mpsc::Sender<Box<EngineState>>,
     faults: FaultSwitch,
+    nice: i32,
 ) -> Result<(Recorder, Writer), StoreError> {
     let open = |path: &Path| {
         OpenOptions::new()
@@ -177,11 +203,15 @@ pub fn spawn(
     };
     let thread = std::thread::Builder::new()
         .name("watchtower-audit".into())
-        .spawn(move || writer.run(&rx))
+        .spawn(move || {
+            crate::priority::lower_this_thread(nice);
+            writer.run(&rx);
+        })
         .map_err(|e| StoreError::io(Path::new("watchtower-audit thread"), e))?;
     Ok((
         Recorder {
             records,
+            digests: Batch::default(),
             telemetry: None,
         },
         Writer {
@@ -259,9 +289,11 @@ impl AuditWriter {
                     }
                 }
             }
-            Record::Digest(tick, digest) => {
-                self.digest_bytes.extend_from_slice(&tick.to_le_bytes());
-                self.digest_bytes.extend_from_slice(&digest.to_le_bytes());
+            Record::Digests(digests) => {
+                for (tick, digest) in digests {
+                    self.digest_bytes.extend_from_slice(&tick.to_le_bytes());
+                    self.digest_bytes.extend_from_slice(&digest.to_le_bytes());
+                }
             }
             Record::Checkpoint(state) => self.checkpoint = Some(state),
         }
