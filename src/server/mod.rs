@@ -44,7 +44,10 @@ use std::sync::Arc;
 
 use axum::{
     Router,
-    middleware::{from_fn, from_fn_with_state},
+    extract::{Request, State},
+    http::{Version, header::CONTENT_TYPE},
+    middleware::{Next, from_fn, from_fn_with_state},
+    response::Response,
 };
 use tonic::service::Routes;
 use tonic_health::{
@@ -52,6 +55,7 @@ use tonic_health::{
     server::{HealthReporter, HealthService},
 };
 use tonic_web::GrpcWebLayer;
+use tower::ServiceExt;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use hub::TelemetryHub;
@@ -123,13 +127,44 @@ pub fn router(parts: &ServerParts) -> Router {
         .layer(from_fn(limits::one_message))
         // Inside the gRPC-Web layer, so its refusals reach browsers as
         // gRPC-Web statuses.
-        .layer(from_fn_with_state(parts.auth_state(&[]), auth::guard))
-        .layer(GrpcWebLayer::new());
+        .layer(from_fn_with_state(parts.auth_state(&[]), auth::guard));
+    let grpc = with_grpc_web(grpc);
     let ws = ws::routes(parts.api.clone(), &["/ws"])
         .layer(from_fn_with_state(parts.auth_state(&[]), auth::guard));
     let metrics = metrics::routes(parts.api.clone())
         .layer(from_fn_with_state(parts.auth_state(&[]), auth::guard));
     browser_safe(grpc.merge(ws).merge(web::dashboard()).merge(metrics), parts)
+}
+
+/// `grpc` with tonic-web's translation for the requests that need it.
+/// Plain gRPC over HTTP/2, which tonic-web passes through, goes around it:
+/// passing through still wraps every response in two more boxed bodies, and
+/// every telemetry message crossed both.
+fn with_grpc_web(grpc: Router) -> Router {
+    let web = grpc.clone().layer(GrpcWebLayer::new());
+    grpc.layer(from_fn_with_state(web, plain_or_web))
+}
+
+/// Plain gRPC (HTTP/2, `application/grpc…` but not `application/grpc-web…`)
+/// goes straight on; everything else goes through tonic-web as before,
+/// which translates gRPC-Web and refuses what is neither.
+async fn plain_or_web(State(web): State<Router>, request: Request, next: Next) -> Response {
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let plain = request.version() == Version::HTTP_2
+        && content_type.starts_with("application/grpc")
+        && !content_type.starts_with("application/grpc-web");
+    if plain {
+        next.run(request).await
+    } else {
+        match web.oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        }
+    }
 }
 
 /// The legacy listener's routes: the WebSocket at `/` and `/ws`.

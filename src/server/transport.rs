@@ -20,8 +20,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{Router, body::Body};
-use http_body_util::BodyExt;
+use axum::{
+    Router,
+    body::{Body, Bytes},
+};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -385,16 +387,42 @@ async fn handle(
     info: ConnectionInfo,
     router: Router,
     activity: Arc<watch::Sender<usize>>,
-) -> Result<axum::response::Response, Infallible> {
+) -> Result<hyper::Response<InFlightBody>, Infallible> {
     request.extensions_mut().insert(info);
     let in_flight = InFlight::new(activity);
     let response = router.oneshot(request.map(Body::new)).await?;
-    Ok(response.map(|body| {
-        Body::new(body.map_frame(move |frame| {
-            let _counted = &in_flight;
-            frame
-        }))
+    Ok(response.map(|body| InFlightBody {
+        body,
+        _in_flight: in_flight,
     }))
+}
+
+/// A response body that keeps its request counted as in flight until it
+/// ends or is dropped. Its frames pass through as they are: no box and no
+/// adapter per frame, which every telemetry message would cross.
+struct InFlightBody {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for InFlightBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// One request in flight on a connection.
