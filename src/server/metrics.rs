@@ -296,9 +296,10 @@ pub fn command_refused(err: &ApiError) {
     counter!(COMMAND_FAILURES, "reason" => err.reason()).increment(1);
 }
 
-/// Records `lag` ([`Frame::lag_at`](super::hub::Frame::lag_at)): how long after the engine captured it
-/// a live frame was handed to a `transport` (`grpc` or `websocket`) stream.
-/// Past frames sent for `history` are not live and are not recorded.
+/// Records `lag` ([`Frame::lag_at`](super::hub::Frame::lag_at)): how long
+/// after the engine captured it a live frame was handed to a `transport`
+/// (`grpc` or `websocket`) stream. Past frames sent for `history` are not
+/// live and are not recorded.
 pub fn frame_sent(transport: &'static str, lag: Duration) {
     send_lag(transport).record(lag.as_secs_f64());
 }

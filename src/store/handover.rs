@@ -7,8 +7,9 @@
 //! recorder and the audit writer were woken on every tick and preempted the
 //! engine thousands of times a second (docs/benchmarks.md, "Issue 11: the
 //! engine's own core"). A batch goes when it holds [`HANDOVER_TICKS`]
-//! records or its first is [`HANDOVER_AFTER`] old, so a slow engine's
-//! records wait no longer than that. Engine thread only.
+//! records or, when the next record comes, its first is [`HANDOVER_AFTER`]
+//! old; a paused engine's last batch waits for the next tick or the stop.
+//! Engine thread only.
 
 use std::{
     mem,
