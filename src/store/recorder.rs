@@ -5,17 +5,18 @@
 //!
 //! The engine hands each Phase 8 snapshot (shared, not copied) to its
 //! journal, whose [`TelemetryTap`] gathers every `--record-every`-th one
-//! into batches ([`super::handover`]) and offers each batch to a bounded
-//! channel without waiting: if the recorder ever falls that far behind, the
-//! rows are dropped and counted, never the tick delayed. Parquet,
+//! into batches ([`super::handover`]) and sends each to this thread
+//! without waiting. At most [`QUEUE_SNAPSHOTS`] rows wait: if the recorder
+//! ever falls that far behind, the rows are dropped and counted, never the
+//! tick delayed. Parquet,
 //! files and syncs happen only on this thread.
 
 use std::{
     path::PathBuf,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
-        mpsc::{self, Receiver, SyncSender, TrySendError},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        mpsc::{self, Receiver, Sender},
     },
     thread::JoinHandle,
 };
@@ -24,7 +25,7 @@ use tracing::{error, info, warn};
 
 use super::{
     StoreError,
-    handover::{Batch, HANDOVER_TICKS},
+    handover::Batch,
     table::{self, TableLayout},
 };
 use crate::pb::WatchtowerSnapshot;
@@ -32,17 +33,18 @@ use crate::pb::WatchtowerSnapshot;
 /// Rows per chunk file (one Parquet row group): a crash loses at most
 /// this many rows that were not yet written.
 pub const ROWS_PER_CHUNK: usize = 256;
-/// Snapshots the channel holds before rows are dropped: four chunks.
+/// Snapshots waiting for the recorder before rows are dropped: four chunks.
 pub const QUEUE_SNAPSHOTS: usize = 4 * ROWS_PER_CHUNK;
-/// The same, in batches.
-const QUEUE_BATCHES: usize = QUEUE_SNAPSHOTS / HANDOVER_TICKS;
 
 /// The engine side: offers snapshots to the recorder without waiting.
 #[derive(Debug)]
 pub struct TelemetryTap {
-    /// Bounded, so a stalled disk cannot grow memory; `try_send` only, so
-    /// the engine never waits on it.
-    snapshots: SyncSender<Vec<Arc<WatchtowerSnapshot>>>,
+    /// Never waits; `queued` bounds what it holds, in rows rather than
+    /// batches, whose size depends on the engine's pace.
+    snapshots: Sender<Vec<Arc<WatchtowerSnapshot>>>,
+    /// Rows sent and not yet taken by the recorder: at most
+    /// [`QUEUE_SNAPSHOTS`], so a stalled disk cannot grow memory.
+    queued: Arc<AtomicUsize>,
     /// Snapshots not yet offered.
     batch: Batch<Arc<WatchtowerSnapshot>>,
     /// Record every this many ticks (`--record-every`).
@@ -65,10 +67,15 @@ impl TelemetryTap {
     }
 
     fn send(&self, batch: Vec<Arc<WatchtowerSnapshot>>) {
-        if let Err(TrySendError::Full(batch)) = self.snapshots.try_send(batch) {
-            self.dropped
-                .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let rows = batch.len();
+        // The engine is the only sender, so the count cannot grow between
+        // the check and the add.
+        if self.queued.load(Ordering::Acquire) + rows > QUEUE_SNAPSHOTS {
+            self.dropped.fetch_add(rows as u64, Ordering::Relaxed);
+            return;
         }
+        self.queued.fetch_add(rows, Ordering::AcqRel);
+        let _ = self.snapshots.send(batch);
     }
 }
 
@@ -94,13 +101,15 @@ pub fn spawn(
     std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
     table::remove_unfinished(&dir)?;
     let recorded_to = table::chunks(&dir)?.last().map(|c| c.last);
-    let (snapshots, rx) = mpsc::sync_channel(QUEUE_BATCHES);
+    let (snapshots, rx) = mpsc::channel();
+    let queued = Arc::new(AtomicUsize::new(0));
     let dropped = Arc::new(AtomicU64::new(0));
     let mut recorder = Recorder {
         dir: dir.clone(),
         layout: None,
         rows: Vec::with_capacity(ROWS_PER_CHUNK),
         recorded_to,
+        queued: Arc::clone(&queued),
         dropped: Arc::clone(&dropped),
         dropped_seen: 0,
     };
@@ -114,6 +123,7 @@ pub fn spawn(
     Ok((
         TelemetryTap {
             snapshots,
+            queued,
             batch: Batch::default(),
             every: every.max(1),
             dropped,
@@ -131,6 +141,8 @@ struct Recorder {
     rows: Vec<Arc<WatchtowerSnapshot>>,
     /// The last tick in a finished chunk.
     recorded_to: Option<u64>,
+    /// Rows the tap has sent that this thread has not taken yet.
+    queued: Arc<AtomicUsize>,
     dropped: Arc<AtomicU64>,
     /// Drops already reported.
     dropped_seen: u64,
@@ -140,17 +152,25 @@ impl Recorder {
     /// Records until the engine drops its tap, then writes the unfinished
     /// chunk.
     fn run(&mut self, batches: &Receiver<Vec<Arc<WatchtowerSnapshot>>>) {
-        for snapshot in batches.iter().flatten() {
-            if self.recorded_to.is_some_and(|t| snapshot.tick <= t) {
-                continue;
-            }
-            self.rows.push(snapshot);
-            if self.rows.len() >= ROWS_PER_CHUNK {
-                self.finish_chunk();
+        for batch in batches {
+            self.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+            for snapshot in batch {
+                self.take(snapshot);
             }
         }
         self.finish_chunk();
         info!(dir = %self.dir.display(), last_tick = self.recorded_to, "telemetry recorder stopped");
+    }
+
+    /// Adds a row, unless a finished chunk has it; writes a full chunk.
+    fn take(&mut self, snapshot: Arc<WatchtowerSnapshot>) {
+        if self.recorded_to.is_some_and(|t| snapshot.tick <= t) {
+            return;
+        }
+        self.rows.push(snapshot);
+        if self.rows.len() >= ROWS_PER_CHUNK {
+            self.finish_chunk();
+        }
     }
 
     /// Writes the rows gathered so far as one chunk file.
@@ -222,6 +242,26 @@ mod tests {
             .flat_map(|c| table::read_chunk(&c.path).unwrap())
             .flat_map(|b| table::ticks(&b).unwrap().values().to_vec())
             .collect()
+    }
+
+    /// The queue holds rows, not batches: a slow engine hands over a row or
+    /// two at a time, and still gets the same slack before rows are dropped.
+    #[test]
+    fn rows_beyond_the_queue_are_dropped_and_counted_however_they_are_batched() {
+        let (snapshots, batches) = mpsc::channel();
+        let tap = TelemetryTap {
+            snapshots,
+            queued: Arc::default(),
+            batch: Batch::default(),
+            every: 1,
+            dropped: Arc::default(),
+        };
+        for tick in 1..=(QUEUE_SNAPSHOTS + 100) as u64 {
+            tap.send(vec![snapshot(tick)]);
+        }
+        let queued: usize = batches.try_iter().map(|b| b.len()).sum();
+        assert_eq!(queued, QUEUE_SNAPSHOTS);
+        assert_eq!(tap.dropped.load(Ordering::Relaxed), 100);
     }
 
     #[test]
