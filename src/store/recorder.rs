@@ -8,8 +8,7 @@
 //! into batches ([`super::handover`]) and sends each to this thread
 //! without waiting. At most [`QUEUE_SNAPSHOTS`] rows wait: if the recorder
 //! ever falls that far behind, the rows are dropped and counted, never the
-//! tick delayed. Parquet,
-//! files and syncs happen only on this thread.
+//! tick delayed. Parquet, files and syncs happen only on this thread.
 
 use std::{
     path::PathBuf,
@@ -49,7 +48,7 @@ pub struct TelemetryTap {
     batch: Batch<Arc<WatchtowerSnapshot>>,
     /// Record every this many ticks (`--record-every`).
     every: u64,
-    /// Rows dropped because the channel was full; read by the recorder.
+    /// Rows dropped because the queue was full; read by the recorder.
     dropped: Arc<AtomicU64>,
 }
 
