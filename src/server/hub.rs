@@ -20,7 +20,7 @@ use std::{
         Arc, Mutex, OnceLock, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use axum::extract::ws::Utf8Bytes;
@@ -33,7 +33,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::{fanout::Fanout, limits::FRAME_HEADER_BYTES};
-use crate::{bridge::TelemetryReader, pb::WatchtowerSnapshot};
+use crate::{bridge::TelemetryReader, pb::WatchtowerSnapshot, store::manifest::unix_ms};
 
 /// A `SubscribeTelemetryResponse` already encoded and framed as a gRPC
 /// message (the 5-byte prefix, then the message), made once per snapshot.
@@ -115,10 +115,9 @@ pub struct Frame {
 
 impl Frame {
     fn new(snapshot: Arc<WatchtowerSnapshot>, seq: u64) -> Self {
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-        let capture_lag_ms = now_ms.saturating_sub(snapshot.captured_at_unix_ms).max(0);
+        let capture_lag_ms = unix_ms()
+            .saturating_sub(snapshot.captured_at_unix_ms)
+            .max(0);
         Self {
             grpc: EncodedTelemetry::encode(&snapshot),
             published: Instant::now(),
