@@ -3,6 +3,9 @@
 //! time of one tick, of the state digest Phase 8 computes every tick, of the
 //! state copy handed to the checkpoint writer, and (on the writer's thread,
 //! not the engine's) of encoding that copy, with the checkpoint's size.
+//! The last column is the state copy again once the audit log holds a full
+//! idempotency window (`DEFAULT_IDEMPOTENCY_WINDOW` commands), as it does
+//! after a long run of commands.
 //!
 //! Run with `cargo bench --bench durability`. A plain `harness = false`
 //! main, like `benches/tick.rs`: warm up, then the median of several runs.
@@ -10,7 +13,8 @@
 use std::time::Instant;
 
 use watchtower::{
-    engine::{GlobalRegistry, SimulationEngine, state_digest},
+    engine::{DEFAULT_IDEMPOTENCY_WINDOW, GlobalRegistry, SimulationEngine, state_digest},
+    pb::{GodResponse, ParameterValue, parameter_value::Kind},
     store::checkpoint,
 };
 
@@ -39,12 +43,36 @@ fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
     times[times.len() / 2]
 }
 
+/// An applied command's outcome, as an operator's command leaves it.
+fn outcome(i: usize) -> GodResponse {
+    let value = |v: f64| ParameterValue {
+        kind: Some(Kind::Number(v)),
+    };
+    GodResponse {
+        command_id: format!("{i:032x}"),
+        success: true,
+        applied_tick: i as u64,
+        old_value: Some(value(0.1)),
+        new_value: Some(value(0.12)),
+        key: "fiscal.vat_rate".into(),
+        reason: "benchmark".into(),
+        principal: "operator".into(),
+        ..Default::default()
+    }
+}
+
 fn main() {
     // (households, warm-up ticks, runs)
     let sizes = [(10_000_u64, 100, 51), (100_000, 20, 15), (1_000_000, 5, 5)];
     println!(
-        "{:>10} {:>10} {:>12} {:>12} {:>14} {:>12}",
-        "households", "ms/tick", "digest ms", "clone ms", "encode ms", "ckpt MiB"
+        "{:>10} {:>10} {:>12} {:>12} {:>14} {:>12} {:>22}",
+        "households",
+        "ms/tick",
+        "digest ms",
+        "clone ms",
+        "encode ms",
+        "ckpt MiB",
+        "clone ms, full window"
     );
     for (households, warm_up, runs) in sizes {
         let mut e = engine(households);
@@ -64,14 +92,21 @@ fn main() {
         let encode = median_ms(runs, || {
             size = checkpoint::encode(&state).expect("encodes").len();
         });
+        let audit = &mut e.world_mut().audit;
+        (0..DEFAULT_IDEMPOTENCY_WINDOW).for_each(|i| audit.record(outcome(i)));
+        let world = e.world();
+        let full = median_ms(runs, || {
+            std::hint::black_box(world.state());
+        });
         println!(
-            "{:>10} {:>10.3} {:>12.3} {:>12.3} {:>14.3} {:>12.2}",
+            "{:>10} {:>10.3} {:>12.3} {:>12.3} {:>14.3} {:>12.2} {:>22.3}",
             households,
             tick,
             digest,
             clone,
             encode,
-            size as f64 / (1024.0 * 1024.0)
+            size as f64 / (1024.0 * 1024.0),
+            full
         );
     }
 }
