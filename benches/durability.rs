@@ -3,9 +3,10 @@
 //! time of one tick, of the state digest Phase 8 computes every tick, of the
 //! state copy handed to the checkpoint writer, and (on the writer's thread,
 //! not the engine's) of encoding that copy, with the checkpoint's size.
-//! The last column is the state copy again once the audit log holds a full
-//! idempotency window (`DEFAULT_IDEMPOTENCY_WINDOW` commands), as it does
-//! after a long run of commands.
+//! The last three columns are the state copy, its encoding and the
+//! checkpoint's size again once the audit log holds a full idempotency window
+//! (`DEFAULT_IDEMPOTENCY_WINDOW` commands), as it does after a long run of
+//! commands.
 //!
 //! Run with `cargo bench --bench durability`. A plain `harness = false`
 //! main, like `benches/tick.rs`: warm up, then the median of several runs.
@@ -65,14 +66,16 @@ fn main() {
     // (households, warm-up ticks, runs)
     let sizes = [(10_000_u64, 100, 51), (100_000, 20, 15), (1_000_000, 5, 5)];
     println!(
-        "{:>10} {:>10} {:>12} {:>12} {:>14} {:>12} {:>22}",
+        "{:>10} {:>10} {:>12} {:>12} {:>14} {:>12} {:>22} {:>10} {:>10}",
         "households",
         "ms/tick",
         "digest ms",
         "clone ms",
         "encode ms",
         "ckpt MiB",
-        "clone ms, full window"
+        "full window: clone ms",
+        "encode ms",
+        "ckpt MiB"
     );
     for (households, warm_up, runs) in sizes {
         let mut e = engine(households);
@@ -98,15 +101,22 @@ fn main() {
         let full = median_ms(runs, || {
             std::hint::black_box(world.state());
         });
+        let state = world.state();
+        let mut full_size = 0;
+        let full_encode = median_ms(runs, || {
+            full_size = checkpoint::encode(&state).expect("encodes").len();
+        });
         println!(
-            "{:>10} {:>10.3} {:>12.3} {:>12.3} {:>14.3} {:>12.2} {:>22.3}",
+            "{:>10} {:>10.3} {:>12.3} {:>12.3} {:>14.3} {:>12.2} {:>22.3} {:>10.3} {:>10.2}",
             households,
             tick,
             digest,
             clone,
             encode,
             size as f64 / (1024.0 * 1024.0),
-            full
+            full,
+            full_encode,
+            full_size as f64 / (1024.0 * 1024.0)
         );
     }
 }

@@ -288,6 +288,7 @@ fn open_engine(
                 tps: config.tps,
                 record_every: config.record_every,
                 nice: config.network_nice,
+                idempotency_window: config.idempotency_window,
             };
             let opened = store::open(&options, registry)?;
             (opened.engine, Some(opened.store))

@@ -133,6 +133,8 @@ pub struct StoreOptions {
     /// Niceness the store's threads add to their own (`--network-nice`),
     /// so they never take the CPU from the engine.
     pub nice: i32,
+    /// Command ids a resumed run remembers (`--idempotency-window`).
+    pub idempotency_window: usize,
 }
 
 /// A recorded run, open: the engine to run and the store's threads.
@@ -184,7 +186,7 @@ pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRu
             let engine = SimulationEngine::new(registry, manifest.seed)?;
             (dir, manifest, engine, Vec::new())
         }
-        Some(which) => resume(&options.data_dir, which)?,
+        Some(which) => resume(&options.data_dir, which, options.idempotency_window)?,
     };
     let faults = FaultSwitch::default();
     let (checkpoints, checkpointer) =
@@ -233,24 +235,28 @@ type Resumed = (
 
 /// Resumes run `which`: the newest valid checkpoint, plus every audited
 /// outcome of a later tick (in tick order, log order within a tick) to
-/// re-apply; digests after the checkpoint are recorded again.
-fn resume(data_dir: &Path, which: &str) -> Result<Resumed, StoreError> {
+/// re-apply; digests after the checkpoint are recorded again. The outcomes
+/// the checkpoint covers go back into the idempotency index (the last
+/// `window` of them), which checkpoints leave out.
+fn resume(data_dir: &Path, which: &str, window: usize) -> Result<Resumed, StoreError> {
     let dir = manifest::find_run(data_dir, which)?;
     let manifest = Manifest::read(&dir)?;
     let registry = manifest.registry()?;
     let state = checkpoint::load_newest(&dir.join(manifest::CHECKPOINT_DIR))?;
     let entries = log_file::read_and_repair(&dir.join(manifest::AUDIT_FILE))?;
-    let (engine, tick) = match state {
+    let (mut engine, tick) = match state {
         Some(state) => {
             let tick = state.tick;
             (SimulationEngine::restore(registry, state)?, tick)
         }
         None => (SimulationEngine::new(registry, manifest.seed)?, 0),
     };
-    let mut tail: Vec<_> = entries
-        .into_iter()
-        .filter(|e| e.applied_tick > tick)
-        .collect();
+    let (covered, mut tail): (Vec<_>, Vec<_>) =
+        entries.into_iter().partition(|e| e.applied_tick <= tick);
+    let audit = &mut engine.world_mut().audit;
+    audit.set_idempotency_window(window);
+    let skip = covered.len().saturating_sub(window);
+    covered.iter().skip(skip).for_each(|e| audit.remember(e));
     tail.sort_by_key(|e| e.applied_tick);
     log_file::truncate_digests(&dir.join(manifest::DIGESTS_FILE), tick)?;
     info!(
