@@ -14,7 +14,7 @@
 use std::time::Instant;
 
 use watchtower::{
-    engine::{DEFAULT_IDEMPOTENCY_WINDOW, GlobalRegistry, SimulationEngine, state_digest},
+    engine::{DEFAULT_IDEMPOTENCY_WINDOW, GlobalRegistry, SimulationEngine, World, state_digest},
     pb::{GodResponse, ParameterValue, parameter_value::Kind},
     store::checkpoint,
 };
@@ -62,6 +62,20 @@ fn outcome(i: usize) -> GodResponse {
     }
 }
 
+/// What a checkpoint costs: the median ms of the state copy (engine
+/// thread) and of its encoding (writer thread), and the checkpoint's MiB.
+fn checkpoint_costs(world: &World, runs: usize) -> (f64, f64, f64) {
+    let clone = median_ms(runs, || {
+        std::hint::black_box(world.state());
+    });
+    let state = world.state();
+    let mut size = 0;
+    let encode = median_ms(runs, || {
+        size = checkpoint::encode(&state).expect("encodes").len();
+    });
+    (clone, encode, size as f64 / (1024.0 * 1024.0))
+}
+
 fn main() {
     // (households, warm-up ticks, runs)
     let sizes = [(10_000_u64, 100, 51), (100_000, 20, 15), (1_000_000, 5, 5)];
@@ -87,36 +101,13 @@ fn main() {
         let digest = median_ms(runs, || {
             std::hint::black_box(state_digest(world.tick, &world.registry, &world.economy));
         });
-        let clone = median_ms(runs, || {
-            std::hint::black_box(world.state());
-        });
-        let state = world.state();
-        let mut size = 0;
-        let encode = median_ms(runs, || {
-            size = checkpoint::encode(&state).expect("encodes").len();
-        });
+        let (clone, encode, size) = checkpoint_costs(world, runs);
         let audit = &mut e.world_mut().audit;
         (0..DEFAULT_IDEMPOTENCY_WINDOW).for_each(|i| audit.record(outcome(i)));
-        let world = e.world();
-        let full = median_ms(runs, || {
-            std::hint::black_box(world.state());
-        });
-        let state = world.state();
-        let mut full_size = 0;
-        let full_encode = median_ms(runs, || {
-            full_size = checkpoint::encode(&state).expect("encodes").len();
-        });
+        let (full, full_encode, full_size) = checkpoint_costs(e.world(), runs);
         println!(
             "{:>10} {:>10.3} {:>12.3} {:>12.3} {:>14.3} {:>12.2} {:>22.3} {:>10.3} {:>10.2}",
-            households,
-            tick,
-            digest,
-            clone,
-            encode,
-            size as f64 / (1024.0 * 1024.0),
-            full,
-            full_encode,
-            full_size as f64 / (1024.0 * 1024.0)
+            households, tick, digest, clone, encode, size, full, full_encode, full_size
         );
     }
 }
