@@ -13,7 +13,7 @@
 //! older than the window is a new command). A checkpoint leaves the index
 //! out: it would be most of the checkpoint (10.7 MiB of 10.8 with a full
 //! window, `benches/durability.rs`), and the audit log on disk, which a
-//! resume reads whole anyway, holds every outcome in it. The store rebuilds
+//! resume reads anyway, holds every outcome in it. The store rebuilds
 //! it from there ([`AuditLog::remember`]). The durable copy of the log is
 //! the store's business. Engine thread only.
 //!

@@ -37,11 +37,11 @@ pub struct AuditLine {
     pub entry: GodResponse,
 }
 
-/// Reads every whole entry of the log at `path`. A last line that is cut
-/// short or unreadable (a crash mid-append) is cut off the file and logged;
-/// an unreadable line anywhere else is an error.
-pub fn read_and_repair(path: &Path) -> Result<Vec<GodResponse>, StoreError> {
-    let (entries, good_len) = read_entries(path, u64::MAX)?;
+/// Hands every whole entry of the log at `path` to `each`, oldest first. A
+/// last line that is cut short or unreadable (a crash mid-append) is cut
+/// off the file and logged; an unreadable line anywhere else is an error.
+pub fn read_and_repair(path: &Path, each: impl FnMut(GodResponse)) -> Result<(), StoreError> {
+    let good_len = visit_entries(path, u64::MAX, each)?;
     let len = std::fs::metadata(path)
         .map_err(|e| StoreError::io(path, e))?
         .len();
@@ -59,19 +59,31 @@ pub fn read_and_repair(path: &Path) -> Result<Vec<GodResponse>, StoreError> {
             .map_err(|e| StoreError::io(path, e))?;
         file.sync_all().map_err(|e| StoreError::io(path, e))?;
     }
-    Ok(entries)
+    Ok(())
 }
 
 /// Reads the entries of the log at `path` within its first `limit` bytes,
 /// and the length of the whole lines read. Only the last line may be bad.
 pub fn read_entries(path: &Path, limit: u64) -> Result<(Vec<GodResponse>, u64), StoreError> {
+    let mut entries = Vec::new();
+    let good_len = visit_entries(path, limit, |entry| entries.push(entry))?;
+    Ok((entries, good_len))
+}
+
+/// Hands the entries of the log at `path` within its first `limit` bytes to
+/// `each`, one at a time, and returns the length of the whole lines read.
+/// Only the last line may be bad.
+fn visit_entries(
+    path: &Path,
+    limit: u64,
+    mut each: impl FnMut(GodResponse),
+) -> Result<u64, StoreError> {
     let file = match File::open(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
         Err(e) => return Err(StoreError::io(path, e)),
     };
     let mut reader = BufReader::new(file.take(limit));
-    let mut entries = Vec::new();
     let mut good_len = 0;
     let mut line = String::new();
     let mut line_no = 0;
@@ -98,13 +110,13 @@ pub fn read_entries(path: &Path, limit: u64) -> Result<(Vec<GodResponse>, u64), 
             .and_then(|text| serde_json::from_str::<AuditLine>(text).map_err(|e| e.to_string()));
         match parsed {
             Ok(parsed) => {
-                entries.push(parsed.entry);
+                each(parsed.entry);
                 good_len += n as u64;
             }
             Err(why) => bad = Some(why),
         }
     }
-    Ok((entries, good_len))
+    Ok(good_len)
 }
 
 /// Reads `digests.bin`: (tick, digest) pairs, a later record for a tick

@@ -243,7 +243,6 @@ fn resume(data_dir: &Path, which: &str, window: usize) -> Result<Resumed, StoreE
     let manifest = Manifest::read(&dir)?;
     let registry = manifest.registry()?;
     let state = checkpoint::load_newest(&dir.join(manifest::CHECKPOINT_DIR))?;
-    let entries = log_file::read_and_repair(&dir.join(manifest::AUDIT_FILE))?;
     let (mut engine, tick) = match state {
         Some(state) => {
             let tick = state.tick;
@@ -251,12 +250,18 @@ fn resume(data_dir: &Path, which: &str, window: usize) -> Result<Resumed, StoreE
         }
         None => (SimulationEngine::new(registry, manifest.seed)?, 0),
     };
-    let (covered, mut tail): (Vec<_>, Vec<_>) =
-        entries.into_iter().partition(|e| e.applied_tick <= tick);
     let audit = &mut engine.world_mut().audit;
     audit.set_idempotency_window(window);
-    let skip = covered.len().saturating_sub(window);
-    covered.iter().skip(skip).for_each(|e| audit.remember(e));
+    // One line at a time, so a long run's log is never in memory whole:
+    // the index keeps its window, and the tail is what follows the checkpoint.
+    let mut tail = Vec::new();
+    log_file::read_and_repair(&dir.join(manifest::AUDIT_FILE), |entry| {
+        if entry.applied_tick <= tick {
+            audit.remember(&entry);
+        } else {
+            tail.push(entry);
+        }
+    })?;
     tail.sort_by_key(|e| e.applied_tick);
     log_file::truncate_digests(&dir.join(manifest::DIGESTS_FILE), tick)?;
     info!(
