@@ -134,10 +134,11 @@ impl AuditLog {
 
     /// Remembers an outcome already in the log on disk (read back on
     /// resume), so a retry of it is not applied again.
-    pub fn remember(&mut self, response: &GodResponse) {
-        self.index(Arc::new(response.clone()));
+    pub fn remember(&mut self, response: GodResponse) {
+        self.index(Arc::new(response));
     }
 
+    /// Puts `response` under its id, newest last, unless the id is there.
     fn index(&mut self, response: Arc<GodResponse>) {
         let id: Arc<str> = response.command_id.as_str().into();
         if self.by_id.insert(Arc::clone(&id), response).is_none() {
@@ -229,7 +230,7 @@ mod tests {
         assert!(log.recorded("a").is_none(), "the oldest id is forgotten");
         assert!(log.recorded("b").is_some() && log.recorded("c").is_some());
         // A repeated id takes no second place in the window.
-        log.remember(&entry("c"));
+        log.remember(entry("c"));
         assert!(log.recorded("b").is_some());
     }
 

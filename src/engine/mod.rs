@@ -361,7 +361,7 @@ impl SimulationEngine {
     /// Records the run through `durability` under `run_id`.
     pub fn attach_durability(&mut self, run_id: String, durability: Durability) {
         for entry in &durability.recorded {
-            self.world.audit.remember(entry);
+            self.world.audit.remember(entry.clone());
         }
         self.world.run_id = run_id;
         self.world.durability = Some(durability);

@@ -257,7 +257,7 @@ fn resume(data_dir: &Path, which: &str, window: usize) -> Result<Resumed, StoreE
     let mut tail = Vec::new();
     log_file::read_and_repair(&dir.join(manifest::AUDIT_FILE), |entry| {
         if entry.applied_tick <= tick {
-            audit.remember(&entry);
+            audit.remember(entry);
         } else {
             tail.push(entry);
         }
