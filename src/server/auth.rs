@@ -7,16 +7,15 @@
 //! a token are operators when no token is configured, observers when only
 //! operator tokens are, and refused once observer tokens exist too.
 //!
-//! [`guard`] is the one middleware that enforces this for every path of both
+//! [`AuthState`]'s [`Check`] is the one middleware that enforces this for every path of both
 //! listeners, from the table in [`access`]; handlers read the [`Principal`]
 //! it leaves in the request's extensions. Runs on tokio workers; no I/O.
 
-use std::{path::Path, sync::Arc};
+use std::{ops::ControlFlow, path::Path, sync::Arc};
 
 use axum::{
-    extract::{Request, State},
+    extract::Request,
     http::{HeaderMap, StatusCode, header},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde::Deserialize;
@@ -24,7 +23,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tonic::Status;
 
-use super::error::ApiError;
+use super::{error::ApiError, layers::Check};
 use crate::{config::SecurityConfig, pb};
 
 /// The name recorded for callers that sent no token.
@@ -379,43 +378,44 @@ pub struct AuthState {
     pub websocket_paths: &'static [&'static str],
 }
 
-/// Middleware: authenticates every request and refuses what its path does
-/// not allow, before any handler runs. gRPC paths get gRPC statuses (which
-/// the gRPC-Web layer outside translates); others get HTTP 401 or 403.
-pub async fn guard(State(state): State<AuthState>, mut request: Request, next: Next) -> Response {
-    let path = request.uri().path();
-    let needed = if state.websocket_paths.contains(&path) {
-        Access::WebSocket
-    } else {
-        access(path)
-    };
-    let grpc = is_grpc(&request);
-    let identity = state.authenticator.from_headers(request.headers());
-    match (needed, identity) {
-        (Access::Open, identity) => {
-            if let Ok(principal) = identity {
-                request.extensions_mut().insert(principal);
+/// Authenticates every request and refuses what its path does not allow,
+/// before any handler runs. gRPC paths get gRPC statuses (which the gRPC-Web
+/// layer outside translates); others get HTTP 401 or 403.
+impl Check for AuthState {
+    fn check(&self, request: &mut Request) -> ControlFlow<Response> {
+        let path = request.uri().path();
+        let needed = if self.websocket_paths.contains(&path) {
+            Access::WebSocket
+        } else {
+            access(path)
+        };
+        let grpc = is_grpc(request);
+        let identity = self.authenticator.from_headers(request.headers());
+        let extensions = request.extensions_mut();
+        match (needed, identity) {
+            (Access::Open, identity) => {
+                if let Ok(principal) = identity {
+                    extensions.insert(principal);
+                }
+            }
+            (Access::WebSocket, Err(AuthError::Missing)) => {
+                extensions.insert(HeaderIdentity(Err(AuthError::Missing)));
+            }
+            (Access::WebSocket, Ok(principal)) => {
+                extensions.insert(HeaderIdentity(Ok(principal)));
+            }
+            (_, Err(err)) => {
+                return ControlFlow::Break(refuse(ApiError::Unauthenticated(err), grpc));
+            }
+            (Access::Role(role), Ok(principal)) => {
+                if let Err(err) = principal.require(role) {
+                    return ControlFlow::Break(refuse(err, grpc));
+                }
+                extensions.insert(principal);
             }
         }
-        (Access::WebSocket, Err(AuthError::Missing)) => {
-            request
-                .extensions_mut()
-                .insert(HeaderIdentity(Err(AuthError::Missing)));
-        }
-        (Access::WebSocket, Ok(principal)) => {
-            request
-                .extensions_mut()
-                .insert(HeaderIdentity(Ok(principal)));
-        }
-        (_, Err(err)) => return refuse(ApiError::Unauthenticated(err), grpc),
-        (Access::Role(role), Ok(principal)) => {
-            if let Err(err) = principal.require(role) {
-                return refuse(err, grpc);
-            }
-            request.extensions_mut().insert(principal);
-        }
+        ControlFlow::Continue(())
     }
-    next.run(request).await
 }
 
 fn is_grpc(request: &Request) -> bool {

@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use axum::{body::Body, extract::Request, middleware::Next, response::Response};
+use axum::{body::Body, extract::Request, response::Response};
 use governor::{
     Quota, RateLimiter,
     clock::{Clock, DefaultClock},
@@ -44,15 +44,20 @@ const UNARY_REQUESTS: &str = "/watchtower.v1.WatchtowerService/";
 /// A gRPC message's prefix: a flag byte and a 4-byte length.
 pub const FRAME_HEADER_BYTES: usize = 5;
 
-/// Middleware: a `WatchtowerService` request body must hold exactly one
-/// message (every method takes one), so a body with two is refused whole
-/// rather than half-applied (tonic would read the first and drop the rest),
-/// and an empty one is refused with the same kind of error.
-/// Bodies are small (at most [`MAX_REQUEST_BYTES`]), so it reads the whole.
-pub async fn one_message(request: Request, next: Next) -> Response {
-    if !request.uri().path().starts_with(UNARY_REQUESTS) {
-        return next.run(request).await;
-    }
+/// True for the requests [`one_message`] applies to: those of
+/// `WatchtowerService`, every one of whose methods takes one message.
+pub fn holds_one_message(request: &Request) -> bool {
+    request.uri().path().starts_with(UNARY_REQUESTS)
+}
+
+/// A `WatchtowerService` request body must hold exactly one message, so a
+/// body with two is refused whole rather than half-applied (tonic would
+/// read the first and drop the rest), and an empty one is refused with the
+/// same kind of error. Bodies are small (at most [`MAX_REQUEST_BYTES`]), so
+/// it reads the whole and hands on the request with the body read; the
+/// refusal is the response to send. [`super::layers::OneMessageLayer`]
+/// applies it.
+pub async fn one_message(request: Request) -> Result<Request, Response> {
     let (parts, body) = request.into_parts();
     let limit = MAX_REQUEST_BYTES + FRAME_HEADER_BYTES;
     let bytes = match axum::body::to_bytes(body, limit).await {
@@ -60,23 +65,21 @@ pub async fn one_message(request: Request, next: Next) -> Response {
         Err(err) => {
             let too_large = std::error::Error::source(&err)
                 .is_some_and(|e| e.is::<http_body_util::LengthLimitError>());
-            return if too_large {
+            let status = if too_large {
                 Status::from(ApiError::RequestTooLarge {
                     max: MAX_REQUEST_BYTES,
                 })
-                .into_http()
             } else {
-                Status::cancelled(format!("the request body could not be read: {err}")).into_http()
+                Status::cancelled(format!("the request body could not be read: {err}"))
             };
+            return Err(status.into_http());
         }
     };
     match count_messages(&bytes) {
-        0 => return Status::from(ApiError::NoMessage).into_http(),
-        1 => {}
-        _ => return Status::from(ApiError::MultipleMessages).into_http(),
+        0 => Err(Status::from(ApiError::NoMessage).into_http()),
+        1 => Ok(Request::from_parts(parts, Body::from(bytes))),
+        _ => Err(Status::from(ApiError::MultipleMessages).into_http()),
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
 }
 
 /// How many gRPC messages start in `body` (what [`one_message`] counts).

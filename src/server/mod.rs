@@ -5,6 +5,8 @@
 //! - [`error`]: every error the API returns, mapped to `tonic::Status` with
 //!   rich details in one place;
 //! - [`auth`]: tokens, principals and roles, enforced by one middleware;
+//! - [`layers`]: the middleware as plain tower layers (checks, gRPC-Web
+//!   switch, one message per request);
 //! - [`origin`]: the origin and `Host` rules for every browser path;
 //! - [`limits`]: every bound a client can hit on the API;
 //! - [`transport`]: the accept loop, TLS and connection limits;
@@ -31,6 +33,7 @@ pub mod fanout;
 pub mod faults;
 pub mod framed;
 pub mod hub;
+pub mod layers;
 pub mod limits;
 pub mod metrics;
 pub mod origin;
@@ -42,20 +45,14 @@ pub mod ws;
 
 use std::sync::Arc;
 
-use axum::{
-    Router,
-    extract::{Request, State},
-    http::{Version, header::CONTENT_TYPE},
-    middleware::{Next, from_fn, from_fn_with_state},
-    response::Response,
-};
+use axum::{Router, body::Body, http};
 use tonic::service::Routes;
 use tonic_health::{
     pb::health_server::HealthServer,
     server::{HealthReporter, HealthService},
 };
 use tonic_web::GrpcWebLayer;
-use tower::ServiceExt;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 
 pub use hub::TelemetryHub;
@@ -123,64 +120,41 @@ pub fn router(parts: &ServerParts) -> Router {
         .into_axum_router()
         // Ahead of the generated handler for this one method: its frames go
         // out as the hub encoded them.
-        .route(framed::PATH, framed::route(parts.api.clone()))
-        .layer(from_fn(limits::one_message))
-        // Inside the gRPC-Web layer, so its refusals reach browsers as
-        // gRPC-Web statuses.
-        .layer(from_fn_with_state(parts.auth_state(&[]), auth::guard));
-    let grpc = with_grpc_web(grpc);
-    let ws = ws::routes(parts.api.clone(), &["/ws"])
-        .layer(from_fn_with_state(parts.auth_state(&[]), auth::guard));
-    let metrics = metrics::routes(parts.api.clone())
-        .layer(from_fn_with_state(parts.auth_state(&[]), auth::guard));
+        .route(framed::PATH, framed::route(parts.api.clone()));
+    // The checks inside the gRPC-Web layer, so their refusals reach
+    // browsers as gRPC-Web statuses.
+    let web = grpc.clone().layer(
+        ServiceBuilder::new()
+            .layer(GrpcWebLayer::new())
+            .map_request(|request: http::Request<tonic::body::Body>| request.map(Body::new))
+            .layer(parts.auth(&[]))
+            .layer(layers::OneMessageLayer),
+    );
+    let grpc = grpc.layer(
+        ServiceBuilder::new()
+            .layer(layers::PlainOrWebLayer::new(web))
+            .layer(parts.auth(&[]))
+            .layer(layers::OneMessageLayer),
+    );
+    let ws = ws::routes(parts.api.clone(), &["/ws"]).layer(parts.auth(&[]));
+    let metrics = metrics::routes(parts.api.clone()).layer(parts.auth(&[]));
     browser_safe(grpc.merge(ws).merge(web::dashboard()).merge(metrics), parts)
-}
-
-/// `grpc` with tonic-web's translation for the requests that need it.
-/// Plain gRPC over HTTP/2, which tonic-web passes through, goes around it:
-/// passing through still wraps every response in two more boxed bodies, and
-/// every telemetry message crossed both.
-fn with_grpc_web(grpc: Router) -> Router {
-    let web = grpc.clone().layer(GrpcWebLayer::new());
-    grpc.layer(from_fn_with_state(web, plain_or_web))
-}
-
-/// Plain gRPC (HTTP/2, `application/grpc…` but not `application/grpc-web…`)
-/// goes straight on; everything else goes through tonic-web as before,
-/// which translates gRPC-Web and refuses what is neither.
-async fn plain_or_web(State(web): State<Router>, request: Request, next: Next) -> Response {
-    let content_type = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let plain = request.version() == Version::HTTP_2
-        && content_type.starts_with("application/grpc")
-        && !content_type.starts_with("application/grpc-web");
-    if plain {
-        next.run(request).await
-    } else {
-        match web.oneshot(request).await {
-            Ok(response) => response,
-            Err(never) => match never {},
-        }
-    }
 }
 
 /// The legacy listener's routes: the WebSocket at `/` and `/ws`.
 pub fn legacy_router(parts: &ServerParts) -> Router {
-    let ws = ws::routes(parts.api.clone(), &["/", "/ws"])
-        .layer(from_fn_with_state(parts.auth_state(&["/"]), auth::guard));
+    let ws = ws::routes(parts.api.clone(), &["/", "/ws"]).layer(parts.auth(&["/"]));
     browser_safe(ws, parts)
 }
 
 /// The layers every listener has: CORS, the origin guard, the access log,
 /// and containment of handler panics.
 fn browser_safe(router: Router, parts: &ServerParts) -> Router {
-    let guarded = router.layer(parts.origins.cors()).layer(from_fn_with_state(
-        Arc::clone(&parts.origins),
-        origin::guard,
-    ));
+    let guarded = router.layer(
+        ServiceBuilder::new()
+            .layer(layers::CheckLayer::new(Arc::clone(&parts.origins)))
+            .layer(parts.origins.cors()),
+    );
     access_log::around(guarded)
         // A bug in one handler answers that one call with an error; it never
         // takes the connection, the server or the engine down with it.
@@ -188,10 +162,15 @@ fn browser_safe(router: Router, parts: &ServerParts) -> Router {
 }
 
 impl ServerParts {
-    fn auth_state(&self, websocket_paths: &'static [&'static str]) -> auth::AuthState {
-        auth::AuthState {
+    /// The auth check, for a listener whose WebSocket is at
+    /// `websocket_paths`.
+    fn auth(
+        &self,
+        websocket_paths: &'static [&'static str],
+    ) -> layers::CheckLayer<auth::AuthState> {
+        layers::CheckLayer::new(Arc::new(auth::AuthState {
             authenticator: Arc::clone(&self.authenticator),
             websocket_paths,
-        }
+        }))
     }
 }

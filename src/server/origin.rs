@@ -10,16 +10,17 @@
 //! host not allowed, is refused with 403 before any handler runs. Native gRPC
 //! clients send no `Origin` and are unaffected. Runs on tokio workers.
 
-use std::{net::IpAddr, sync::Arc};
+use std::{net::IpAddr, ops::ControlFlow, sync::Arc};
 
 use axum::{
-    extract::{Request, State},
+    extract::Request,
     http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header, request::Parts},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use url::{Host, Url};
+
+use super::layers::Check;
 
 /// Response headers a gRPC-Web client must be able to read.
 const EXPOSED: [&str; 3] = ["grpc-status", "grpc-message", "grpc-status-details-bin"];
@@ -125,12 +126,12 @@ impl OriginPolicy {
     }
 
     /// Why a request must be refused, if it must.
-    fn check(&self, parts: &Parts) -> Option<&'static str> {
-        let headers = &parts.headers;
+    fn refusal(&self, request: &Request) -> Option<&'static str> {
+        let headers = request.headers();
         let host = header_str(headers, &header::HOST)
-            .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+            .or_else(|| request.uri().authority().map(|a| a.as_str()));
         let origin = header_str(headers, &header::ORIGIN);
-        if !is_browser_request(parts, origin.is_some()) {
+        if !is_browser_request(request, origin.is_some()) {
             return None;
         }
         if !host.is_some_and(|h| self.host_allowed(h)) {
@@ -170,24 +171,22 @@ impl OriginPolicy {
     }
 }
 
-/// Middleware: refuses a browser request from a foreign origin or to a host
-/// that is not allowed with 403, before CORS, upgrades or handlers.
-pub async fn guard(
-    State(policy): State<Arc<OriginPolicy>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    if let Some(why) = policy.check(&parts) {
+/// Refuses a browser request from a foreign origin or to a host that is
+/// not allowed with 403, before CORS, upgrades or handlers.
+impl Check for OriginPolicy {
+    fn check(&self, request: &mut Request) -> ControlFlow<Response> {
+        let Some(why) = self.refusal(request) else {
+            return ControlFlow::Continue(());
+        };
+        let headers = request.headers();
         tracing::debug!(
-            origin = ?parts.headers.get(header::ORIGIN),
-            host = ?parts.headers.get(header::HOST),
-            path = parts.uri.path(),
+            origin = ?headers.get(header::ORIGIN),
+            host = ?headers.get(header::HOST),
+            path = request.uri().path(),
             "browser request refused: {why}"
         );
-        return (StatusCode::FORBIDDEN, why).into_response();
+        ControlFlow::Break((StatusCode::FORBIDDEN, why).into_response())
     }
-    next.run(Request::from_parts(parts, body)).await
 }
 
 /// A request a browser could have made on a page's behalf: anything with an
@@ -195,14 +194,15 @@ pub async fn guard(
 /// gRPC (HTTP/2 POSTs of `application/grpc` with no `Origin`) is not, and
 /// neither is a WebSocket upgrade without an `Origin`: browsers always send
 /// one there, so it comes from a program (Python, Streamlit).
-fn is_browser_request(parts: &Parts, has_origin: bool) -> bool {
-    let content_type = header_str(&parts.headers, &header::CONTENT_TYPE).unwrap_or("");
-    let websocket = header_str(&parts.headers, &header::UPGRADE)
-        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+fn is_browser_request(request: &Request, has_origin: bool) -> bool {
+    let headers = request.headers();
+    let content_type = header_str(headers, &header::CONTENT_TYPE).unwrap_or("");
+    let websocket =
+        header_str(headers, &header::UPGRADE).is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     has_origin
         || content_type.starts_with("application/grpc-web")
-        || (parts.method == Method::GET && !websocket)
-        || parts.method == Method::OPTIONS
+        || (request.method() == Method::GET && !websocket)
+        || request.method() == Method::OPTIONS
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
