@@ -839,6 +839,41 @@ async fn idle_and_slow_connections_are_closed() {
 }
 
 #[tokio::test]
+async fn a_connection_left_idle_after_a_request_is_closed_after_the_idle_timeout() {
+    let idle = Duration::from_millis(300);
+    let mut config = test_config();
+    config.transport.idle_timeout = idle;
+    config.transport.header_timeout = Duration::from_secs(60);
+    let app = spawn_stepped_app(config).await;
+    let mut tcp = TcpStream::connect(app.addr).await.unwrap();
+    tcp.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            tcp.read(&mut byte).await.unwrap(),
+            1,
+            "a whole response head"
+        );
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let answered = std::time::Instant::now();
+    // Kept alive for another request, then closed once idle for the timeout.
+    closed_by_server(tcp).await;
+    assert!(
+        answered.elapsed() >= idle,
+        "closed only after {idle:?} idle"
+    );
+}
+
+#[tokio::test]
 async fn a_command_whose_deadline_passes_in_the_queue_is_not_applied_and_audited_expired() {
     let app = ticking(test_config(), 1.0).await;
     let before = current_vat(&app);

@@ -14,7 +14,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     task::{Context, Poll},
     time::{Duration, Instant},
@@ -33,7 +33,7 @@ use socket2::{SockRef, TcpKeepalive};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
-    sync::{OwnedSemaphorePermit, Semaphore, watch},
+    sync::{OwnedSemaphorePermit, Semaphore},
 };
 use tokio_rustls::{
     TlsAcceptor,
@@ -295,8 +295,8 @@ async fn serve_http<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let peer = info.peer;
-    let (activity, active) = watch::channel(0usize);
-    let activity = Arc::new(activity);
+    let activity = Arc::new(Activity::new());
+    let watched = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         handle(request, info.clone(), router.clone(), Arc::clone(&activity))
     });
@@ -312,7 +312,7 @@ async fn serve_http<I>(
                 }
                 return;
             }
-            () = idle(active.clone(), limits.idle_timeout), if !closing => {
+            () = idle(&watched, limits.idle_timeout), if !closing => {
                 debug!(%peer, "closing an idle connection");
                 conn.as_mut().graceful_shutdown();
                 closing = true;
@@ -386,7 +386,7 @@ async fn handle(
     mut request: hyper::Request<Incoming>,
     info: ConnectionInfo,
     router: Router,
-    activity: Arc<watch::Sender<usize>>,
+    activity: Arc<Activity>,
 ) -> Result<hyper::Response<InFlightBody>, Infallible> {
     request.extensions_mut().insert(info);
     let in_flight = InFlight::new(activity);
@@ -425,34 +425,75 @@ impl hyper::body::Body for InFlightBody {
     }
 }
 
+/// A connection's requests in flight, and since when it has had none:
+/// counters, not a channel, so a request wakes nothing when it starts or
+/// ends (a channel woke the connection's task, and with it a poll of the
+/// whole HTTP/2 connection, twice per request). [`idle`] looks at them only
+/// when its timer runs out.
+struct Activity {
+    in_flight: AtomicUsize,
+    /// When the last request ended, in milliseconds since `opened` (0 while
+    /// none has).
+    idle_since_ms: AtomicU64,
+    opened: Instant,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+            opened: Instant::now(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// How long the connection has had nothing in flight; `None` while it
+    /// has.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let since = self.idle_since_ms.load(Ordering::Acquire);
+        Some(Duration::from_millis(self.now_ms().saturating_sub(since)))
+    }
+}
+
 /// One request in flight on a connection.
-struct InFlight(Arc<watch::Sender<usize>>);
+struct InFlight(Arc<Activity>);
 
 impl InFlight {
-    fn new(activity: Arc<watch::Sender<usize>>) -> Self {
-        activity.send_modify(|n| *n += 1);
+    fn new(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::AcqRel);
         Self(activity)
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.send_modify(|n| *n -= 1);
+        // The time first: once the count reads zero, it is never older
+        // than this request's end.
+        let activity = &self.0;
+        activity
+            .idle_since_ms
+            .store(activity.now_ms(), Ordering::Release);
+        activity.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// Resolves once the connection has had nothing in flight for `timeout`.
-async fn idle(mut active: watch::Receiver<usize>, timeout: Duration) {
+/// Resolves once the connection has had nothing in flight for `timeout`;
+/// checks only when that could first be true.
+async fn idle(activity: &Activity, timeout: Duration) {
     loop {
-        if active.wait_for(|n| *n == 0).await.is_err() {
-            return std::future::pending().await;
-        }
-        if tokio::time::timeout(timeout, active.wait_for(|n| *n > 0))
-            .await
-            .is_err()
-        {
-            return;
-        }
+        let wait = match activity.idle_for() {
+            Some(idle) if idle >= timeout => return,
+            Some(idle) => timeout - idle,
+            None => timeout,
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 
