@@ -4,10 +4,10 @@
 //! axum's `from_fn` middleware clones the whole route stack beneath it and
 //! boxes a future on every request; with four of them, that was a fifth of
 //! the network's CPU per command (docs/benchmarks.md, "Issue 11: the
-//! middleware's share"). These call the service beneath directly, and a
-//! check that passes adds no future of its own. What each one decides stays
-//! in its module ([`super::auth`], [`super::origin`], [`super::limits`]).
-//! Runs on tokio workers.
+//! middleware, the idle watch and the load generator's share"). These call
+//! the service beneath directly, and a check that passes adds no future of
+//! its own. What each one decides stays in its module ([`super::auth`],
+//! [`super::origin`], [`super::limits`]). Runs on tokio workers.
 
 use std::{
     convert::Infallible,
@@ -154,6 +154,7 @@ where
     }
 }
 
+/// HTTP/2 with an `application/grpc…` content type that is not gRPC-Web.
 fn is_plain_grpc(request: &Request) -> bool {
     let content_type = request
         .headers()
