@@ -121,20 +121,21 @@ pub fn router(parts: &ServerParts) -> Router {
         // Ahead of the generated handler for this one method: its frames go
         // out as the hub encoded them.
         .route(framed::PATH, framed::route(parts.api.clone()));
-    // The checks inside the gRPC-Web layer, so their refusals reach
-    // browsers as gRPC-Web statuses.
+    // The same checks on both paths; inside the gRPC-Web layer, so their
+    // refusals reach browsers as gRPC-Web statuses.
+    let checks = ServiceBuilder::new()
+        .layer(parts.auth(&[]))
+        .layer(layers::OneMessageLayer);
     let web = grpc.clone().layer(
         ServiceBuilder::new()
             .layer(GrpcWebLayer::new())
             .map_request(|request: http::Request<tonic::body::Body>| request.map(Body::new))
-            .layer(parts.auth(&[]))
-            .layer(layers::OneMessageLayer),
+            .layer(checks.clone()),
     );
     let grpc = grpc.layer(
         ServiceBuilder::new()
             .layer(layers::PlainOrWebLayer::new(web))
-            .layer(parts.auth(&[]))
-            .layer(layers::OneMessageLayer),
+            .layer(checks),
     );
     let ws = ws::routes(parts.api.clone(), &["/ws"]).layer(parts.auth(&[]));
     let metrics = metrics::routes(parts.api.clone()).layer(parts.auth(&[]));
