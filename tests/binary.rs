@@ -405,13 +405,13 @@ fn histogram(
 }
 
 /// A scrape of `/metrics` through a real HTTP client parses as Prometheus
-/// text and counts what the test did: one applied and one rejected command,
-/// one open gRPC stream and one WebSocket, ticks and their durations, the
-/// send lag of live frames on both transports, the target TPS, and the
-/// process's memory.
+/// text and counts what the test did: two applied commands (gRPC and
+/// WebSocket) and one rejected, and how long each took; one open gRPC
+/// stream and one WebSocket; ticks and their durations; the send lag of live
+/// frames on both transports; the target TPS; and the process's memory.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_scrape_parses_and_counts_commands_streams_and_ticks() {
-    use futures_util::StreamExt;
+    use futures_util::{SinkExt, StreamExt};
     use prometheus_parse::Scrape;
     use watchtower::server::metrics;
 
@@ -424,6 +424,17 @@ async fn metrics_scrape_parses_and_counts_commands_streams_and_ticks() {
         .await
         .expect("WebSocket upgrade");
     socket.next().await.expect("a frame").expect("a snapshot");
+    let ws_command = r#"{"command":{"id":"w1","key":"fiscal.vat_rate","value":{"number":0.21}}}"#;
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(ws_command))
+        .await
+        .expect("send a command");
+    loop {
+        let frame = socket.next().await.expect("a frame").expect("valid");
+        if frame.to_text().is_ok_and(|t| t.contains(r#""w1""#)) {
+            break;
+        }
+    }
     let applied = client
         .apply_command(command("m1", "fiscal.vat_rate", number(0.2)))
         .await
@@ -445,7 +456,7 @@ async fn metrics_scrape_parses_and_counts_commands_streams_and_ticks() {
     let scrape = Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text");
 
     let commands = "watchtower_commands_total";
-    assert_eq!(sample(&scrape, commands, &[("outcome", "applied")]), 1.0);
+    assert_eq!(sample(&scrape, commands, &[("outcome", "applied")]), 2.0);
     assert_eq!(sample(&scrape, commands, &[("outcome", "rejected")]), 1.0);
     let failures = "watchtower_command_failures_total";
     assert_eq!(
@@ -496,7 +507,18 @@ async fn metrics_scrape_parses_and_counts_commands_streams_and_ticks() {
         assert_eq!(lag.len(), metrics::SEND_LAG_BUCKETS.len() + 1);
         assert!(lag.last().unwrap().count >= 1.0, "{transport}: {lag:?}");
     }
-    for name in ["watchtower_tick_duration_seconds", commands, streams] {
+    let durations = histogram(&scrape, "watchtower_command_duration_seconds", &[]);
+    assert_eq!(durations.len(), metrics::COMMAND_DURATION_BUCKETS.len() + 1);
+    assert_eq!(durations.last().unwrap().count, 3.0, "{durations:?}");
+    // All were answered within a few ticks, far below 10 s.
+    let within_10s = durations.iter().find(|b| b.less_than == 10.0).unwrap();
+    assert_eq!(within_10s.count, 3.0, "{durations:?}");
+    for name in [
+        "watchtower_tick_duration_seconds",
+        "watchtower_command_duration_seconds",
+        commands,
+        streams,
+    ] {
         assert!(scrape.docs.contains_key(name), "no # HELP for {name}");
     }
 }

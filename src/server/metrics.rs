@@ -40,6 +40,9 @@ pub const QUEUE_CAPACITY: &str = "watchtower_command_queue_capacity";
 /// Commands by `outcome`: `applied`, `rejected` (by the engine), `refused`
 /// (never queued).
 pub const COMMANDS: &str = "watchtower_commands_total";
+/// Time from a command's acceptance to its answer: queue wait, Phase 0
+/// and the audit log's sync.
+pub const COMMAND_DURATION: &str = "watchtower_command_duration_seconds";
 /// Commands not applied, by `reason` (the `ErrorInfo.reason` clients see).
 pub const COMMAND_FAILURES: &str = "watchtower_command_failures_total";
 /// Telemetry streams open now, by `transport` (`grpc` includes gRPC-Web).
@@ -82,6 +85,11 @@ pub const TICK_DURATION_BUCKETS: [f64; 14] = [
 pub const SEND_LAG_BUCKETS: [f64; 13] = [
     0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
+/// Upper bounds of the command-duration buckets: 250 µs to 10 s.
+pub const COMMAND_DURATION_BUCKETS: [f64; 16] = [
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    10.0, 30.0,
+];
 /// How often the follower folds recorded histogram samples into buckets, so
 /// memory stays bounded when nobody scrapes.
 const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
@@ -97,6 +105,12 @@ fn recorder() -> Option<&'static PrometheusHandle> {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(TICK_DURATION.into()), &TICK_DURATION_BUCKETS)
                 .and_then(|b| b.set_buckets_for_metric(Matcher::Full(SEND_LAG.into()), &SEND_LAG_BUCKETS))
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(COMMAND_DURATION.into()),
+                        &COMMAND_DURATION_BUCKETS,
+                    )
+                })
                 .expect("the bucket lists are not empty")
                 .build_recorder();
             let handle = recorder.handle();
@@ -145,6 +159,11 @@ fn describe() {
     describe_counter!(
         COMMANDS,
         "Commands by outcome: applied, rejected by the engine, refused before queueing."
+    );
+    describe_histogram!(
+        COMMAND_DURATION,
+        Unit::Seconds,
+        "Commands the engine answered, from acceptance to answer: queue wait, Phase 0 and the audit sync."
     );
     describe_counter!(
         COMMAND_FAILURES,
@@ -276,8 +295,9 @@ fn record_process() {
 }
 
 /// Counts a command the engine answered: applied, or rejected with its
-/// reason.
-pub fn command_answered(response: &pb::GodResponse) {
+/// reason; `took` is the time since the server accepted it.
+pub fn command_answered(response: &pb::GodResponse, took: Duration) {
+    command_duration().record(took.as_secs_f64());
     if response.success {
         counter!(COMMANDS, "outcome" => "applied").increment(1);
     } else {
@@ -288,6 +308,15 @@ pub fn command_answered(response: &pb::GodResponse) {
         counter!(COMMANDS, "outcome" => "rejected").increment(1);
         counter!(COMMAND_FAILURES, "reason" => reason).increment(1);
     }
+}
+
+/// The command-duration histogram, looked up once (as [`send_lag`]).
+fn command_duration() -> &'static Histogram {
+    static DURATION: OnceLock<Histogram> = OnceLock::new();
+    DURATION.get_or_init(|| {
+        recorder();
+        histogram!(COMMAND_DURATION)
+    })
 }
 
 /// Counts a command refused before it was queued, by why.

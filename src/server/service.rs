@@ -511,9 +511,10 @@ impl WatchtowerService for WatchtowerApi {
         let command = request
             .command
             .ok_or(ApiError::MissingField { field: "command" })?;
+        let accepted = Instant::now();
         let pending = self.submit(command, request.validate_only, &caller)?;
         let response = await_reply(pending, caller.deadline).await?;
-        metrics::command_answered(&response);
+        metrics::command_answered(&response, accepted.elapsed());
         if response.success {
             Ok(Response::new(ApplyCommandResponse {
                 response: Some(response),

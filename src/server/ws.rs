@@ -14,6 +14,8 @@
 //! server refuses anonymous callers, nothing but `auth` is served until then.
 //! Commands go through the same [`WatchtowerApi::submit`] as gRPC.
 
+use std::time::Instant;
+
 use axum::{
     Extension, Router,
     extract::{
@@ -257,9 +259,10 @@ fn queue(
     match request {
         ClientMessage::Command(command) => {
             let id = command.id.clone();
+            let accepted = Instant::now();
             let pending = api.submit(command, validate_only, caller);
-            answer(pending, id, outbox, |response| {
-                super::metrics::command_answered(&response);
+            answer(pending, id, outbox, move |response| {
+                super::metrics::command_answered(&response, accepted.elapsed());
                 ServerMessage::Response(response)
             })
         }
