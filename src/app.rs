@@ -30,6 +30,7 @@ use crate::{
         self, ApiOptions, AuditSource, RunView, ServerParts, Transport, WatchtowerApi,
         auth::{Authenticator, TokenConfigError},
         encoded::watchtower_service_server::WatchtowerServiceServer,
+        lanes::Lanes,
         origin::OriginPolicy,
         transport::{TlsError, tls_acceptor},
     },
@@ -288,6 +289,7 @@ fn open_engine(
                 tps: config.tps,
                 record_every: config.record_every,
                 nice: config.network_nice,
+                audit_nice: config.command_nice,
                 idempotency_window: config.idempotency_window,
             };
             let opened = store::open(&options, registry)?;
@@ -514,13 +516,17 @@ async fn supervise(
     down: Arc<watch::Sender<usize>>,
 ) {
     let mut failures = 0u32;
+    let lanes = Lanes::current();
     loop {
-        let serving = tokio::spawn(serve_once(
+        // Accepting is the command lane's work, so a new connection is not
+        // queued behind telemetry either.
+        let serving = lanes.commands().spawn(serve_once(
             name,
             listener.try_clone(),
             router.clone(),
             Arc::clone(&transport),
             shutdown.clone(),
+            lanes.clone(),
         ));
         let outcome = wait_serving(serving, &mut failures, name).await;
         if shutdown.is_cancelled() {
@@ -549,6 +555,7 @@ async fn serve_once(
     router: axum::Router,
     transport: Arc<Transport>,
     shutdown: CancellationToken,
+    lanes: Lanes,
 ) -> std::io::Result<()> {
     let listener = listener?;
     listener.set_nonblocking(true)?;
@@ -558,6 +565,7 @@ async fn serve_once(
         router,
         transport,
         shutdown,
+        lanes,
     )
     .await
 }
@@ -730,7 +738,10 @@ pub enum RunError {
 /// (0 = one per core), each, like the blocking pool, `--network-nice` below
 /// the thread that builds it, and no LIFO slot. The engine thread is started
 /// from `block_on` on the calling thread, so it keeps that thread's priority.
+/// Also starts the command lane's thread, `--command-nice` below it
+/// ([`crate::server::lanes`]); this runtime is then the telemetry lane.
 pub fn network_runtime(config: &Config) -> std::io::Result<tokio::runtime::Runtime> {
+    crate::server::lanes::start_command_lane(config.command_nice)?;
     let nice = config.network_nice;
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder

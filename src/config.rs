@@ -21,6 +21,10 @@ use crate::{
 /// of the engine's time.
 pub const DEFAULT_NETWORK_NICE: i32 = 19;
 
+/// Default `--command-nice`: between the engine (0) and the telemetry
+/// fan-out (`--network-nice` 19).
+pub const DEFAULT_COMMAND_NICE: i32 = 10;
+
 /// The `watchtower` command line: with no subcommand it runs the server on
 /// [`Config`]; a subcommand runs a tool instead.
 #[derive(Debug, Clone, Parser)]
@@ -184,13 +188,22 @@ pub struct Config {
           value_parser = parse_capacity)]
     pub idempotency_window: usize,
 
-    /// Niceness added to every thread but the engine's (the network
-    /// runtime, the store's writers), so that on a saturated machine the
-    /// engine thread wins the CPU; 0 to 19, 0 = the engine's priority.
+    /// Niceness added to every thread but the engine's and the command
+    /// path's (the network runtime, the store's background writers), so that
+    /// on a saturated machine the engine thread wins the CPU; 0 to 19, 0 =
+    /// the engine's priority.
     /// Raising niceness needs no privilege.
     #[arg(long, env = "WATCHTOWER_NETWORK_NICE", default_value_t = DEFAULT_NETWORK_NICE,
           value_parser = clap::value_parser!(i32).range(0..=19))]
     pub network_nice: i32,
+
+    /// Niceness added to the command lane's thread, which accepts
+    /// connections and serves those that carry no telemetry: below the
+    /// engine, above the telemetry fan-out (`--network-nice`), so commands
+    /// get the CPU before telemetry; 0 to 19.
+    #[arg(long, env = "WATCHTOWER_COMMAND_NICE", default_value_t = DEFAULT_COMMAND_NICE,
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    pub command_nice: i32,
 
     /// Tokio worker threads; 0 = one per core.
     #[arg(long, env = "WATCHTOWER_NETWORK_THREADS", default_value_t = 0)]

@@ -17,12 +17,12 @@
 
 use std::{sync::OnceLock, time::Duration};
 
-use axum::{Router, extract::State, http::header, response::IntoResponse, routing::get};
+use axum::{Extension, Router, extract::State, http::header, response::IntoResponse, routing::get};
 use metrics::{Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
-use super::{TelemetryHub, WatchtowerApi, error::ApiError};
+use super::{TelemetryHub, WatchtowerApi, error::ApiError, transport::ConnectionInfo};
 use crate::pb;
 
 /// Ticks the engine has completed.
@@ -72,8 +72,8 @@ pub const CPU: &str = "process_cpu_seconds_total";
 pub const THREADS: &str = "process_threads";
 /// Open file descriptors (sockets included).
 pub const OPEN_FDS: &str = "process_open_fds";
-/// Tasks alive on the network runtime: one per connection, stream reply and
-/// listener, so a leak shows here (the soak checks it).
+/// Tasks alive on the network runtimes (both lanes): one per connection,
+/// stream reply and listener, so a leak shows here (the soak checks it).
 pub const RUNTIME_TASKS: &str = "watchtower_runtime_alive_tasks";
 
 /// Upper bounds of the tick-duration buckets: 50 µs to 1 s.
@@ -197,7 +197,10 @@ fn describe() {
     );
     describe_gauge!(THREADS, "Threads in the process.");
     describe_gauge!(OPEN_FDS, "Open file descriptors of the process.");
-    describe_gauge!(RUNTIME_TASKS, "Tasks alive on the network (tokio) runtime.");
+    describe_gauge!(
+        RUNTIME_TASKS,
+        "Tasks alive on the network's runtimes (both lanes)."
+    );
 }
 
 /// `GET /metrics`.
@@ -205,9 +208,21 @@ pub fn routes(api: WatchtowerApi) -> Router {
     Router::new().route("/metrics", get(scrape)).with_state(api)
 }
 
-async fn scrape(State(api): State<WatchtowerApi>) -> impl IntoResponse {
+async fn scrape(
+    State(api): State<WatchtowerApi>,
+    connection: Option<Extension<ConnectionInfo>>,
+) -> impl IntoResponse {
     let body = recorder().map_or_else(String::new, |handle| {
         record_live_state(&api);
+        let tasks = connection.map_or_else(
+            || {
+                tokio::runtime::Handle::current()
+                    .metrics()
+                    .num_alive_tasks()
+            },
+            |Extension(c)| c.lanes().alive_tasks(),
+        );
+        gauge!(RUNTIME_TASKS).set(tasks as f64);
         record_process();
         handle.render()
     });
@@ -263,8 +278,6 @@ fn record_live_state(api: &WatchtowerApi) {
     gauge!(OPEN_STREAMS, "transport" => "websocket").set(stats.websocket_connections as f64);
     counter!(SNAPSHOTS_ENCODED).absolute(stats.snapshots_encoded);
     counter!(SNAPSHOTS_DELIVERED, "transport" => "grpc").absolute(stats.snapshots_delivered);
-    let runtime = tokio::runtime::Handle::current().metrics();
-    gauge!(RUNTIME_TASKS).set(runtime.num_alive_tasks() as f64);
     if let Some(frame) = api.hub().latest() {
         counter!(TICKS).absolute(frame.tick());
         if let Some(engine) = &frame.snapshot.engine {

@@ -33,6 +33,7 @@ pub mod fanout;
 pub mod faults;
 pub mod framed;
 pub mod hub;
+pub mod lanes;
 pub mod layers;
 pub mod limits;
 pub mod metrics;

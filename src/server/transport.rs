@@ -26,13 +26,14 @@ use axum::{
 };
 use hyper::body::Incoming;
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
+    rt::{TokioIo, TokioTimer},
     server::conn::auto,
 };
 use socket2::{SockRef, TcpKeepalive};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
+    runtime::Handle,
     sync::{OwnedSemaphorePermit, Semaphore},
 };
 use tokio_rustls::{
@@ -43,6 +44,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
+use super::lanes::{Lane, LaneExecutor, LaneSocket, Lanes};
 use crate::config::TransportConfig;
 
 /// Descriptors kept back from connections for everything else the process
@@ -64,6 +66,20 @@ pub struct ConnectionInfo {
     /// The connection's slot under `--max-connections`; an upgraded
     /// WebSocket keeps it after the HTTP connection hands its socket over.
     _slot: Arc<OwnedSemaphorePermit>,
+    /// The lane the connection runs in ([`super::lanes`]).
+    lane: Arc<Lane>,
+}
+
+impl ConnectionInfo {
+    /// The runtime telemetry on this connection runs on.
+    pub fn telemetry_runtime(&self) -> &Handle {
+        self.lane.telemetry_runtime()
+    }
+
+    /// The lanes this connection's listener serves on.
+    pub fn lanes(&self) -> &Lanes {
+        self.lane.lanes()
+    }
 }
 
 /// Why TLS could not be set up.
@@ -199,13 +215,15 @@ fn descriptor_budget() -> Option<usize> {
 
 /// Serves `router` on `listener` until `shutdown` is cancelled, then stops
 /// accepting and waits for open connections to finish (telemetry streams and
-/// WebSockets end themselves on the same token).
+/// WebSockets end themselves on the same token). Connections start in the
+/// command lane of `lanes`.
 pub async fn serve(
     name: &'static str,
     listener: TcpListener,
     router: Router,
     transport: Arc<Transport>,
     shutdown: CancellationToken,
+    lanes: Lanes,
 ) -> io::Result<()> {
     let tracker = TaskTracker::new();
     loop {
@@ -239,18 +257,21 @@ pub async fn serve(
             });
             continue;
         };
+        let lane = Lane::new(lanes.clone());
         let info = ConnectionInfo {
             id: transport.next_id.fetch_add(1, Ordering::Relaxed),
             peer,
             _slot: Arc::new(slot),
+            lane: Arc::clone(&lane),
         };
-        tracker.spawn(connection(
+        let serve = connection(
             tcp,
             info,
             router.clone(),
             Arc::clone(&transport),
             shutdown.clone(),
-        ));
+        );
+        lanes.spawn_connection(&tracker, lane, serve);
     }
     tracker.close();
     tracker.wait().await;
@@ -273,6 +294,7 @@ async fn connection(
         .with_time(limits.keepalive_interval)
         .with_interval(limits.keepalive_interval);
     let _ = SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
+    let tcp = LaneSocket::new(tcp);
     match &transport.tls {
         None => serve_http(tcp, info, router, limits, shutdown).await,
         Some(tls) => match tokio::time::timeout(limits.header_timeout, tls.accept(tcp)).await {
@@ -295,12 +317,15 @@ async fn serve_http<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let peer = info.peer;
+    let builder = http_builder(limits, LaneExecutor(Arc::clone(&info.lane)));
     let activity = Arc::new(Activity::new());
     let watched = Arc::clone(&activity);
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        // Before hyper starts the request's task, so that task starts in
+        // the right lane.
+        info.lane.note(&request);
         handle(request, info.clone(), router.clone(), Arc::clone(&activity))
     });
-    let builder = http_builder(limits);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(Unvectored(io)), service);
     tokio::pin!(conn);
     let mut closing = false;
@@ -361,8 +386,8 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Unvectored<I> {
     }
 }
 
-fn http_builder(limits: &TransportConfig) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+fn http_builder(limits: &TransportConfig, executor: LaneExecutor) -> auto::Builder<LaneExecutor> {
+    let mut builder = auto::Builder::new(executor);
     // half_close: a client that shuts down its sending side after a whole
     // request still reads; it gets its answer rather than a dropped call
     // (hyper would otherwise take the FIN for the client going away).

@@ -27,11 +27,11 @@ use axum::{
 };
 use futures_util::{SinkExt, StreamExt};
 use serde_json::error::Category;
-use tokio::sync::mpsc;
+use tokio::{runtime::Handle, sync::mpsc};
 
 use super::{
     WatchtowerApi,
-    auth::{AuthError, HeaderIdentity},
+    auth::{AuthError, HeaderIdentity, Principal},
     error::ApiError,
     hub::Pacer,
     limits,
@@ -63,7 +63,8 @@ pub fn routes(api: WatchtowerApi, paths: &[&str]) -> Router {
 }
 
 /// Accepts the upgrade (the origin and auth guards have already refused
-/// foreign origins and wrong tokens) and starts the session.
+/// foreign origins and wrong tokens) and starts the session in the
+/// telemetry lane ([`super::lanes`]), since it streams snapshots.
 async fn upgrade(
     ws: WebSocketUpgrade,
     State(api): State<WatchtowerApi>,
@@ -72,24 +73,15 @@ async fn upgrade(
 ) -> Response {
     let principal = identity.and_then(|Extension(HeaderIdentity(identity))| identity.ok());
     let connection = connection.map(|Extension(info)| info);
+    let runtime = connection
+        .as_ref()
+        .map_or_else(Handle::current, |c| c.telemetry_runtime().clone());
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
-        .on_upgrade(move |socket| async move {
-            let connection_id = connection.as_ref().map_or(0, |c| c.id);
-            let session = Session {
-                caller: principal.map(|principal| Caller {
-                    principal,
-                    connection: connection_id,
-                    deadline: None,
-                }),
-                connection_id,
-                _connection: connection,
-                pacer: api
-                    .hub()
-                    .pacer(super::service::DEFAULT_INTERVAL, None, connection_id),
-                telemetry_open: true,
-            };
-            session.run(socket, api).await;
+        .on_upgrade(move |socket| {
+            let session = Session::new(&api, principal, connection);
+            runtime.spawn(session.run(socket, api));
+            std::future::ready(())
         })
 }
 
@@ -109,6 +101,29 @@ struct Session {
 }
 
 impl Session {
+    /// A session for `principal` (if its upgrade request named one) on
+    /// `connection`, at the default interval.
+    fn new(
+        api: &WatchtowerApi,
+        principal: Option<Principal>,
+        connection: Option<ConnectionInfo>,
+    ) -> Self {
+        let connection_id = connection.as_ref().map_or(0, |c| c.id);
+        Self {
+            caller: principal.map(|principal| Caller {
+                principal,
+                connection: connection_id,
+                deadline: None,
+            }),
+            connection_id,
+            _connection: connection,
+            pacer: api
+                .hub()
+                .pacer(super::service::DEFAULT_INTERVAL, None, connection_id),
+            telemetry_open: true,
+        }
+    }
+
     async fn run(mut self, socket: WebSocket, api: WatchtowerApi) {
         let (mut sink, mut frames) = socket.split();
         let slot = match api.subscriber_slot() {
