@@ -289,7 +289,6 @@ fn open_engine(
                 tps: config.tps,
                 record_every: config.record_every,
                 nice: config.network_nice,
-                audit_nice: config.command_nice,
                 idempotency_window: config.idempotency_window,
             };
             let opened = store::open(&options, registry)?;

@@ -189,9 +189,9 @@ pub struct Config {
     pub idempotency_window: usize,
 
     /// Niceness added to every thread but the engine's and the command
-    /// path's (the network runtime, the store's background writers), so that
-    /// on a saturated machine the engine thread wins the CPU; 0 to 19, 0 =
-    /// the engine's priority.
+    /// lane's (the network runtime, the store's writers), so that on a
+    /// saturated machine the engine thread wins the CPU; 0 to 19, 0 = the
+    /// engine's priority.
     /// Raising niceness needs no privilege.
     #[arg(long, env = "WATCHTOWER_NETWORK_NICE", default_value_t = DEFAULT_NETWORK_NICE,
           value_parser = clap::value_parser!(i32).range(0..=19))]

@@ -1,8 +1,8 @@
 //! The engine comes first on the CPU too: every other thread of the process
-//! runs below it, the command path (the command lane, the audit writer)
-//! `--command-nice` below, the rest (the telemetry lane's, the store's other
-//! writers) `--network-nice`. Raising a thread's niceness needs no
-//! privilege; the engine thread keeps the priority the process started with.
+//! runs below it, the command lane `--command-nice` below, the rest (the
+//! telemetry lane's, the store's writers) `--network-nice`. Raising a
+//! thread's niceness needs no privilege; the engine thread keeps the
+//! priority the process started with.
 
 use tracing::warn;
 

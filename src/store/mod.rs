@@ -130,13 +130,9 @@ pub struct StoreOptions {
     pub tps: f64,
     /// Record every this many ticks in the telemetry table (at least 1).
     pub record_every: u64,
-    /// Niceness the store's background threads (checkpoints, the
-    /// telemetry table) add to their own (`--network-nice`), so they never
-    /// take the CPU from the engine.
+    /// Niceness the store's threads add to their own (`--network-nice`),
+    /// so they never take the CPU from the engine.
     pub nice: i32,
-    /// Niceness the audit writer adds to its own (`--command-nice`): it
-    /// answers commands, so it runs in the command lane's priority.
-    pub audit_nice: i32,
     /// Command ids a resumed run remembers (`--idempotency-window`).
     pub idempotency_window: usize,
 }
@@ -201,7 +197,7 @@ pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRu
         &dir.join(manifest::DIGESTS_FILE),
         checkpoints,
         faults.clone(),
-        options.audit_nice,
+        options.nice,
     )?;
     let (tap, telemetry) = recorder::spawn(
         dir.join(manifest::TELEMETRY_DIR),
