@@ -265,43 +265,42 @@ fn moved_away() -> io::Error {
     )
 }
 
+/// Runs `op` on the socket, registered with the calling thread's runtime.
+fn on_socket<T>(
+    socket: Pin<&mut LaneSocket>,
+    op: impl FnOnce(Pin<&mut TcpStream>) -> Poll<io::Result<T>>,
+) -> Poll<io::Result<T>> {
+    match socket.get_mut().here() {
+        Ok(tcp) => op(Pin::new(tcp)),
+        Err(err) => Poll::Ready(Err(err)),
+    }
+}
+
 impl AsyncRead for LaneSocket {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        match self.here() {
-            Ok(tcp) => Pin::new(tcp).poll_read(cx, buf),
-            Err(err) => Poll::Ready(Err(err)),
-        }
+        on_socket(self, |tcp| tcp.poll_read(cx, buf))
     }
 }
 
 impl AsyncWrite for LaneSocket {
     fn poll_write(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match self.here() {
-            Ok(tcp) => Pin::new(tcp).poll_write(cx, buf),
-            Err(err) => Poll::Ready(Err(err)),
-        }
+        on_socket(self, |tcp| tcp.poll_write(cx, buf))
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.here() {
-            Ok(tcp) => Pin::new(tcp).poll_flush(cx),
-            Err(err) => Poll::Ready(Err(err)),
-        }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        on_socket(self, |tcp| tcp.poll_flush(cx))
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.here() {
-            Ok(tcp) => Pin::new(tcp).poll_shutdown(cx),
-            Err(err) => Poll::Ready(Err(err)),
-        }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        on_socket(self, |tcp| tcp.poll_shutdown(cx))
     }
 }
 
@@ -389,6 +388,36 @@ mod tests {
         client.shutdown(std::net::Shutdown::Both).unwrap();
         tracker.close();
         telemetry.block_on(tracker.wait());
+    }
+
+    #[test]
+    fn request_tasks_start_in_the_connection_s_lane_at_that_moment() {
+        use hyper::rt::Executor;
+
+        let commands = runtime("test-commands", true);
+        let telemetry = runtime("test-telemetry", false);
+        let lane = Lane::new(Lanes {
+            commands: commands.handle().clone(),
+            telemetry: telemetry.handle().clone(),
+            separate: true,
+        });
+        let executor = LaneExecutor(Arc::clone(&lane));
+        let thread_of_a_task = || {
+            let (tx, rx) = std::sync::mpsc::channel();
+            executor.execute(async move {
+                let _ = tx.send(std::thread::current().name().map(str::to_owned));
+            });
+            rx.recv().unwrap().unwrap()
+        };
+        assert_eq!(thread_of_a_task(), "test-commands");
+        lane.note(
+            &Request::get("/watchtower.v1.WatchtowerService/ApplyCommand")
+                .body(())
+                .unwrap(),
+        );
+        assert_eq!(thread_of_a_task(), "test-commands");
+        lane.note(&Request::post(SUBSCRIBE_PATH).body(()).unwrap());
+        assert_eq!(thread_of_a_task(), "test-telemetry");
     }
 
     #[test]
