@@ -1031,6 +1031,52 @@ async fn spawn_tls_app(config: Config) -> watchtower::SimulationServer {
         .expect("start with TLS")
 }
 
+/// The binary over TLS: a subscriber's connection moves to the telemetry
+/// lane with its TLS session (the socket beneath it re-registers with the
+/// other runtime), keeps streaming, and still takes a command; a second
+/// connection's commands stay in the command lane.
+#[tokio::test]
+async fn over_tls_a_subscribing_connection_changes_lanes_and_keeps_working() {
+    let pki = TestPki::new("lanes");
+    let (cert, key, _, _) = pki.issue("localhost");
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let mut app =
+        common::binary::Binary::start(&["--tps", "50", "--tls-cert", cert, "--tls-key", key]);
+    let addr = app.addr();
+    let mut watcher = tls_client(addr, pki.client_config(None))
+        .await
+        .expect("a TLS handshake");
+    let mut stream = subscribe(&mut watcher, 0).await;
+    let mut last = 0;
+    for _ in 0..5 {
+        let tick = tokio::time::timeout(PATIENCE, next_snapshot(&mut stream))
+            .await
+            .expect("snapshots keep coming after the move")
+            .tick;
+        assert!(tick > last, "ticks go forward: {tick} after {last}");
+        last = tick;
+    }
+    // The same connection, now in the telemetry lane, still answers.
+    let mixed = watcher
+        .apply_command(command("tls-mixed", KEY, number(0.21)))
+        .await
+        .expect("a command on the subscriber's connection");
+    assert!(mixed.into_inner().response.unwrap().success);
+    let mut operator = tls_client(addr, pki.client_config(None))
+        .await
+        .expect("a second TLS connection");
+    let own = operator
+        .apply_command(command("tls-own", KEY, number(0.22)))
+        .await
+        .expect("a command on its own connection");
+    assert!(own.into_inner().response.unwrap().success);
+    assert!(
+        next_snapshot(&mut stream).await.tick > last,
+        "still streaming"
+    );
+    app.terminate();
+}
+
 #[tokio::test]
 async fn tls_serves_grpc_and_plaintext_to_a_tls_port_fails() {
     let pki = TestPki::new("serve");
