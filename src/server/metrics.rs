@@ -85,7 +85,7 @@ pub const TICK_DURATION_BUCKETS: [f64; 14] = [
 pub const SEND_LAG_BUCKETS: [f64; 13] = [
     0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
-/// Upper bounds of the command-duration buckets: 250 µs to 10 s.
+/// Upper bounds of the command-duration buckets: 250 µs to 30 s.
 pub const COMMAND_DURATION_BUCKETS: [f64; 16] = [
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
     10.0, 30.0,
