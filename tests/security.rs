@@ -1070,10 +1070,10 @@ async fn over_tls_a_subscribing_connection_changes_lanes_and_keeps_working() {
         .await
         .expect("a command on its own connection");
     assert!(own.into_inner().response.unwrap().success);
-    assert!(
-        next_snapshot(&mut stream).await.tick > last,
-        "still streaming"
-    );
+    let next = tokio::time::timeout(PATIENCE, next_snapshot(&mut stream))
+        .await
+        .expect("still streaming");
+    assert!(next.tick > last, "still streaming");
     app.terminate();
 }
 

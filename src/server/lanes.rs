@@ -107,6 +107,11 @@ impl Lanes {
         &self.commands
     }
 
+    /// The telemetry lane's runtime.
+    pub fn telemetry(&self) -> &Handle {
+        &self.telemetry
+    }
+
     /// Runs a new connection, `serve`, in the command lane until it opens
     /// telemetry, tracked by `tracker` in either lane.
     pub fn spawn_connection<F>(&self, tracker: &TaskTracker, lane: Arc<Lane>, serve: F)
@@ -159,11 +164,6 @@ impl Lane {
         } else {
             &self.lanes.commands
         }
-    }
-
-    /// The telemetry lane's runtime.
-    pub fn telemetry_runtime(&self) -> &Handle {
-        &self.lanes.telemetry
     }
 
     /// Both lanes.
@@ -221,7 +221,7 @@ impl Future for Moving {
             && let Some(serve) = self.serve.take()
         {
             let tracked = self.tracker.track_future(serve);
-            self.lane.telemetry_runtime().spawn(tracked);
+            self.lane.lanes.telemetry.spawn(tracked);
             return Poll::Ready(());
         }
         Poll::Pending

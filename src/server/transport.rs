@@ -33,7 +33,6 @@ use socket2::{SockRef, TcpKeepalive};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
-    runtime::Handle,
     sync::{OwnedSemaphorePermit, Semaphore},
 };
 use tokio_rustls::{
@@ -71,11 +70,6 @@ pub struct ConnectionInfo {
 }
 
 impl ConnectionInfo {
-    /// The runtime telemetry on this connection runs on.
-    pub fn telemetry_runtime(&self) -> &Handle {
-        self.lane.telemetry_runtime()
-    }
-
     /// The lanes this connection's listener serves on.
     pub fn lanes(&self) -> &Lanes {
         self.lane.lanes()

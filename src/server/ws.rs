@@ -75,7 +75,7 @@ async fn upgrade(
     let connection = connection.map(|Extension(info)| info);
     let runtime = connection
         .as_ref()
-        .map_or_else(Handle::current, |c| c.telemetry_runtime().clone());
+        .map_or_else(Handle::current, |c| c.lanes().telemetry().clone());
     ws.max_message_size(HARD_FRAME_LIMIT)
         .max_frame_size(HARD_FRAME_LIMIT)
         .on_upgrade(move |socket| {
