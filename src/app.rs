@@ -79,6 +79,9 @@ pub enum StartError {
     /// TLS could not be set up.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// `--engine-cpu` names a CPU the process may not run on.
+    #[error(transparent)]
+    EngineCpu(#[from] crate::priority::EngineCpuError),
     /// The broker could not be used.
     #[error(transparent)]
     Broker(#[from] broker::BrokerError),
@@ -136,6 +139,9 @@ impl SimulationServer {
         // Everything that can fail comes before the engine thread starts, so
         // a failed start leaves nothing running.
         let registry = config.registry()?;
+        if let Some(cpu) = config.engine_cpu {
+            crate::priority::check_engine_cpu(cpu)?;
+        }
         if config.data_dir.is_none() && config.resume.is_some() {
             return Err(StartError::ResumeWithoutDataDir);
         }
@@ -168,9 +174,13 @@ impl SimulationServer {
             _ => None,
         };
         let (done_tx, engine_done) = oneshot::channel();
+        let engine_cpu = config.engine_cpu;
         let engine = thread::Builder::new()
             .name("watchtower-engine".into())
             .spawn(move || {
+                if let Some(cpu) = engine_cpu {
+                    crate::priority::pin_this_thread(cpu);
+                }
                 let result = engine.run(pacing);
                 let _ = done_tx.send(());
                 result

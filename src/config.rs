@@ -205,6 +205,13 @@ pub struct Config {
           value_parser = clap::value_parser!(i32).range(0..=19))]
     pub command_nice: i32,
 
+    /// Pins the engine thread to this CPU (numbered as in /proc/cpuinfo);
+    /// unset, the kernel places it. Choose one that takes no disk or network
+    /// interrupts (/proc/interrupts): on a busy machine those take time from
+    /// the engine's ticks (docs/operations.md, "The engine's CPU").
+    #[arg(long, env = "WATCHTOWER_ENGINE_CPU")]
+    pub engine_cpu: Option<usize>,
+
     /// Tokio worker threads; 0 = one per core.
     #[arg(long, env = "WATCHTOWER_NETWORK_THREADS", default_value_t = 0)]
     pub network_threads: usize,

@@ -563,6 +563,72 @@ async fn every_thread_but_the_engine_runs_below_it() {
     app.terminate();
 }
 
+/// `--engine-cpu` pins the engine thread, and only it: the server's other
+/// threads may still run anywhere. A CPU the process may not use stops
+/// start-up, naming the ones it may.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_thread_runs_only_on_the_cpu_it_is_given() {
+    let ours = allowed_cpus("self");
+    let cpu = ours
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut app = Binary::start(&["--tps", "20", "--engine-cpu", &cpu]);
+    wait_until_serving(app.addr()).await;
+    let pid = app.child.id();
+    for (tid, comm) in threads(pid) {
+        let allowed = allowed_cpus(&format!("{pid}/task/{tid}"));
+        if comm.starts_with("watchtower-engi") {
+            assert_eq!(allowed, cpu, "the engine thread");
+        } else {
+            assert_eq!(allowed, ours, "{comm}");
+        }
+    }
+    app.terminate();
+
+    let output = Command::new(env!("CARGO_BIN_EXE_watchtower"))
+        .args(["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"])
+        .args(["--data-dir", "off", "--engine-cpu", "100000"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "--engine-cpu 100000: this process may run only on CPUs {ours}"
+        )),
+        "{stderr}"
+    );
+}
+
+/// `Cpus_allowed_list` of `/proc/{task}/status`, as the kernel writes it
+/// ("0-3,6").
+#[cfg(target_os = "linux")]
+fn allowed_cpus(task: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{task}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim()
+        .to_owned()
+}
+
+/// Each thread of `pid`: its id and name.
+#[cfg(target_os = "linux")]
+fn threads(pid: u32) -> Vec<(String, String)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| {
+            let task = task.ok()?;
+            let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            Some((task.file_name().into_string().ok()?, comm.trim().to_owned()))
+        })
+        .collect()
+}
+
 /// Each thread of `pid`: its name and niceness (`/proc/PID/task/*/stat`).
 #[cfg(target_os = "linux")]
 fn thread_niceness(pid: u32) -> Vec<(String, i32)> {
