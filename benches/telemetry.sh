@@ -8,6 +8,8 @@
 #
 #   benches/telemetry.sh [SCENARIO ...]
 #   scenarios: fanout10k fanout20k fanout10k-tps0 isolation apply1000 apply-c64
+#   (run by default), and isolation-commands: the engine ratio under 1,000
+#   cmd/s alone, which isolates what the durable command path costs the engine
 #   WATCHTOWER_SERVER=PATH runs another server binary (an A/B comparison)
 #   against this tree's load generator; WATCHTOWER_FLAGS adds server flags
 #   (e.g. "--network-threads 1"); WATCHTOWER_BENCH_NICE sets the load
@@ -48,6 +50,7 @@ run() {
     fanout20k) serve --tps 10; bench fanout --subscribers 20000 --duration 10 ;;
     fanout10k-tps0) serve --tps 0; bench fanout --subscribers 10000 --duration 10 ;;
     isolation) serve --tps 0; bench isolation --rate 1000 --subscribers 10000 --windows 3 --window 5 ;;
+    isolation-commands) serve --tps 0; bench isolation --rate 1000 --subscribers 0 --windows 3 --window 5 ;;
     apply1000) serve --tps 0; bench apply --rate 1000 --duration 10 ;;
     apply-c64) serve --tps 0; bench apply --concurrency 64 --duration 10 ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
