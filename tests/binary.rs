@@ -578,9 +578,14 @@ async fn the_engine_thread_runs_only_on_the_cpu_it_is_given() {
     let mut app = Binary::start(&["--tps", "20", "--engine-cpu", &cpu]);
     wait_until_serving(app.addr()).await;
     let pid = app.child.id();
-    for (tid, comm) in threads(pid) {
+    let threads = threads(pid);
+    assert!(
+        threads.iter().any(|(_, comm)| comm == "watchtower-engi"),
+        "{threads:?}"
+    );
+    for (tid, comm) in &threads {
         let allowed = allowed_cpus(&format!("{pid}/task/{tid}"));
-        if comm.starts_with("watchtower-engi") {
+        if comm == "watchtower-engi" {
             assert_eq!(allowed, cpu, "the engine thread");
         } else {
             assert_eq!(allowed, ours, "{comm}");
@@ -632,13 +637,12 @@ fn threads(pid: u32) -> Vec<(String, String)> {
 /// Each thread of `pid`: its name and niceness (`/proc/PID/task/*/stat`).
 #[cfg(target_os = "linux")]
 fn thread_niceness(pid: u32) -> Vec<(String, i32)> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .filter_map(|task| {
-            let stat = std::fs::read_to_string(task.ok()?.path().join("stat")).ok()?;
+    threads(pid)
+        .into_iter()
+        .filter_map(|(tid, comm)| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
             // "tid (comm) state ppid …": the fields after the name's ')'.
-            let (head, rest) = stat.rsplit_once(") ")?;
-            let comm = head.split_once(" (")?.1.to_owned();
+            let rest = stat.rsplit_once(") ")?.1;
             let nice = rest.split_whitespace().nth(16)?.parse().ok()?;
             Some((comm, nice))
         })
