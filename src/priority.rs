@@ -70,9 +70,14 @@ pub fn check_engine_cpu(_cpu: usize) -> Result<(), EngineCpuError> {
 pub fn pin_this_thread(cpu: usize) {
     #[cfg(target_os = "linux")]
     {
-        let mut set = rustix::thread::CpuSet::new();
+        use rustix::thread::{CpuSet, sched_setaffinity};
+        if cpu >= CpuSet::MAX_CPU {
+            warn!(cpu, "no such CPU; the engine thread is not pinned");
+            return;
+        }
+        let mut set = CpuSet::new();
         set.set(cpu);
-        if let Err(err) = rustix::thread::sched_setaffinity(None, &set) {
+        if let Err(err) = sched_setaffinity(None, &set) {
             warn!(%err, cpu, "cannot pin the engine thread to its CPU");
         }
     }
@@ -85,6 +90,7 @@ pub fn pin_this_thread(cpu: usize) {
 
 /// Sorted CPU numbers as ranges, as the kernel writes them: `[0, 1, 2, 5]`
 /// is "0-2,5".
+#[cfg(target_os = "linux")]
 fn ranges(cpus: &[usize]) -> String {
     let mut runs: Vec<(usize, usize)> = Vec::new();
     for &cpu in cpus {
@@ -109,6 +115,7 @@ fn ranges(cpus: &[usize]) -> String {
 mod tests {
     use super::*;
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn cpu_numbers_read_as_ranges() {
         assert_eq!(ranges(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
