@@ -446,15 +446,20 @@ async fn run_control_batches_dry_runs_schedules_and_reverts_over_the_websocket()
         json(serde_json::json!({"control": {"step": {"ticks": 3}}})),
     )
     .await;
-    // The scheduled command answers in Phase 0 of its tick, before the step
-    // that ran to it.
-    let later = next_response(&mut ws).await;
+    // Two answers, from two tasks, in either order: the scheduled command's,
+    // decided in Phase 0 of its tick, and the step's, once that tick ended.
+    let (mut later, mut stepped) = (None, None);
+    for _ in 0..2 {
+        match next_reply(&mut ws).await {
+            ServerMessage::Response(response) => later = Some(response),
+            ServerMessage::Control(control) => stepped = Some(control),
+            other => panic!("expected a response and a control, got {other:?}"),
+        }
+    }
+    let later = later.expect("the scheduled command's answer");
     assert_eq!(later.command_id, "ws-later");
     assert_eq!(later.applied_tick, paused.tick + 3);
-    match next_reply(&mut ws).await {
-        ServerMessage::Control(control) => assert_eq!(control.tick, paused.tick + 3),
-        other => panic!("expected control, got {other:?}"),
-    }
+    assert_eq!(stepped.expect("the step's answer").tick, paused.tick + 3);
     send(
         &mut ws,
         json(serde_json::json!({"control": {"resume": {}}})),
