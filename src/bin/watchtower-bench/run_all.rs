@@ -38,8 +38,10 @@ pub struct RunAllArgs {
     /// The server binary to start.
     #[arg(long, default_value = "target/release/watchtower")]
     pub server_bin: PathBuf,
-    /// First port; each server gets the next one.
-    #[arg(long, default_value_t = 50151)]
+    /// First port; each server gets the next one. Below Linux's default
+    /// ephemeral range (32768–60999), so the load generator's own outgoing
+    /// connections never hold a port a later server needs.
+    #[arg(long, default_value_t = 20151)]
     pub base_port: u16,
     /// Subscriber counts for the fan-out scenario.
     #[arg(long, value_delimiter = ',', default_value = "1000,5000,10000")]
