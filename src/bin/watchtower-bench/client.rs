@@ -567,6 +567,8 @@ pub fn command(n: u64) -> ApplyCommandRequest {
 #[derive(Debug)]
 pub struct CommandShared {
     latency: Mutex<Histogram<u64>>,
+    /// How late each command left, after its scheduled time.
+    late: Mutex<Histogram<u64>>,
     /// Commands applied.
     pub ok: AtomicU64,
     /// Commands refused with RESOURCE_EXHAUSTED (queue full).
@@ -580,6 +582,7 @@ impl CommandShared {
     fn new() -> Self {
         Self {
             latency: Mutex::new(histogram()),
+            late: Mutex::new(histogram()),
             ok: AtomicU64::new(0),
             exhausted: AtomicU64::new(0),
             errors: Mutex::default(),
@@ -591,6 +594,7 @@ impl CommandShared {
     /// Returns the status code.
     async fn send(&self, client: &mut Client, due: Instant) -> Code {
         let n = self.sequence.fetch_add(1, Ordering::Relaxed);
+        record(&self.late, due.elapsed());
         let code = match client.apply_command(command(n)).await {
             Ok(r) if r.get_ref().response.as_ref().is_some_and(|r| r.success) => Code::Ok,
             Ok(_) => Code::Unknown,
@@ -598,11 +602,7 @@ impl CommandShared {
         };
         match code {
             Code::Ok => {
-                let us = u64::try_from(due.elapsed().as_micros()).unwrap_or(u64::MAX);
-                self.latency
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .saturating_record(us.max(1));
+                record(&self.latency, due.elapsed());
                 self.ok.fetch_add(1, Ordering::Relaxed);
             }
             Code::ResourceExhausted => {
@@ -631,6 +631,7 @@ impl CommandShared {
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone(),
             latency: Percentiles::of(&self.latency.lock().unwrap_or_else(PoisonError::into_inner)),
+            late: Percentiles::of(&self.late.lock().unwrap_or_else(PoisonError::into_inner)),
         }
     }
 
@@ -642,11 +643,22 @@ impl CommandShared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
-        self.latency
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .reset();
+        for histogram in [&self.latency, &self.late] {
+            histogram
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .reset();
+        }
     }
+}
+
+/// Adds `took` to `histogram`, in microseconds.
+fn record(histogram: &Mutex<Histogram<u64>>, took: Duration) {
+    let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+    histogram
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .saturating_record(us.max(1));
 }
 
 /// Command outcomes over one window.
@@ -658,8 +670,11 @@ pub struct CommandWindow {
     pub exhausted: u64,
     /// Other failures by code.
     pub errors: BTreeMap<String, u64>,
-    /// Latency of applied commands.
+    /// Latency of applied commands, from their scheduled time.
     pub latency: Percentiles,
+    /// How late the driver itself sent each command: the load generator's
+    /// own share of the latency, from a starved CPU (0 in a closed loop).
+    pub late: Percentiles,
 }
 
 impl CommandWindow {
@@ -744,6 +759,12 @@ impl CommandLoad {
     }
 }
 
+/// Sends a command every 1/`rate` s, whatever the answers.
+///
+/// The schedule is a kernel timer (`timerfd`), not tokio's: tokio rounds
+/// every sleep up to a whole millisecond, so each command went out up to
+/// 1 ms late (the same fraction for a whole run, a different one each run),
+/// and latency, counted from the schedule, counted that too.
 async fn open_loop(
     clients: Vec<Client>,
     rate: f64,
@@ -751,15 +772,15 @@ async fn open_loop(
     cancel: CancellationToken,
 ) {
     let period = Duration::from_secs_f64(1.0 / rate.max(0.001));
-    let start = Instant::now();
+    // A late tick comes at once, with its own scheduled time (burst).
+    let mut schedule = tokio_osinterval::interval(period);
     let mut in_flight = tokio::task::JoinSet::new();
-    for n in 0u64.. {
-        let due = start + period.mul_f64(n as f64);
-        tokio::select! {
+    for n in 0usize.. {
+        let due = tokio::select! {
             () = cancel.cancelled() => break,
-            () = tokio::time::sleep_until(due.into()) => {}
-        }
-        let mut client = clients[(n as usize) % clients.len()].clone();
+            due = schedule.tick() => due.into_std(),
+        };
+        let mut client = clients[n % clients.len()].clone();
         let shared = Arc::clone(&shared);
         in_flight.spawn(async move {
             shared.send(&mut client, due).await;

@@ -33,8 +33,8 @@ fn pct(p: &Percentiles) -> String {
 /// Engine isolation: one row per window pair, then the means.
 pub fn isolation_table(results: &[IsolationResult]) -> String {
     let mut s = String::from(
-        "| load | pair | idle TPS | load TPS | load/idle | commands ok/s | command p50 / p99 / p99.9 ms | RESOURCE_EXHAUSTED | other errors | subscribers live | deliveries/s | staleness p50 / p99 / p99.9 ms | server CPU % idle | server CPU % load | load generator CPU % |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| load | pair | idle TPS | load TPS | load/idle | commands ok/s | command p50 / p99 / p99.9 ms | sent late p99 ms | RESOURCE_EXHAUSTED | other errors | subscribers live | deliveries/s | staleness p50 / p99 / p99.9 ms | server CPU % idle | server CPU % load | load generator CPU % |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         let label = format!(
@@ -52,12 +52,13 @@ pub fn isolation_table(results: &[IsolationResult]) -> String {
             };
             let _ = writeln!(
                 s,
-                "| {label} | {} | {:.1} | {:.1} | {ratio:.3} | {:.0} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
+                "| {label} | {} | {:.1} | {:.1} | {ratio:.3} | {:.0} | {} | {:.1} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
                 i + 1,
                 p.idle.tps,
                 p.load.tps,
                 p.commands.ok as f64 / r.args.window.as_secs_f64(),
                 pct(&p.commands.latency),
+                p.commands.late.p99,
                 p.commands.exhausted,
                 p.commands.other_errors(),
                 p.live,
@@ -75,7 +76,7 @@ pub fn isolation_table(results: &[IsolationResult]) -> String {
         let (idle, load, ratio) = r.summary();
         let _ = writeln!(
             s,
-            "| **{label}** | **mean** | **{idle:.1}** | **{load:.1}** | **{ratio:.3}** | | | | | | | | | | |"
+            "| **{label}** | **mean** | **{idle:.1}** | **{load:.1}** | **{ratio:.3}** | | | | | | | | | | | |"
         );
     }
     s
@@ -84,8 +85,8 @@ pub fn isolation_table(results: &[IsolationResult]) -> String {
 /// ApplyCommand: one row per run.
 pub fn apply_table(results: &[ApplyResult]) -> String {
     let mut s = String::from(
-        "| server | mode | applied/s | RESOURCE_EXHAUSTED | other errors | p50 ms | p99 ms | p99.9 ms | max ms | engine TPS | tick ms | p99 target (tick + 1 ms) | p99 met | server CPU % |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| server | mode | applied/s | RESOURCE_EXHAUSTED | other errors | p50 ms | p99 ms | p99.9 ms | max ms | sent late p99 ms | engine TPS | tick ms | p99 target (tick + 1 ms) | p99 met | server CPU % |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {
         let mode = match (r.args.rate, r.args.concurrency) {
@@ -97,7 +98,7 @@ pub fn apply_table(results: &[ApplyResult]) -> String {
         let l = &r.window.latency;
         let _ = writeln!(
             s,
-            "| {} | {mode} | {:.0} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {} | {} |",
+            "| {} | {mode} | {:.0} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.2} | {:.2} | {} | {} |",
             r.label,
             r.throughput(),
             r.window.exhausted,
@@ -110,6 +111,7 @@ pub fn apply_table(results: &[ApplyResult]) -> String {
             l.p99,
             l.p999,
             l.max,
+            r.window.late.p99,
             r.tps.tps,
             r.tick_ms(),
             target,
