@@ -125,7 +125,7 @@ pub fn apply_table(results: &[ApplyResult]) -> String {
 /// Fan-out: one row per subscriber count.
 pub fn fanout_table(results: &[FanoutResult]) -> String {
     let mut s = String::from(
-        "| server | subscribers | live / failed | ramp s | deliveries/s (ideal) | delivered % | staleness p50 / p99 / p99.9 ms | max ms | publish→receipt p50 / p99 / p99.9 ms (10 ms probe) | waited for the interval, p50 ms | TPS idle → during (ratio) | server CPU % of a core | network CPU µs per delivery | load generator CPU % | RSS idle → during MiB | RSS per subscriber KiB | encoded | delivered | delivered / encoded |\n\
+        "| server | subscribers | live / failed | ramp s | deliveries/s (ideal) | delivered % | staleness p50 / p99 / p99.9 ms | max ms | publish→receipt p50 / p99 / p99.9 ms (10 ms probe) | waited for its interval or its group's turn (fleet p50 − probe p50), ms | TPS idle → during (ratio) | server CPU % of a core | network CPU µs per delivery | load generator CPU % | RSS idle → during MiB | RSS per subscriber KiB | encoded | delivered | delivered / encoded |\n\
          |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in results {

@@ -692,8 +692,11 @@ fn render(f: &Findings) -> String {
          client's receipt time minus `captured_at_unix_ms` (the snapshot's capture, at the end \
          of its tick), so it includes up to one snapshot interval of waiting by design plus \
          queuing and transport; `captured_at_unix_ms` is whole milliseconds, so figures carry \
-         up to 1 ms of rounding. Open-loop latency counts from each command's scheduled send \
-         time. Server CPU is utime+stime from `/proc/PID/stat` over the window, in percent of \
+         up to 1 ms of rounding. The fan-out's 10 ms probe is due at every publish, so its \
+         staleness is publish to receipt; the fleet's median less the probe's is what a stream \
+         waited for its interval or for its group's turn in the fan-out. Open-loop latency \
+         counts from each command's scheduled send time, kept by a kernel timer; \
+         \"sent late\" is how late the load generator itself sent, its own share. Server CPU is utime+stime from `/proc/PID/stat` over the window, in percent of \
          one core, split into the `watchtower-engine` thread and the rest. RSS is `VmRSS`. \
          Subscribers are spread 100 streams per HTTP/2 connection (hyper 1.12's server allows \
          200 concurrent streams per connection by default), with 1 MiB stream and 16 MiB \
