@@ -761,10 +761,10 @@ impl CommandLoad {
 
 /// Sends a command every 1/`rate` s, whatever the answers.
 ///
-/// The schedule is a kernel timer (`timerfd`), not tokio's: tokio rounds
-/// every sleep up to a whole millisecond, so each command went out up to
-/// 1 ms late (the same fraction for a whole run, a different one each run),
-/// and latency, counted from the schedule, counted that too.
+/// The schedule is a kernel timer (`timerfd`), not tokio's: tokio's timer
+/// has whole-millisecond ticks (and parks with a millisecond timeout), so
+/// each command went out up to 2 ms late, and latency, counted from the
+/// schedule, counted that too.
 async fn open_loop(
     clients: Vec<Client>,
     rate: f64,
