@@ -340,11 +340,10 @@ pub async fn run(args: RunAllArgs) -> anyhow::Result<()> {
     };
 
     // Every scenario gets a fresh server, so none inherits another's state.
-
     // 1. Engine isolation, unthrottled and paced at 300 ticks/s, each in
     // 3 x (5 s idle, 5 s load).
+    let window = secs(5.0, 1.0);
     for tps in ["0", "300"] {
-        let window = secs(5.0, 1.0);
         for (rate, subscribers) in [(100.0, 0), (1000.0, if q { 100 } else { 1000 })] {
             let name = format!("isolation-{rate}-tps{tps}");
             let server = Server::recorded(&args, &mut f, tps, next_port(), "info", &name).await?;
@@ -696,8 +695,8 @@ fn render(f: &Findings) -> String {
          staleness is publish to receipt; the fleet's median less the probe's is what a stream \
          waited for its interval or for its group's turn in the fan-out. Open-loop latency \
          counts from each command's scheduled send time, kept by a kernel timer; \
-         \"sent late\" is how late the load generator itself sent, its own share. Server CPU is utime+stime from `/proc/PID/stat` over the window, in percent of \
-         one core, split into the `watchtower-engine` thread and the rest. RSS is `VmRSS`. \
+         \"sent late\" is how late the load generator itself sent, its own share. Server CPU \
+         is utime+stime from `/proc/PID/stat` over the window, in percent of one core, split into the `watchtower-engine` thread and the rest. RSS is `VmRSS`. \
          Subscribers are spread 100 streams per HTTP/2 connection (hyper 1.12's server allows \
          200 concurrent streams per connection by default), with 1 MiB stream and 16 MiB \
          connection windows; each slow reader has a connection of its own with h2's default \
