@@ -139,9 +139,7 @@ impl SimulationServer {
         // Everything that can fail comes before the engine thread starts, so
         // a failed start leaves nothing running.
         let registry = config.registry()?;
-        if let Some(cpu) = config.engine_cpu {
-            crate::priority::check_engine_cpu(cpu)?;
-        }
+        let engine_cpu = config.engine_cpu.resolve()?;
         if config.data_dir.is_none() && config.resume.is_some() {
             return Err(StartError::ResumeWithoutDataDir);
         }
@@ -174,7 +172,6 @@ impl SimulationServer {
             _ => None,
         };
         let (done_tx, engine_done) = oneshot::channel();
-        let engine_cpu = config.engine_cpu;
         let engine = thread::Builder::new()
             .name("watchtower-engine".into())
             .spawn(move || {

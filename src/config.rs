@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::{
     bridge::DEFAULT_QUEUE_CAPACITY,
     engine::{GlobalRegistry, ParamsError},
+    priority::EngineCpu,
 };
 
 /// Default `--network-nice`: the lowest priority, so that on a saturated
@@ -205,12 +206,14 @@ pub struct Config {
           value_parser = clap::value_parser!(i32).range(0..=19))]
     pub command_nice: i32,
 
-    /// Pins the engine thread to this CPU (numbered as in /proc/cpuinfo);
-    /// unset, the kernel places it. Choose one that takes no disk or network
-    /// interrupts (/proc/interrupts): on a busy machine those take time from
-    /// the engine's ticks (docs/operations.md, "The engine's CPU").
-    #[arg(long, env = "WATCHTOWER_ENGINE_CPU")]
-    pub engine_cpu: Option<usize>,
+    /// The CPU the engine thread runs on: `auto` (the default) pins it to
+    /// the CPU, of those the process may use, that has served the fewest
+    /// device interrupts (/proc/interrupts), since a device's interrupts
+    /// take time from the ticks of an engine on their CPU; a number pins it
+    /// to that CPU (numbered as in /proc/cpuinfo); `off` lets the kernel
+    /// place it (docs/operations.md, "The engine's CPU").
+    #[arg(long, env = "WATCHTOWER_ENGINE_CPU", default_value_t = EngineCpu::Auto)]
+    pub engine_cpu: EngineCpu,
 
     /// Tokio worker threads; 0 = one per core.
     #[arg(long, env = "WATCHTOWER_NETWORK_THREADS", default_value_t = 0)]

@@ -608,6 +608,81 @@ async fn the_engine_thread_runs_only_on_the_cpu_it_is_given() {
     );
 }
 
+/// By default (`--engine-cpu auto`) the engine thread runs on one CPU of
+/// the process's, the one that has served the fewest device interrupts (the
+/// choice itself is unit-tested in `priority`), and the log says which;
+/// `off` leaves it, like every other thread, on all of them.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_the_engine_runs_on_the_cpu_with_the_fewest_device_interrupts() {
+    let ours = allowed_cpus("self");
+    let before = device_interrupts_of(&ours);
+    let mut app = Binary::start(&["--tps", "20"]);
+    wait_until_serving(app.addr()).await;
+    let line = app.wait_for(&["--engine-cpu auto"]);
+    let engine = engine_allowed_cpus(app.child.id());
+    let after = device_interrupts_of(&ours);
+    let distinct: std::collections::BTreeSet<_> = before.values().collect();
+    if distinct.len() < 2 {
+        // One CPU, or nothing to choose between: left where the kernel puts it.
+        assert!(line.contains("engine thread not pinned"), "{line}");
+        assert_eq!(engine, ours);
+    } else {
+        assert!(line.contains("engine thread pinned"), "{line}");
+        let field = |name: &str| -> u64 {
+            line.split(&format!("{name}="))
+                .nth(1)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in {line}"))
+        };
+        let cpu = field("cpu");
+        assert_eq!(engine, cpu.to_string(), "{line}");
+        // Counts only grow: what it saw of its CPU is at most what any
+        // other has served by now.
+        let seen = field("device_interrupts");
+        assert!(after.values().all(|&n| n >= seen), "{line}; now {after:?}");
+    }
+    app.terminate();
+
+    let mut app = Binary::start(&["--tps", "20", "--engine-cpu", "off"]);
+    wait_until_serving(app.addr()).await;
+    assert_eq!(engine_allowed_cpus(app.child.id()), ours);
+    assert!(
+        !app.log_text().contains("--engine-cpu auto"),
+        "{}",
+        app.log_text()
+    );
+    app.terminate();
+}
+
+/// Device interrupts so far on each CPU of `allowed` ("0-1,4").
+#[cfg(target_os = "linux")]
+fn device_interrupts_of(allowed: &str) -> std::collections::BTreeMap<usize, u64> {
+    let cpus: Vec<usize> = allowed
+        .split(',')
+        .flat_map(|run| {
+            let (start, end) = run.split_once('-').unwrap_or((run, run));
+            start.parse().unwrap()..=end.parse().unwrap()
+        })
+        .collect();
+    let text = std::fs::read_to_string("/proc/interrupts").unwrap();
+    watchtower::priority::device_interrupts(&text)
+        .into_iter()
+        .filter(|(cpu, _)| cpus.contains(cpu))
+        .collect()
+}
+
+/// `Cpus_allowed_list` of `pid`'s engine thread.
+#[cfg(target_os = "linux")]
+fn engine_allowed_cpus(pid: u32) -> String {
+    let (tid, _) = threads(pid)
+        .into_iter()
+        .find(|(_, comm)| comm == "watchtower-engi")
+        .expect("an engine thread");
+    allowed_cpus(&format!("{pid}/task/{tid}"))
+}
+
 /// `Cpus_allowed_list` of `/proc/{task}/status`, as the kernel writes it
 /// ("0-3,6").
 #[cfg(target_os = "linux")]
