@@ -150,7 +150,7 @@ impl SimulationServer {
         };
         let (commands, receiver) = command_queue(config.queue_capacity);
         let (publisher, telemetry) = telemetry_exchange();
-        let (mut engine, store) = open_engine(config, registry)?;
+        let (mut engine, store) = open_engine(config, registry, engine_cpu)?;
         let catalogue = engine.world().registry.catalogue();
         engine.attach_bridge(receiver, publisher);
         let run = RunView {
@@ -280,10 +280,12 @@ impl SimulationServer {
     }
 }
 
-/// Builds the engine, from a new or resumed run directory, or in memory.
+/// Builds the engine, from a new or resumed run directory, or in memory; the
+/// store's threads keep off `engine_cpu`, the engine's own CPU if it has one.
 fn open_engine(
     config: &Config,
     registry: crate::engine::GlobalRegistry,
+    engine_cpu: Option<usize>,
 ) -> Result<(SimulationEngine, Option<Store>), StartError> {
     let (mut engine, store) = match &config.data_dir {
         None => (SimulationEngine::new(registry, config.seed)?, None),
@@ -295,7 +297,10 @@ fn open_engine(
                 seed: config.seed,
                 tps: config.tps,
                 record_every: config.record_every,
-                nice: config.network_nice,
+                placement: crate::priority::Placement {
+                    nice: config.network_nice,
+                    off_cpu: engine_cpu,
+                },
                 idempotency_window: config.idempotency_window,
             };
             let opened = store::open(&options, registry)?;

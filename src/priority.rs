@@ -4,7 +4,8 @@
 //! thread's niceness needs no privilege; the engine thread keeps the
 //! priority the process started with. `--engine-cpu` pins the engine thread
 //! to one CPU, away from the ones that take the devices' interrupts: by
-//! default (`auto`) the one that has served the fewest.
+//! default (`auto`) the one that has served the fewest. The threads the
+//! engine wakes then run on the other CPUs ([`Placement`]).
 
 use std::{collections::BTreeMap, fmt, str::FromStr};
 
@@ -78,6 +79,50 @@ pub fn lower_this_thread(nice: i32) {
             warn!(%err, nice, "cannot lower this thread's priority below the engine's");
         }
     }
+}
+
+/// Where a thread the engine wakes (the store's writers) runs: `nice` below
+/// the engine, and, when the engine has a CPU of its own, on the others.
+/// Woken by the engine, such a thread tends to be put on the engine's CPU,
+/// where it either takes the engine's time or, below it, waits for it; a
+/// command waits on the audit writer (docs/benchmarks.md, "Issue 11: the
+/// engine's CPU by default").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Placement {
+    /// Niceness added to the thread's own.
+    pub nice: i32,
+    /// The engine's CPU, which the thread keeps off if it may use another.
+    pub off_cpu: Option<usize>,
+}
+
+impl Placement {
+    /// Applies to the calling thread; if refused, it keeps what it had.
+    pub fn apply(self) {
+        lower_this_thread(self.nice);
+        if let Some(cpu) = self.off_cpu {
+            keep_off_cpu(cpu);
+        }
+    }
+}
+
+/// Takes `cpu` out of the calling thread's CPUs, unless it is the only one.
+fn keep_off_cpu(cpu: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
+        let Ok(mut allowed) = sched_getaffinity(None) else {
+            return;
+        };
+        if cpu >= CpuSet::MAX_CPU || !allowed.is_set(cpu) || allowed.count() < 2 {
+            return;
+        }
+        allowed.unset(cpu);
+        if let Err(err) = sched_setaffinity(None, &allowed) {
+            warn!(%err, cpu, "cannot keep this thread off the engine's CPU");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cpu;
 }
 
 /// `--engine-cpu` names a CPU this process may not run on.

@@ -563,34 +563,26 @@ async fn every_thread_but_the_engine_runs_below_it() {
     app.terminate();
 }
 
-/// `--engine-cpu` pins the engine thread, and only it: the server's other
-/// threads may still run anywhere. A CPU the process may not use stops
-/// start-up, naming the ones it may.
+/// `--engine-cpu N` pins the engine thread to CPU `N`; the store's writers,
+/// which the engine wakes, keep off it, and the other threads may run
+/// anywhere. A CPU the process may not use stops start-up, naming the ones
+/// it may.
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_thread_runs_only_on_the_cpu_it_is_given() {
     let ours = allowed_cpus("self");
-    let cpu = ours
-        .split(|c: char| !c.is_ascii_digit())
-        .next()
-        .unwrap()
-        .to_owned();
-    let mut app = Binary::start(&["--tps", "20", "--engine-cpu", &cpu]);
+    let cpu = *cpu_set(&ours).first().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = Binary::start(&[
+        "--tps",
+        "20",
+        "--engine-cpu",
+        &cpu.to_string(),
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+    ]);
     wait_until_serving(app.addr()).await;
-    let pid = app.child.id();
-    let threads = threads(pid);
-    assert!(
-        threads.iter().any(|(_, comm)| comm == "watchtower-engi"),
-        "{threads:?}"
-    );
-    for (tid, comm) in &threads {
-        let allowed = allowed_cpus(&format!("{pid}/task/{tid}"));
-        if comm == "watchtower-engi" {
-            assert_eq!(allowed, cpu, "the engine thread");
-        } else {
-            assert_eq!(allowed, ours, "{comm}");
-        }
-    }
+    assert_placement(app.child.id(), Some(cpu));
     app.terminate();
 
     let output = Command::new(env!("CARGO_BIN_EXE_watchtower"))
@@ -617,16 +609,18 @@ async fn the_engine_thread_runs_only_on_the_cpu_it_is_given() {
 async fn by_default_the_engine_runs_on_the_cpu_with_the_fewest_device_interrupts() {
     let ours = allowed_cpus("self");
     let before = device_interrupts_of(&ours);
-    let mut app = Binary::start(&["--tps", "20"]);
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("runs");
+    let data_dir = data_dir.to_str().unwrap();
+    let mut app = Binary::start(&["--tps", "20", "--data-dir", data_dir]);
     wait_until_serving(app.addr()).await;
     let line = app.wait_for(&["--engine-cpu auto"]);
-    let engine = engine_allowed_cpus(app.child.id());
     let after = device_interrupts_of(&ours);
     let distinct: std::collections::BTreeSet<_> = before.values().collect();
     if distinct.len() < 2 {
         // One CPU, or nothing to choose between: left where the kernel puts it.
         assert!(line.contains("engine thread not pinned"), "{line}");
-        assert_eq!(engine, ours);
+        assert_placement(app.child.id(), None);
     } else {
         assert!(line.contains("engine thread pinned"), "{line}");
         let field = |name: &str| -> u64 {
@@ -636,8 +630,7 @@ async fn by_default_the_engine_runs_on_the_cpu_with_the_fewest_device_interrupts
                 .and_then(|n| n.parse().ok())
                 .unwrap_or_else(|| panic!("no {name} in {line}"))
         };
-        let cpu = field("cpu");
-        assert_eq!(engine, cpu.to_string(), "{line}");
+        assert_placement(app.child.id(), Some(field("cpu") as usize));
         // Counts only grow: what it saw of its CPU is at most what any
         // other has served by now.
         let seen = field("device_interrupts");
@@ -645,9 +638,9 @@ async fn by_default_the_engine_runs_on_the_cpu_with_the_fewest_device_interrupts
     }
     app.terminate();
 
-    let mut app = Binary::start(&["--tps", "20", "--engine-cpu", "off"]);
+    let mut app = Binary::start(&["--tps", "20", "--engine-cpu", "off", "--data-dir", data_dir]);
     wait_until_serving(app.addr()).await;
-    assert_eq!(engine_allowed_cpus(app.child.id()), ours);
+    assert_placement(app.child.id(), None);
     assert!(
         !app.log_text().contains("--engine-cpu auto"),
         "{}",
@@ -656,16 +649,37 @@ async fn by_default_the_engine_runs_on_the_cpu_with_the_fewest_device_interrupts
     app.terminate();
 }
 
+/// With the engine on `engine` (or unpinned): the engine thread there, the
+/// store's writers on every CPU of ours but that one (when there are
+/// others), every other thread on all of ours.
+#[cfg(target_os = "linux")]
+fn assert_placement(pid: u32, engine: Option<usize>) {
+    let ours = cpu_set(&allowed_cpus("self"));
+    let threads = threads(pid);
+    let writers = ["watchtower-audi", "watchtower-tele", "watchtower-chec"];
+    for name in std::iter::once("watchtower-engi").chain(writers) {
+        assert!(
+            threads.iter().any(|(_, comm)| comm == name),
+            "{name}: {threads:?}"
+        );
+    }
+    for (tid, comm) in &threads {
+        let allowed = cpu_set(&allowed_cpus(&format!("{pid}/task/{tid}")));
+        let expected = match engine {
+            Some(cpu) if comm == "watchtower-engi" => [cpu].into(),
+            Some(cpu) if writers.contains(&comm.as_str()) && ours.len() > 1 => {
+                ours.iter().copied().filter(|&c| c != cpu).collect()
+            }
+            _ => ours.clone(),
+        };
+        assert_eq!(allowed, expected, "{comm} with the engine on {engine:?}");
+    }
+}
+
 /// Device interrupts so far on each CPU of `allowed` ("0-1,4").
 #[cfg(target_os = "linux")]
 fn device_interrupts_of(allowed: &str) -> std::collections::BTreeMap<usize, u64> {
-    let cpus: Vec<usize> = allowed
-        .split(',')
-        .flat_map(|run| {
-            let (start, end) = run.split_once('-').unwrap_or((run, run));
-            start.parse().unwrap()..=end.parse().unwrap()
-        })
-        .collect();
+    let cpus = cpu_set(allowed);
     let text = std::fs::read_to_string("/proc/interrupts").unwrap();
     watchtower::priority::device_interrupts(&text)
         .into_iter()
@@ -673,14 +687,15 @@ fn device_interrupts_of(allowed: &str) -> std::collections::BTreeMap<usize, u64>
         .collect()
 }
 
-/// `Cpus_allowed_list` of `pid`'s engine thread.
+/// The CPUs of a list as the kernel writes it ("0-1,4").
 #[cfg(target_os = "linux")]
-fn engine_allowed_cpus(pid: u32) -> String {
-    let (tid, _) = threads(pid)
-        .into_iter()
-        .find(|(_, comm)| comm == "watchtower-engi")
-        .expect("an engine thread");
-    allowed_cpus(&format!("{pid}/task/{tid}"))
+fn cpu_set(list: &str) -> std::collections::BTreeSet<usize> {
+    list.split(',')
+        .flat_map(|run| {
+            let (start, end) = run.split_once('-').unwrap_or((run, run));
+            start.parse().unwrap()..=end.parse().unwrap()
+        })
+        .collect()
 }
 
 /// `Cpus_allowed_list` of `/proc/{task}/status`, as the kernel writes it

@@ -18,7 +18,7 @@ use std::{
 use tracing::{error, info, warn};
 
 use super::{StoreError, write_atomically};
-use crate::engine::EngineState;
+use crate::{engine::EngineState, priority::Placement};
 
 /// The checkpoint format this build reads and writes. Bump it whenever the
 /// serialized state changes shape.
@@ -116,16 +116,16 @@ pub fn load_newest(dir: &Path) -> Result<Option<EngineState>, StoreError> {
 
 /// Starts the checkpoint writer: it writes each state it receives into
 /// `dir` and prunes all but the newest [`KEEP_CHECKPOINTS`]; it ends when
-/// the audit writer drops its sender. Runs `nice` below the engine.
+/// the audit writer drops its sender. Runs where `placement` says.
 pub fn spawn_writer(
     dir: PathBuf,
-    nice: i32,
+    placement: Placement,
 ) -> Result<(mpsc::Sender<Box<EngineState>>, std::thread::JoinHandle<()>), StoreError> {
     let (tx, rx) = mpsc::channel::<Box<EngineState>>();
     let thread = std::thread::Builder::new()
         .name("watchtower-checkpoint".into())
         .spawn(move || {
-            crate::priority::lower_this_thread(nice);
+            placement.apply();
             for state in rx {
                 match write(&dir, &state) {
                     Ok(path) => {

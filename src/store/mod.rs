@@ -39,7 +39,10 @@ pub use log_file::{AuditFile, AuditPage, AuditQuery};
 pub use manifest::Manifest;
 pub use writer::{FaultSwitch, LogHealth};
 
-use crate::engine::{Durability, EngineError, GlobalRegistry, SimulationEngine};
+use crate::{
+    engine::{Durability, EngineError, GlobalRegistry, SimulationEngine},
+    priority::Placement,
+};
 
 /// Why a run directory could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -130,9 +133,9 @@ pub struct StoreOptions {
     pub tps: f64,
     /// Record every this many ticks in the telemetry table (at least 1).
     pub record_every: u64,
-    /// Niceness the store's threads add to their own (`--network-nice`),
-    /// so they never take the CPU from the engine.
-    pub nice: i32,
+    /// Where the store's threads run: `--network-nice` below the engine,
+    /// and off its CPU if it has one, so they never take the CPU from it.
+    pub placement: Placement,
     /// Command ids a resumed run remembers (`--idempotency-window`).
     pub idempotency_window: usize,
 }
@@ -190,19 +193,19 @@ pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRu
     };
     let faults = FaultSwitch::default();
     let (checkpoints, checkpointer) =
-        checkpoint::spawn_writer(dir.join(manifest::CHECKPOINT_DIR), options.nice)?;
+        checkpoint::spawn_writer(dir.join(manifest::CHECKPOINT_DIR), options.placement)?;
     let audit_path = dir.join(manifest::AUDIT_FILE);
     let (recorder, writer) = writer::spawn(
         audit_path.clone(),
         &dir.join(manifest::DIGESTS_FILE),
         checkpoints,
         faults.clone(),
-        options.nice,
+        options.placement,
     )?;
     let (tap, telemetry) = recorder::spawn(
         dir.join(manifest::TELEMETRY_DIR),
         options.record_every,
-        options.nice,
+        options.placement,
     )?;
     let mut engine = engine;
     engine.attach_durability(

@@ -27,7 +27,7 @@ use super::{
     handover::Batch,
     table::{self, TableLayout},
 };
-use crate::pb::WatchtowerSnapshot;
+use crate::{pb::WatchtowerSnapshot, priority::Placement};
 
 /// Rows per chunk file (one Parquet row group): a crash loses at most
 /// this many rows that were not yet written.
@@ -91,11 +91,11 @@ impl Drop for TelemetryTap {
 /// Starts the recorder writing to `dir` (created if missing), recording
 /// every `every`-th tick. Ticks already in a finished chunk (a resumed run
 /// re-running ticks after its checkpoint) are not written again. Runs
-/// `nice` below the engine.
+/// where `placement` says.
 pub fn spawn(
     dir: PathBuf,
     every: u64,
-    nice: i32,
+    placement: Placement,
 ) -> Result<(TelemetryTap, JoinHandle<()>), StoreError> {
     std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
     table::remove_unfinished(&dir)?;
@@ -115,7 +115,7 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("watchtower-telemetry".into())
         .spawn(move || {
-            crate::priority::lower_this_thread(nice);
+            placement.apply();
             recorder.run(&rx);
         })
         .map_err(|e| StoreError::io(&dir, e))?;
@@ -229,7 +229,7 @@ mod tests {
 
     /// Records ticks `1..=to` into `dir` and returns the ticks on disk.
     fn record(dir: &std::path::Path, to: u64, every: u64) -> Vec<u64> {
-        let (mut tap, thread) = spawn(dir.to_owned(), every, 0).unwrap();
+        let (mut tap, thread) = spawn(dir.to_owned(), every, Placement::default()).unwrap();
         for tick in 1..=to {
             tap.offer(&snapshot(tick));
         }

@@ -33,6 +33,7 @@ use crate::{
     bridge::{Reply, Unrecorded},
     engine::{EngineState, Journal, Outcome},
     pb::{GodResponse, WatchtowerSnapshot},
+    priority::Placement,
 };
 
 /// How often a failed log is retried.
@@ -163,14 +164,14 @@ pub struct Writer {
 }
 
 /// Opens the log files of the run in `dir` for appending and starts the
-/// writer, `nice` below the engine. Checkpoints go to `checkpoints` once
-/// the log covers them.
+/// writer where `placement` says. Checkpoints go to `checkpoints` once the
+/// log covers them.
 pub fn spawn(
     audit_path: PathBuf,
     digests_path: &Path,
     checkpoints: mpsc::Sender<Box<EngineState>>,
     faults: FaultSwitch,
-    nice: i32,
+    placement: Placement,
 ) -> Result<(Recorder, Writer), StoreError> {
     let open = |path: &Path| {
         OpenOptions::new()
@@ -204,7 +205,7 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("watchtower-audit".into())
         .spawn(move || {
-            crate::priority::lower_this_thread(nice);
+            placement.apply();
             writer.run(&rx);
         })
         .map_err(|e| StoreError::io(Path::new("watchtower-audit thread"), e))?;
