@@ -211,7 +211,8 @@ pub struct Config {
     /// device interrupts (/proc/interrupts), since a device's interrupts
     /// take time from the ticks of an engine on their CPU; a number pins it
     /// to that CPU (numbered as in /proc/cpuinfo); `off` lets the kernel
-    /// place it (docs/operations.md, "The engine's CPU").
+    /// place it. The store's writers keep off a pinned engine's CPU
+    /// (docs/operations.md, "The engine's CPU").
     #[arg(long, env = "WATCHTOWER_ENGINE_CPU", default_value_t = EngineCpu::Auto)]
     pub engine_cpu: EngineCpu,
 
