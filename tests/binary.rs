@@ -612,7 +612,20 @@ async fn by_default_the_engine_runs_on_the_cpu_with_the_fewest_device_interrupts
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("runs");
     let data_dir = data_dir.to_str().unwrap();
-    let mut app = Binary::start(&["--tps", "20", "--data-dir", data_dir]);
+    // `launch`, not `start`: the harness's servers run unpinned.
+    let mut app = Binary::launch(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--legacy-ws-listen",
+            "off",
+            "--tps",
+            "20",
+            "--data-dir",
+            data_dir,
+        ],
+        &[("RUST_LOG", "info")],
+    );
     wait_until_serving(app.addr()).await;
     let line = app.wait_for(&["--engine-cpu auto"]);
     let after = device_interrupts_of(&ours);

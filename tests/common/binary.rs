@@ -30,10 +30,18 @@ impl Binary {
         Self::start_logging(args, "info")
     }
 
-    /// Starts the binary with `args` and `RUST_LOG` set to `filter`.
+    /// Starts the binary with `args` and `RUST_LOG` set to `filter`; its
+    /// engine is not pinned unless `args` say where (the suite runs many
+    /// servers at once, and `--engine-cpu auto` would put every engine on
+    /// the same CPU).
     pub fn start_logging(args: &[&str], filter: &str) -> Self {
         let base = ["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"];
-        Self::launch(&[&base, args].concat(), &[("RUST_LOG", filter)])
+        let unpinned = if args.contains(&"--engine-cpu") {
+            &[][..]
+        } else {
+            &["--engine-cpu", "off"][..]
+        };
+        Self::launch(&[&base, unpinned, args].concat(), &[("RUST_LOG", filter)])
     }
 
     /// Starts the binary with exactly `args` (plus `--data-dir off` unless

@@ -22,6 +22,7 @@ use watchtower::{
         parameter_value::Kind, watchtower_service_client::WatchtowerServiceClient,
         watchtower_service_server,
     },
+    priority::EngineCpu,
 };
 
 /// Upper bound for any single wait in a test; generous, since CI machines
@@ -61,10 +62,15 @@ pub async fn spawn_stepped_app(config: Config) -> TestApp {
 /// The defaults, minus the fixed legacy WebSocket port (tests run in
 /// parallel, so each binds what it needs on port 0) and minus the data
 /// directory (tests about durability give their own temporary one).
+///
+/// Its engine is not pinned (`--engine-cpu off`): the suite runs many
+/// servers at once, and `auto` would put every one of their engines on the
+/// same CPU.
 pub fn test_config() -> Config {
     Config {
         legacy_ws_listen: None,
         data_dir: None,
+        engine_cpu: EngineCpu::Off,
         ..Config::default()
     }
 }
