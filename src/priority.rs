@@ -136,18 +136,26 @@ pub struct EngineCpuError {
     pub allowed: String,
 }
 
+/// The CPUs the calling thread may run on, in order; `None` if unknown.
+#[cfg(target_os = "linux")]
+fn allowed_cpus() -> Option<Vec<usize>> {
+    use rustix::thread::{CpuSet, sched_getaffinity};
+    let allowed = sched_getaffinity(None).ok()?;
+    Some(
+        (0..CpuSet::MAX_CPU)
+            .filter(|&c| allowed.is_set(c))
+            .collect(),
+    )
+}
+
 /// Checks, before the engine starts, that the calling thread (and so the
 /// process's threads it starts) may run on `cpu`.
 #[cfg(target_os = "linux")]
 fn check_engine_cpu(cpu: usize) -> Result<(), EngineCpuError> {
-    use rustix::thread::{CpuSet, sched_getaffinity};
-    let Ok(allowed) = sched_getaffinity(None) else {
+    let Some(allowed) = allowed_cpus() else {
         // Unknown: the pinning itself will say if it is refused.
         return Ok(());
     };
-    let allowed: Vec<usize> = (0..CpuSet::MAX_CPU)
-        .filter(|&c| allowed.is_set(c))
-        .collect();
     if allowed.contains(&cpu) {
         Ok(())
     } else {
@@ -192,11 +200,7 @@ pub fn pin_this_thread(cpu: usize) {
 /// read, or no CPU has served fewer than another (nothing to avoid).
 #[cfg(target_os = "linux")]
 fn least_interrupted_cpu() -> Option<usize> {
-    use rustix::thread::{CpuSet, sched_getaffinity};
-    let allowed = sched_getaffinity(None).ok()?;
-    let allowed: Vec<usize> = (0..CpuSet::MAX_CPU)
-        .filter(|&c| allowed.is_set(c))
-        .collect();
+    let allowed = allowed_cpus()?;
     let chosen = match std::fs::read_to_string("/proc/interrupts") {
         Ok(text) => least_interrupted(&device_interrupts(&text), &allowed),
         Err(err) => {

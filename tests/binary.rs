@@ -8,7 +8,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{PATIENCE, binary::Binary, command, connect, number, subscribe};
+use common::{
+    PATIENCE,
+    binary::{Binary, LOOPBACK_ARGS},
+    command, connect, number, subscribe,
+};
 
 /// The spec's integration check: an applied command logs `Registry updated`
 /// with its key, old and new value, and tick; SIGTERM then stops the process
@@ -613,19 +617,8 @@ async fn by_default_the_engine_runs_on_the_cpu_with_the_fewest_device_interrupts
     let data_dir = dir.path().join("runs");
     let data_dir = data_dir.to_str().unwrap();
     // `launch`, not `start`: the harness's servers run unpinned.
-    let mut app = Binary::launch(
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--legacy-ws-listen",
-            "off",
-            "--tps",
-            "20",
-            "--data-dir",
-            data_dir,
-        ],
-        &[("RUST_LOG", "info")],
-    );
+    let args = [&LOOPBACK_ARGS[..], &["--tps", "20", "--data-dir", data_dir]].concat();
+    let mut app = Binary::launch(&args, &[("RUST_LOG", "info")]);
     wait_until_serving(app.addr()).await;
     let line = app.wait_for(&["--engine-cpu auto"]);
     let after = device_interrupts_of(&ours);

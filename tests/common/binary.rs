@@ -14,6 +14,10 @@ use std::{
 
 use super::PATIENCE;
 
+/// Listen on a loopback port of the kernel's choosing, with no legacy
+/// WebSocket port: what every test's binary starts with.
+pub const LOOPBACK_ARGS: [&str; 4] = ["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"];
+
 /// A running `watchtower` process and the log lines seen so far.
 pub struct Binary {
     /// The process, for tests that kill it outright.
@@ -35,7 +39,7 @@ impl Binary {
     /// servers at once, and `--engine-cpu auto` would put every engine on
     /// the same CPU).
     pub fn start_logging(args: &[&str], filter: &str) -> Self {
-        let base = ["--listen", "127.0.0.1:0", "--legacy-ws-listen", "off"];
+        let base = LOOPBACK_ARGS;
         let unpinned = if args.contains(&"--engine-cpu") {
             &[][..]
         } else {

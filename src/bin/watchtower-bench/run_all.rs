@@ -696,7 +696,8 @@ fn render(f: &Findings) -> String {
          waited for its interval or for its group's turn in the fan-out. Open-loop latency \
          counts from each command's scheduled send time, kept by a kernel timer; \
          \"sent late\" is how late the load generator itself sent, its own share. Server CPU \
-         is utime+stime from `/proc/PID/stat` over the window, in percent of one core, split into the `watchtower-engine` thread and the rest. RSS is `VmRSS`. \
+         is utime+stime from `/proc/PID/stat` over the window, in percent of one core, split \
+         into the `watchtower-engine` thread and the rest. RSS is `VmRSS`. \
          Subscribers are spread 100 streams per HTTP/2 connection (hyper 1.12's server allows \
          200 concurrent streams per connection by default), with 1 MiB stream and 16 MiB \
          connection windows; each slow reader has a connection of its own with h2's default \
