@@ -36,6 +36,7 @@
 //!   engine thread and the server, supervises the server and stops both.
 //! - [`config`]: command-line and environment settings.
 //! - [`healthcheck`]: the `watchtower healthcheck` client.
+//! - [`logging`]: the log, written off the engine's thread.
 //! - [`priority`]: every thread but the engine's runs below it.
 //! - [`pb`]: the generated `watchtower.v1` protobuf types and service stubs.
 
@@ -45,6 +46,7 @@ pub mod broker;
 pub mod config;
 pub mod engine;
 pub mod healthcheck;
+pub mod logging;
 pub mod priority;
 pub mod server;
 pub mod store;

@@ -4,16 +4,15 @@
 //! `watchtower export` writes a recorded run's telemetry table.
 //! `watchtower relay` serves the API from a broker, with no engine.
 
-use std::{io::IsTerminal, net::SocketAddr, process::ExitCode};
+use std::{net::SocketAddr, process::ExitCode};
 
 use anyhow::Context;
 use clap::Parser;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tracing_subscriber::EnvFilter;
 use watchtower::{
     Config,
-    config::{Cli, Command, ExportArgs, LogFormat},
-    healthcheck,
+    config::{Cli, Command, ExportArgs},
+    healthcheck, logging,
     server::shutdown_signal,
     store::{export, replay},
 };
@@ -27,7 +26,15 @@ static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
-    init_logging(cli.config.log_format);
+    // Servers write their log from a thread of its own, below the engine.
+    let server = |config: &Config| logging::Writer::Thread {
+        nice: config.network_nice,
+    };
+    let _log = match &cli.command {
+        None => logging::init(cli.config.log_format, server(&cli.config)),
+        Some(Command::Relay(args)) => logging::init(args.config.log_format, server(&args.config)),
+        Some(_) => logging::init(cli.config.log_format, logging::Writer::Caller),
+    };
     match &cli.command {
         None => watchtower::app::network_runtime(&cli.config)
             .context("cannot start the network runtime")?
@@ -47,17 +54,6 @@ fn main() -> anyhow::Result<ExitCode> {
             .context("cannot start the network runtime")?
             .block_on(serve_relay(&args.config))
             .map(|()| ExitCode::SUCCESS),
-    }
-}
-
-/// Logs to stdout in `format`, at the level `RUST_LOG` sets (default info).
-fn init_logging(format: LogFormat) {
-    let logs = tracing_subscriber::fmt().with_env_filter(
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-    );
-    match format {
-        LogFormat::Text => logs.with_ansi(std::io::stdout().is_terminal()).init(),
-        LogFormat::Json => logs.json().flatten_event(true).with_span_list(false).init(),
     }
 }
 

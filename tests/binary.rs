@@ -310,6 +310,80 @@ async fn healthcheck_passes_on_a_serving_server_and_fails_on_a_stopped_one() {
     assert!(text.contains("cannot connect"), "{text}");
 }
 
+/// The engine never waits for its log: with stdout a pipe nobody reads (a
+/// stuck log shipper), commands, each of which logs a line, are still
+/// applied and the engine keeps ticking; SIGTERM still stops the process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stdout_nobody_reads_does_not_stop_the_engine() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
+        .args(LOOPBACK_ARGS)
+        .args(["--data-dir", "off", "--engine-cpu", "off", "--tps", "0"])
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Read up to the address, then never again.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("gRPC server listening") {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "no address logged"
+        );
+    }
+    let addr: std::net::SocketAddr = line
+        .split("local_addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut client = connect(addr).await;
+    // A `Registry updated` line is about 200 bytes: 2,000 of them are six
+    // times what a pipe holds (64 KiB).
+    let mut ticks = Vec::new();
+    for n in 0..2000 {
+        let value = if n % 2 == 0 { 0.1 } else { 0.11 };
+        let request = command(&format!("stuck-{n}"), "fiscal.vat_rate", number(value));
+        let answer = tokio::time::timeout(PATIENCE, client.apply_command(request))
+            .await
+            .unwrap_or_else(|_| panic!("command {n} not answered"))
+            .unwrap()
+            .into_inner()
+            .response
+            .unwrap();
+        assert!(answer.success, "{answer:?}");
+        ticks.push(answer.applied_tick);
+    }
+    assert!(ticks.windows(2).all(|w| w[0] < w[1]), "one command a tick");
+    let (_, metrics) = http_get(addr, "/metrics").await;
+    let scrape =
+        prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    assert_eq!(
+        sample(&scrape, "watchtower_log_lines_dropped_total", &[]),
+        0.0
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+    drop(stdout);
+}
+
 /// Waits on `grpc.health.v1.Health/Watch` until the server reports SERVING.
 async fn wait_until_serving(addr: std::net::SocketAddr) {
     use tonic_health::pb::{
@@ -529,7 +603,7 @@ async fn metrics_scrape_parses_and_counts_commands_streams_and_ticks() {
 
 /// The engine comes first on the CPU: the command lane runs
 /// `--command-nice` below it, every other thread (the network runtime's
-/// workers, the store's writers) `--network-nice`, and the engine keeps the
+/// workers, the store's writers, the log's) `--network-nice`, and the engine keeps the
 /// priority the server started with.
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -558,7 +632,12 @@ async fn every_thread_but_the_engine_runs_below_it() {
     assert_eq!(of("watchtower-engi"), [0], "{threads:?}");
     // The command lane: below the engine, above telemetry.
     assert_eq!(of("watchtower-cmd"), [4], "{threads:?}");
-    for helper in ["watchtower-audi", "watchtower-tele", "watchtower-chec"] {
+    for helper in [
+        "watchtower-audi",
+        "watchtower-tele",
+        "watchtower-chec",
+        "watchtower-log",
+    ] {
         assert_eq!(of(helper), [7], "{helper}: {threads:?}");
     }
     let workers = of("tokio-rt-worker");

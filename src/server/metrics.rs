@@ -7,8 +7,8 @@
 //!   [`command_refused`]), open a WebSocket ([`websocket_opened`]) and send
 //!   a live frame ([`frame_sent`]);
 //! - the live state, read at scrape time: queue depth, open streams, the
-//!   latest snapshot's TPS, the hub's counters, and the process's RSS and CPU
-//!   (procfs).
+//!   latest snapshot's TPS, the hub's counters, the process's RSS and CPU
+//!   (procfs) and the log lines dropped ([`crate::logging`]).
 //!
 //! Everything goes through the `metrics` facade to one process-wide
 //! `metrics-exporter-prometheus` recorder, installed on first use; the names
@@ -72,6 +72,9 @@ pub const CPU: &str = "process_cpu_seconds_total";
 pub const THREADS: &str = "process_threads";
 /// Open file descriptors (sockets included).
 pub const OPEN_FDS: &str = "process_open_fds";
+/// Log lines dropped because stdout took them too slowly (the log's queue
+/// was full; docs/operations.md, "Logs").
+pub const LOG_LINES_DROPPED: &str = "watchtower_log_lines_dropped_total";
 /// Tasks alive on the network runtimes (both lanes): one per connection,
 /// stream reply and listener, so a leak shows here (the soak checks it).
 pub const RUNTIME_TASKS: &str = "watchtower_runtime_alive_tasks";
@@ -196,6 +199,10 @@ fn describe() {
         "User and system CPU time of the process."
     );
     describe_gauge!(THREADS, "Threads in the process.");
+    describe_counter!(
+        LOG_LINES_DROPPED,
+        "Log lines dropped because stdout took them too slowly."
+    );
     describe_gauge!(OPEN_FDS, "Open file descriptors of the process.");
     describe_gauge!(
         RUNTIME_TASKS,
@@ -290,6 +297,7 @@ fn record_live_state(api: &WatchtowerApi) {
 /// RSS, CPU time, threads and open files from `/proc/self`; left out where
 /// procfs is not available.
 fn record_process() {
+    counter!(LOG_LINES_DROPPED).absolute(crate::logging::dropped_lines());
     let Ok(process) = procfs::process::Process::myself() else {
         return;
     };

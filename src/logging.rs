@@ -1,0 +1,92 @@
+//! The process's log: lines on stdout, as text or JSON, at the level
+//! `RUST_LOG` sets (default `info`).
+//!
+//! A server writes its lines from a thread of their own
+//! (`watchtower-log`, at `--network-nice`): the engine logs each applied
+//! command, and writing to stdout in its place would put a `write` on every
+//! tick that applies one, and stop the engine outright whenever stdout is a
+//! pipe nobody drains (a stuck log shipper, a paused terminal). The queue
+//! to that thread holds [`QUEUED_LINES`]; when it is full, lines are
+//! dropped, not waited for, and counted ([`dropped_lines`], the metric
+//! `watchtower_log_lines_dropped_total`). Short commands (`replay`,
+//! `export`, `healthcheck`) write their lines themselves, in order with
+//! what they print.
+
+use std::{io::IsTerminal, sync::OnceLock};
+
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
+use tracing_subscriber::{EnvFilter, fmt::writer::BoxMakeWriter};
+
+use crate::config::LogFormat;
+
+/// Lines waiting for the log thread at most; about 5 MB of lines at the
+/// longest the server writes. At 1,000 applied commands a second, 16 s of
+/// a stdout that takes nothing.
+pub const QUEUED_LINES: usize = 16_384;
+
+/// Who writes the lines to stdout.
+#[derive(Debug, Clone, Copy)]
+pub enum Writer {
+    /// The thread that logs, itself.
+    Caller,
+    /// A thread of their own at this niceness (a server).
+    Thread {
+        /// Niceness added to the log thread's own.
+        nice: i32,
+    },
+}
+
+/// Lines dropped so far because the log thread's queue was full.
+static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// Installs the log. Keep the guard until the process ends: dropping it
+/// writes out what is still queued.
+pub fn init(format: LogFormat, writer: Writer) -> Option<WorkerGuard> {
+    let thread = match writer {
+        Writer::Caller => None,
+        // If the thread cannot be started, the callers write.
+        Writer::Thread { nice } => log_thread(nice),
+    };
+    let (make_writer, guard) = match thread {
+        None => (BoxMakeWriter::new(std::io::stdout), None),
+        Some((lines, guard)) => {
+            let _ = DROPPED.set(lines.error_counter());
+            (BoxMakeWriter::new(lines), Some(guard))
+        }
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(make_writer);
+    match format {
+        LogFormat::Text => logs.with_ansi(std::io::stdout().is_terminal()).init(),
+        LogFormat::Json => logs.json().flatten_event(true).with_span_list(false).init(),
+    }
+    guard
+}
+
+/// Starts the log thread at `nice`: it is started from a short-lived thread
+/// that lowers itself first, since a thread inherits its starter's niceness.
+fn log_thread(nice: i32) -> Option<(NonBlocking, WorkerGuard)> {
+    std::thread::Builder::new()
+        .spawn(move || {
+            crate::priority::lower_this_thread(nice);
+            NonBlockingBuilder::default()
+                .lossy(true)
+                .buffered_lines_limit(QUEUED_LINES)
+                .thread_name("watchtower-log")
+                .finish(std::io::stdout())
+        })
+        .ok()?
+        .join()
+        .ok()
+}
+
+/// Lines dropped so far because stdout took them too slowly (0 when lines
+/// are not written by a thread of their own).
+pub fn dropped_lines() -> u64 {
+    DROPPED
+        .get()
+        .map_or(0, |counter| counter.dropped_lines() as u64)
+}
