@@ -140,6 +140,9 @@ impl SimulationServer {
         // a failed start leaves nothing running.
         let registry = config.registry()?;
         let engine_cpu = config.engine_cpu.resolve()?;
+        if let Some(cpu) = engine_cpu {
+            crate::logging::keep_off_cpu(cpu);
+        }
         if config.data_dir.is_none() && config.resume.is_some() {
             return Err(StartError::ResumeWithoutDataDir);
         }

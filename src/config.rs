@@ -190,7 +190,7 @@ pub struct Config {
     pub idempotency_window: usize,
 
     /// Niceness added to every thread but the engine's and the command
-    /// lane's (the network runtime, the store's writers), so that on a
+    /// lane's (the network runtime, the store's writers, the log's), so that on a
     /// saturated machine the engine thread wins the CPU; 0 to 19, 0 = the
     /// engine's priority.
     /// Raising niceness needs no privilege.
@@ -211,7 +211,7 @@ pub struct Config {
     /// device interrupts (/proc/interrupts), since a device's interrupts
     /// take time from the ticks of an engine on their CPU; a number pins it
     /// to that CPU (numbered as in /proc/cpuinfo); `off` lets the kernel
-    /// place it. The store's writers keep off a pinned engine's CPU
+    /// place it. The store's writers and the log's keep off a pinned engine's CPU
     /// (docs/operations.md, "The engine's CPU").
     #[arg(long, env = "WATCHTOWER_ENGINE_CPU", default_value_t = EngineCpu::Auto)]
     pub engine_cpu: EngineCpu,

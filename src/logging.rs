@@ -12,7 +12,13 @@
 //! `export`, `healthcheck`) write their lines themselves, in order with
 //! what they print.
 
-use std::{io::IsTerminal, sync::OnceLock};
+use std::{
+    io::{IsTerminal, Write},
+    sync::{
+        OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
 
 use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::{EnvFilter, fmt::writer::BoxMakeWriter};
@@ -38,6 +44,43 @@ pub enum Writer {
 
 /// Lines dropped so far because the log thread's queue was full.
 static DROPPED: OnceLock<ErrorCounter> = OnceLock::new();
+
+/// The CPU the log thread keeps off, plus one (0: none).
+static OFF_CPU: AtomicUsize = AtomicUsize::new(0);
+
+/// Keeps the log thread off `cpu` (a pinned engine's), from its next line
+/// on. The engine wakes that thread with each line it logs, and a woken
+/// thread tends to be put on its waker's CPU, where it takes the engine's
+/// time (docs/benchmarks.md, "Issue 11: the log off the engine's thread").
+pub fn keep_off_cpu(cpu: usize) {
+    OFF_CPU.store(cpu + 1, Ordering::Relaxed);
+}
+
+/// Stdout, as the log thread writes it: before a write, the thread moves
+/// off the CPU [`keep_off_cpu`] last named, if that changed.
+struct Stdout {
+    /// What `OFF_CPU` held when this thread last placed itself.
+    placed: usize,
+}
+
+impl Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let off = OFF_CPU.load(Ordering::Relaxed);
+        if off != self.placed {
+            self.placed = off;
+            crate::priority::Placement {
+                nice: 0,
+                off_cpu: off.checked_sub(1),
+            }
+            .apply();
+        }
+        std::io::stdout().write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stdout().flush()
+    }
+}
 
 /// Installs the log. Keep the guard until the process ends: dropping it
 /// writes out what is still queued.
@@ -76,7 +119,7 @@ fn log_thread(nice: i32) -> Option<(NonBlocking, WorkerGuard)> {
                 .lossy(true)
                 .buffered_lines_limit(QUEUED_LINES)
                 .thread_name("watchtower-log")
-                .finish(std::io::stdout())
+                .finish(Stdout { placed: 0 })
         })
         .ok()?
         .join()

@@ -1,6 +1,6 @@
 //! The engine comes first on the CPU too: every other thread of the process
 //! runs below it, the command lane `--command-nice` below, the rest (the
-//! telemetry lane's, the store's writers) `--network-nice`. Raising a
+//! telemetry lane's, the store's writers, the log's) `--network-nice`. Raising a
 //! thread's niceness needs no privilege; the engine thread keeps the
 //! priority the process started with. `--engine-cpu` pins the engine thread
 //! to one CPU, away from the ones that take the devices' interrupts: by
@@ -81,7 +81,7 @@ pub fn lower_this_thread(nice: i32) {
     }
 }
 
-/// Where a thread the engine wakes (the store's writers) runs: `nice` below
+/// Where a thread the engine wakes (the store's writers, the log's) runs: `nice` below
 /// the engine, and, when the engine has a CPU of its own, on the others.
 /// Woken by the engine, such a thread tends to be put on the engine's CPU,
 /// where it either takes the engine's time or, below it, waits for it; a

@@ -315,33 +315,7 @@ async fn healthcheck_passes_on_a_serving_server_and_fails_on_a_stopped_one() {
 /// applied and the engine keeps ticking; SIGTERM still stops the process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stdout_nobody_reads_does_not_stop_the_engine() {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_watchtower"))
-        .args(LOOPBACK_ARGS)
-        .args(["--data-dir", "off", "--engine-cpu", "off", "--tps", "0"])
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Read up to the address, then never again.
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("gRPC server listening") {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "no address logged"
-        );
-    }
-    let addr: std::net::SocketAddr = line
-        .split("local_addr=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (mut server, addr, stdout) = start_with_stdout_unread();
     let mut client = connect(addr).await;
     // A `Registry updated` line is about 200 bytes: 2,000 of them are six
     // times what a pipe holds (64 KiB).
@@ -368,6 +342,7 @@ async fn a_stdout_nobody_reads_does_not_stop_the_engine() {
         0.0
     );
 
+    let child = &mut server.0;
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -382,6 +357,54 @@ async fn a_stdout_nobody_reads_does_not_stop_the_engine() {
     };
     assert_eq!(status.code(), Some(0));
     drop(stdout);
+}
+
+/// A server killed when dropped (if the test fails half-way).
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary at `--tps 0` with stdout a pipe read only up to the
+/// address; the pipe stays open, unread, as long as the returned reader.
+fn start_with_stdout_unread() -> (
+    Server,
+    std::net::SocketAddr,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    use std::io::BufRead;
+    let mut server = Server(
+        Command::new(env!("CARGO_BIN_EXE_watchtower"))
+            .args(LOOPBACK_ARGS)
+            .args(["--data-dir", "off", "--engine-cpu", "off", "--tps", "0"])
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut stdout = std::io::BufReader::new(server.0.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("gRPC server listening") {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "no address logged"
+        );
+    }
+    let addr = line
+        .split("local_addr=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    (server, addr, stdout)
 }
 
 /// Waits on `grpc.health.v1.Health/Watch` until the server reports SERVING.
@@ -735,13 +758,20 @@ async fn by_default_the_engine_runs_on_the_cpu_with_the_fewest_device_interrupts
 }
 
 /// With the engine on `engine` (or unpinned): the engine thread there, the
-/// store's writers on every CPU of ours but that one (when there are
-/// others), every other thread on all of ours.
+/// store's writers and the log's on every CPU of ours but that one (when
+/// there are others), every other thread on all of ours.
 #[cfg(target_os = "linux")]
 fn assert_placement(pid: u32, engine: Option<usize>) {
     let ours = cpu_set(&allowed_cpus("self"));
     let threads = threads(pid);
-    let writers = ["watchtower-audi", "watchtower-tele", "watchtower-chec"];
+    // The log's writer places itself as it writes: it has written the
+    // address line the callers waited for.
+    let writers = [
+        "watchtower-audi",
+        "watchtower-tele",
+        "watchtower-chec",
+        "watchtower-log",
+    ];
     for name in std::iter::once("watchtower-engi").chain(writers) {
         assert!(
             threads.iter().any(|(_, comm)| comm == name),
