@@ -13,7 +13,10 @@
 #   WATCHTOWER_SERVER=PATH runs another server binary (an A/B comparison)
 #   against this tree's load generator; WATCHTOWER_FLAGS adds server flags
 #   (e.g. "--network-threads 1"); WATCHTOWER_BENCH_NICE sets the load
-#   generator's niceness (default 19).
+#   generator's niceness (default 19), WATCHTOWER_FLEET_NICE what its
+#   subscribers add to it (default 0; `WATCHTOWER_BENCH_NICE=10
+#   WATCHTOWER_FLEET_NICE=9` puts its command driver, an operator, ahead of
+#   its subscribers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || ulimit -n 65536 || true
@@ -41,7 +44,10 @@ serve() {
   [ -n "$addr" ] || { cat "$work/log"; exit 1; }
   sleep 2
 }
-bench() { nice -n "${WATCHTOWER_BENCH_NICE:-19}" "$bin/watchtower-bench" "$@" --addr "$addr" --server-pid "$pid"; }
+bench() {
+  nice -n "${WATCHTOWER_BENCH_NICE:-19}" "$bin/watchtower-bench" --fleet-nice "${WATCHTOWER_FLEET_NICE:-0}" \
+    "$@" --addr "$addr" --server-pid "$pid"
+}
 
 run() {
   echo "== $1 (load average $(cut -d' ' -f1-3 /proc/loadavg))"
@@ -57,7 +63,7 @@ run() {
   esac
 }
 
-echo "cores: $(nproc); commit: $(git rev-parse --short HEAD); server: $server ${WATCHTOWER_FLAGS:-}; load generator at nice ${WATCHTOWER_BENCH_NICE:-19}"
+echo "cores: $(nproc); commit: $(git rev-parse --short HEAD); server: $server ${WATCHTOWER_FLAGS:-}; load generator at nice ${WATCHTOWER_BENCH_NICE:-19}, its subscribers ${WATCHTOWER_FLEET_NICE:-0} below"
 for scenario in "${@:-fanout10k fanout20k fanout10k-tps0 isolation apply1000 apply-c64}"; do
   for s in $scenario; do run "$s"; done
 done

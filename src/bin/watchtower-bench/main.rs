@@ -34,6 +34,14 @@ use clap::{Args, Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Niceness the runtime's threads (the subscriber fleet's, the TPS
+    /// probe's) add to the process's, 0 to 19. The fleet stands for
+    /// watchers on other machines: with it below the command driver, whose
+    /// threads keep the process's niceness, an operator's commands do not
+    /// wait behind the load generator's own readers.
+    #[arg(long, global = true, default_value_t = 0,
+          value_parser = clap::value_parser!(i32).range(0..=19))]
+    fleet_nice: i32,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,10 +92,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{text} is not a duration (e.g. 5, 2.5s, 500ms)"))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
+    let fleet_nice = cli.fleet_nice;
+    // The scenario runs on this thread, which keeps the process's
+    // niceness, and so do the command driver's threads it starts.
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .on_thread_start(move || watchtower::priority::lower_this_thread(fleet_nice))
+        .build()?
+        .block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Smoke(args) => smoke::run(&args).await,
         Command::Isolation(args) => {
             let result = scenarios::isolation(&args).await?;
