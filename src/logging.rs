@@ -8,7 +8,9 @@
 //! pipe nobody drains (a stuck log shipper, a paused terminal). The queue
 //! to that thread holds [`QUEUED_LINES`]; when it is full, lines are
 //! dropped, not waited for, and counted ([`dropped_lines`], the metric
-//! `watchtower_log_lines_dropped_total`). Short commands (`replay`,
+//! `watchtower_log_lines_dropped_total`). At the end the queued lines get
+//! [`FLUSH_PATIENCE`] to be written, so a stuck stdout does not keep the
+//! process from exiting either. Short commands (`replay`,
 //! `export`, `healthcheck`) write their lines themselves, in order with
 //! what they print.
 
@@ -18,6 +20,7 @@ use std::{
         OnceLock,
         atomic::{AtomicUsize, Ordering},
     },
+    time::Duration,
 };
 
 use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
@@ -82,9 +85,39 @@ impl Write for Stdout {
     }
 }
 
-/// Installs the log. Keep the guard until the process ends: dropping it
-/// writes out what is still queued.
-pub fn init(format: LogFormat, writer: Writer) -> Option<WorkerGuard> {
+/// How long, at the end, the log thread may take to write out what is
+/// queued before the process ends without it.
+pub const FLUSH_PATIENCE: Duration = Duration::from_secs(2);
+
+/// Held until the process ends: dropping it writes out the lines still
+/// queued, for at most [`FLUSH_PATIENCE`].
+#[derive(Debug)]
+#[must_use = "dropping it ends the log thread"]
+pub struct Flush(Option<WorkerGuard>);
+
+impl Drop for Flush {
+    fn drop(&mut self) {
+        let Some(guard) = self.0.take() else {
+            return;
+        };
+        // The guard waits for the log thread, and with a full queue prints
+        // to stdout itself: with a stdout nobody drains, it would never
+        // return, so it is dropped on a thread the process can leave behind.
+        let (done, finished) = std::sync::mpsc::channel();
+        let flush = std::thread::Builder::new()
+            .name("watchtower-flush".into())
+            .spawn(move || {
+                drop(guard);
+                let _ = done.send(());
+            });
+        if flush.is_ok() {
+            let _ = finished.recv_timeout(FLUSH_PATIENCE);
+        }
+    }
+}
+
+/// Installs the log; keep what it returns until the process ends.
+pub fn init(format: LogFormat, writer: Writer) -> Flush {
     let thread = match writer {
         Writer::Caller => None,
         // If the thread cannot be started, the callers write.
@@ -106,7 +139,7 @@ pub fn init(format: LogFormat, writer: Writer) -> Option<WorkerGuard> {
         LogFormat::Text => logs.with_ansi(std::io::stdout().is_terminal()).init(),
         LogFormat::Json => logs.json().flatten_event(true).with_span_list(false).init(),
     }
-    guard
+    Flush(guard)
 }
 
 /// Starts the log thread at `nice`: it is started from a short-lived thread

@@ -312,35 +312,29 @@ async fn healthcheck_passes_on_a_serving_server_and_fails_on_a_stopped_one() {
 
 /// The engine never waits for its log: with stdout a pipe nobody reads (a
 /// stuck log shipper), commands, each of which logs a line, are still
-/// applied and the engine keeps ticking; SIGTERM still stops the process.
+/// applied and the engine keeps ticking; once the log's queue is full,
+/// lines are dropped and counted; SIGTERM still stops the process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stdout_nobody_reads_does_not_stop_the_engine() {
     let (mut server, addr, stdout) = start_with_stdout_unread();
-    let mut client = connect(addr).await;
-    // A `Registry updated` line is about 200 bytes: 2,000 of them are six
-    // times what a pipe holds (64 KiB).
-    let mut ticks = Vec::new();
-    for n in 0..2000 {
-        let value = if n % 2 == 0 { 0.1 } else { 0.11 };
-        let request = command(&format!("stuck-{n}"), "fiscal.vat_rate", number(value));
-        let answer = tokio::time::timeout(PATIENCE, client.apply_command(request))
-            .await
-            .unwrap_or_else(|_| panic!("command {n} not answered"))
-            .unwrap()
-            .into_inner()
-            .response
-            .unwrap();
-        assert!(answer.success, "{answer:?}");
-        ticks.push(answer.applied_tick);
+    // A pipe holds 64 KiB, about 300 `Registry updated` lines, and the
+    // log's queue 16,384 lines: 20,000 commands overflow both.
+    let client = connect(addr).await;
+    let callers: Vec<_> = (0..16)
+        .map(|caller| tokio::spawn(apply_many(client.clone(), caller, 1250)))
+        .collect();
+    for caller in callers {
+        caller.await.unwrap();
     }
-    assert!(ticks.windows(2).all(|w| w[0] < w[1]), "one command a tick");
-    let (_, metrics) = http_get(addr, "/metrics").await;
-    let scrape =
-        prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_owned()))).unwrap();
-    assert_eq!(
-        sample(&scrape, "watchtower_log_lines_dropped_total", &[]),
-        0.0
-    );
+    let dropped = |scrape: &prometheus_parse::Scrape| {
+        sample(scrape, "watchtower_log_lines_dropped_total", &[])
+    };
+    let first = scrape_metrics(addr).await;
+    assert!(dropped(&first) > 0.0, "no line dropped");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let second = scrape_metrics(addr).await;
+    let ticks = |scrape| sample(scrape, "watchtower_ticks_total", &[]);
+    assert!(ticks(&second) > ticks(&first), "the engine stopped");
 
     let child = &mut server.0;
     Command::new("kill")
@@ -357,6 +351,30 @@ async fn a_stdout_nobody_reads_does_not_stop_the_engine() {
     };
     assert_eq!(status.code(), Some(0));
     drop(stdout);
+}
+
+/// Sends `n` commands one after another and checks
+/// that each is answered, applied, within the patience.
+async fn apply_many(mut client: common::Client, caller: usize, n: usize) {
+    for i in 0..n {
+        let value = if i % 2 == 0 { 0.1 } else { 0.11 };
+        let id = format!("stuck-{caller}-{i}");
+        let request = command(&id, "fiscal.vat_rate", number(value));
+        let answer = tokio::time::timeout(PATIENCE, client.apply_command(request))
+            .await
+            .unwrap_or_else(|_| panic!("{id} not answered"))
+            .unwrap()
+            .into_inner()
+            .response
+            .unwrap();
+        assert!(answer.success, "{answer:?}");
+    }
+}
+
+/// `/metrics`, parsed.
+async fn scrape_metrics(addr: std::net::SocketAddr) -> prometheus_parse::Scrape {
+    let (_, text) = http_get(addr, "/metrics").await;
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
 }
 
 /// A server killed when dropped (if the test fails half-way).
