@@ -294,8 +294,8 @@ fn record_live_state(api: &WatchtowerApi) {
     }
 }
 
-/// RSS, CPU time, threads and open files from `/proc/self`; left out where
-/// procfs is not available.
+/// The log's dropped lines, and RSS, CPU time, threads and open files from
+/// `/proc/self` (left out where procfs is not available).
 fn record_process() {
     counter!(LOG_LINES_DROPPED).absolute(crate::logging::dropped_lines());
     let Ok(process) = procfs::process::Process::myself() else {
