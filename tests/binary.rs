@@ -353,8 +353,8 @@ async fn a_stdout_nobody_reads_does_not_stop_the_engine() {
     drop(stdout);
 }
 
-/// Sends `n` commands one after another and checks
-/// that each is answered, applied, within the patience.
+/// Sends `n` commands one after another, and checks that each is answered
+/// within the patience and applied.
 async fn apply_many(mut client: common::Client, caller: usize, n: usize) {
     for i in 0..n {
         let value = if i % 2 == 0 { 0.1 } else { 0.11 };
@@ -644,8 +644,8 @@ async fn metrics_scrape_parses_and_counts_commands_streams_and_ticks() {
 
 /// The engine comes first on the CPU: the command lane runs
 /// `--command-nice` below it, every other thread (the network runtime's
-/// workers, the store's writers, the log's) `--network-nice`, and the engine keeps the
-/// priority the server started with.
+/// workers, the store's writers, the log's) `--network-nice`, and the engine
+/// keeps the priority the server started with.
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_thread_but_the_engine_runs_below_it() {
