@@ -1,18 +1,18 @@
 //! The process's log: lines on stdout, as text or JSON, at the level
 //! `RUST_LOG` sets (default `info`).
 //!
-//! A server writes its lines from a thread of their own
-//! (`watchtower-log`, at `--network-nice`): the engine logs each applied
-//! command, and writing to stdout in its place would put a `write` on every
+//! A server writes its lines from a thread of their own (`watchtower-log`,
+//! at `--network-nice`, off a pinned engine's CPU). The engine logs each
+//! applied command; writing to stdout itself would put a `write` on every
 //! tick that applies one, and stop the engine outright whenever stdout is a
 //! pipe nobody drains (a stuck log shipper, a paused terminal). The queue
 //! to that thread holds [`QUEUED_LINES`]; when it is full, lines are
 //! dropped, not waited for, and counted ([`dropped_lines`], the metric
 //! `watchtower_log_lines_dropped_total`). At the end the queued lines get
 //! [`FLUSH_PATIENCE`] to be written, so a stuck stdout does not keep the
-//! process from exiting either. Short commands (`replay`,
-//! `export`, `healthcheck`) write their lines themselves, in order with
-//! what they print.
+//! process from exiting either. Short commands (`replay`, `export`,
+//! `healthcheck`) write their lines themselves, in order with what they
+//! print.
 
 use std::{
     io::{IsTerminal, Write},
@@ -28,9 +28,9 @@ use tracing_subscriber::{EnvFilter, fmt::writer::BoxMakeWriter};
 
 use crate::config::LogFormat;
 
-/// Lines waiting for the log thread at most; about 5 MB of lines at the
-/// longest the server writes. At 1,000 applied commands a second, 16 s of
-/// a stdout that takes nothing.
+/// Lines waiting for the log thread at most: about 5 MB at 300 bytes a
+/// line, and 16 s of a stdout that takes nothing at 1,000 applied commands
+/// a second.
 pub const QUEUED_LINES: usize = 16_384;
 
 /// Who writes the lines to stdout.
