@@ -316,7 +316,8 @@ async fn healthcheck_passes_on_a_serving_server_and_fails_on_a_stopped_one() {
 /// lines are dropped and counted; SIGTERM still stops the process.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stdout_nobody_reads_does_not_stop_the_engine() {
-    let (mut server, addr, stdout) = start_with_stdout_unread();
+    let mut app = Binary::start_with_stdout_stuck(&["--tps", "0"]);
+    let addr = app.addr();
     // A pipe holds 64 KiB, about 300 `Registry updated` lines, and the
     // log's queue 16,384 lines: 20,000 commands overflow both.
     let client = connect(addr).await;
@@ -336,21 +337,9 @@ async fn a_stdout_nobody_reads_does_not_stop_the_engine() {
     let ticks = |scrape| sample(scrape, "watchtower_ticks_total", &[]);
     assert!(ticks(&second) > ticks(&first), "the engine stopped");
 
-    let child = &mut server.0;
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "still running after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    app.terminate();
+    let status = tokio::task::block_in_place(|| app.wait_exit(PATIENCE));
     assert_eq!(status.code(), Some(0));
-    drop(stdout);
 }
 
 /// Sends `n` commands one after another, and checks that each is answered
@@ -375,54 +364,6 @@ async fn apply_many(mut client: common::Client, caller: usize, n: usize) {
 async fn scrape_metrics(addr: std::net::SocketAddr) -> prometheus_parse::Scrape {
     let (_, text) = http_get(addr, "/metrics").await;
     prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
-}
-
-/// A server killed when dropped (if the test fails half-way).
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts the binary at `--tps 0` with stdout a pipe read only up to the
-/// address; the pipe stays open, unread, as long as the returned reader.
-fn start_with_stdout_unread() -> (
-    Server,
-    std::net::SocketAddr,
-    std::io::BufReader<std::process::ChildStdout>,
-) {
-    use std::io::BufRead;
-    let mut server = Server(
-        Command::new(env!("CARGO_BIN_EXE_watchtower"))
-            .args(LOOPBACK_ARGS)
-            .args(["--data-dir", "off", "--engine-cpu", "off", "--tps", "0"])
-            .env("RUST_LOG", "info")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let mut stdout = std::io::BufReader::new(server.0.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.contains("gRPC server listening") {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "no address logged"
-        );
-    }
-    let addr = line
-        .split("local_addr=")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap()
-        .parse()
-        .unwrap();
-    (server, addr, stdout)
 }
 
 /// Waits on `grpc.health.v1.Health/Watch` until the server reports SERVING.

@@ -1,8 +1,9 @@
 //! The one harness for tests of the real `watchtower` binary: starts it on
 //! port 0 (legacy WebSocket off, `--data-dir off` unless the test names a
 //! data directory), collects every stdout and stderr line as it arrives (so
-//! the child never blocks on a full pipe), reads its address from the log in
-//! either log format, and kills it when dropped.
+//! the child never blocks on a full pipe, unless a test asks for a stuck
+//! stdout), reads its address from the log in either log format, and kills
+//! it when dropped.
 
 use std::{
     io::{BufRead, BufReader, Read},
@@ -26,6 +27,8 @@ pub struct Binary {
     lines: mpsc::Receiver<String>,
     /// Every line received so far.
     seen: Vec<String>,
+    /// Dropped with this, it lets a stuck stdout's reader go.
+    _release: mpsc::Sender<()>,
 }
 
 impl Binary {
@@ -51,6 +54,18 @@ impl Binary {
     /// Starts the binary with exactly `args` (plus `--data-dir off` unless
     /// they name one) and the environment variables `envs`.
     pub fn launch(args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::launch_reading(args, envs, false)
+    }
+
+    /// Starts the binary as [`Binary::start`] does, but reads its stdout
+    /// only up to the address line: after that the pipe stays open and
+    /// unread, as a stuck log shipper leaves it, until this is dropped.
+    pub fn start_with_stdout_stuck(args: &[&str]) -> Self {
+        let args = [&LOOPBACK_ARGS[..], &["--engine-cpu", "off"], args].concat();
+        Self::launch_reading(&args, &[("RUST_LOG", "info")], true)
+    }
+
+    fn launch_reading(args: &[&str], envs: &[(&str, &str)], stdout_stuck: bool) -> Self {
         let data_dir = if args.contains(&"--data-dir") {
             &[][..]
         } else {
@@ -66,22 +81,18 @@ impl Binary {
             .spawn()
             .expect("start the watchtower binary");
         let (tx, lines) = mpsc::channel();
-        let pipes: [Box<dyn Read + Send>; 2] = [
-            Box::new(child.stdout.take().expect("piped stdout")),
-            Box::new(child.stderr.take().expect("piped stderr")),
-        ];
-        for pipe in pipes {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
+        let (release, released) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stop = stdout_stuck.then_some(released);
+        let stdout_tx = tx.clone();
+        std::thread::spawn(move || read_lines(stdout, &stdout_tx, stop));
+        let stderr = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || read_lines(stderr, &tx, None));
         Self {
             child,
             lines,
             seen: Vec::new(),
+            _release: release,
         }
     }
 
@@ -161,6 +172,19 @@ impl Binary {
             }
             assert!(Instant::now() < deadline, "still running after {limit:?}");
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Sends each line of `pipe` to `tx`; with `stop`, stops reading after the
+/// address line and holds the pipe, unread, until `stop` is let go.
+fn read_lines(pipe: impl Read, tx: &mpsc::Sender<String>, stop: Option<mpsc::Receiver<()>>) {
+    for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+        let last = stop.is_some() && line.contains("gRPC server listening");
+        let _ = tx.send(line);
+        if last {
+            let _ = stop.map(|released| released.recv());
+            return;
         }
     }
 }
