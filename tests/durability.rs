@@ -16,6 +16,10 @@ use common::{
     subscribe, test_config,
 };
 use tonic::Code;
+use tonic_health::pb::{
+    HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus,
+    health_client::HealthClient,
+};
 use watchtower::{Config, pb};
 
 /// A small economy, so the debug binary ticks fast.
@@ -411,13 +415,31 @@ async fn a_corrupt_newest_checkpoint_falls_back_and_a_version_mismatch_names_bot
     assert!(stderr.contains("reads checkpoint format 2"), "{stderr}");
 }
 
+/// The health of the command path (`WatchtowerService`) as it changes.
+struct CommandHealth(tonic::Streaming<HealthCheckResponse>);
+
+impl CommandHealth {
+    async fn watch(addr: std::net::SocketAddr) -> Self {
+        let mut health = HealthClient::new(common::channel(addr).await);
+        let request = HealthCheckRequest {
+            service: common::service_name().to_owned(),
+        };
+        Self(health.watch(request).await.unwrap().into_inner())
+    }
+
+    /// Waits until the status is `want`.
+    async fn until(&mut self, want: ServingStatus) {
+        let changed = async { while self.0.message().await.unwrap().unwrap().status() != want {} };
+        tokio::time::timeout(common::PATIENCE, changed)
+            .await
+            .unwrap_or_else(|_| panic!("health never became {want:?}"));
+    }
+}
+
 /// The disk is simulated by an injected write failure (tests run as root,
 /// so a read-only directory would not stop them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disk_that_refuses_writes_makes_commands_unavailable_while_telemetry_goes_on() {
-    use tonic_health::pb::{
-        HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-    };
     let dir = tempfile::tempdir().unwrap();
     let config = Config {
         data_dir: Some(dir.path().to_owned()),
@@ -425,15 +447,7 @@ async fn a_disk_that_refuses_writes_makes_commands_unavailable_while_telemetry_g
     };
     let app = spawn_stepped_app(config).await;
     let mut client = app.client.clone();
-    let mut health = HealthClient::new(common::channel(app.addr).await);
-    let service = common::service_name().to_owned();
-    let mut watch = health
-        .watch(HealthCheckRequest {
-            service: service.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let mut health = CommandHealth::watch(app.addr).await;
     let pending = common::spawn_apply(&client, command("before", KEY, number(0.11)));
     app.wait_queue_depth(1).await;
     app.step(1);
@@ -441,11 +455,7 @@ async fn a_disk_that_refuses_writes_makes_commands_unavailable_while_telemetry_g
         .await
         .unwrap()
         .expect("applied while the disk works");
-
-    let mut wait_for = async |want: ServingStatus| {
-        while watch.message().await.unwrap().unwrap().status() != want {}
-    };
-    wait_for(ServingStatus::Serving).await;
+    health.until(ServingStatus::Serving).await;
 
     let faults = app.server.store_faults().expect("a recorded run");
     faults.set(true);
@@ -455,7 +465,7 @@ async fn a_disk_that_refuses_writes_makes_commands_unavailable_while_telemetry_g
     let status = pending.await.unwrap().expect_err("not acknowledged");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(status.message().contains("audit log"), "{status:?}");
-    wait_for(ServingStatus::NotServing).await;
+    health.until(ServingStatus::NotServing).await;
     let refused = apply(&mut client, "refused", 0.14)
         .await
         .expect_err("refused at once");
@@ -465,7 +475,7 @@ async fn a_disk_that_refuses_writes_makes_commands_unavailable_while_telemetry_g
     assert_eq!(snapshot.tick, 4, "telemetry goes on");
 
     faults.set(false);
-    wait_for(ServingStatus::Serving).await;
+    health.until(ServingStatus::Serving).await;
     // The outcome decided while the disk was failing was kept and written;
     // its retry returns it.
     let pending = common::spawn_apply(&client, command("during", KEY, number(0.2)));
@@ -485,6 +495,61 @@ async fn a_disk_that_refuses_writes_makes_commands_unavailable_while_telemetry_g
         .map(|e| e.command_id)
         .collect();
     assert_eq!(ids, ["before", "during"]);
+}
+
+/// A sync that does not return (a hung device or mount), simulated by an
+/// injected hang: the caller waits, the engine goes on, and after the stall
+/// limit new commands are refused and health reports it, until the sync
+/// returns and the waiting caller gets its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_that_does_not_return_refuses_commands_until_it_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: Some(dir.path().to_owned()),
+        checkpoint_every: 1,
+        ..test_config()
+    };
+    let app = spawn_stepped_app(config).await;
+    let mut client = app.client.clone();
+    let mut health = CommandHealth::watch(app.addr).await;
+    app.step(1);
+    health.until(ServingStatus::Serving).await;
+
+    let faults = app.server.store_faults().expect("a recorded run");
+    faults.hang(true);
+    let waiting = common::spawn_apply(&client, command("waiting", KEY, number(0.13)));
+    app.wait_queue_depth(1).await;
+    app.step(1);
+    health.until(ServingStatus::NotServing).await;
+    let refused = apply(&mut client, "refused", 0.14)
+        .await
+        .expect_err("refused while the sync hangs");
+    assert_eq!(refused.code(), Code::Unavailable, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains("a write or sync has not returned"),
+        "{refused:?}"
+    );
+    assert!(!waiting.is_finished(), "answered before it was on disk");
+    app.step(20);
+    assert_eq!(app.snapshot_at(22).await.tick, 22, "the engine goes on");
+
+    faults.hang(false);
+    let answered = waiting.await.unwrap().expect("answered once on disk");
+    let response = answered.into_inner().response.unwrap();
+    assert_eq!((response.applied_tick, response.success), (2, true));
+    health.until(ServingStatus::Serving).await;
+    let after = common::spawn_apply(&client, command("after", KEY, number(0.15)));
+    app.wait_queue_depth(1).await;
+    app.step(1);
+    after.await.unwrap().expect("accepted again");
+    let ids: Vec<_> = all_entries(&mut client)
+        .await
+        .into_iter()
+        .map(|e| e.command_id)
+        .collect();
+    assert_eq!(ids, ["waiting", "after"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

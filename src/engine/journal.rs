@@ -23,6 +23,10 @@ pub trait Journal: Send + std::fmt::Debug {
     fn record(&mut self, tick: u64, outcomes: Vec<Outcome>);
     /// Phase 8: the digest of the state `tick` settled into.
     fn settled(&mut self, tick: u64, digest: u64);
+    /// Whether a checkpoint due after `tick` is wanted: false while the
+    /// previous one is still on its way to disk, so a slow or stuck disk
+    /// does not make the engine queue copy after copy of its state.
+    fn ready_for_checkpoint(&mut self, tick: u64) -> bool;
     /// A copy of the whole state after a tick, to save as a checkpoint.
     fn checkpoint(&mut self, state: Box<EngineState>);
     /// Phase 8: the snapshot `tick` published, shared with the telemetry

@@ -589,7 +589,8 @@ fn hand_over_outcomes(world: &mut World) {
 }
 
 /// Phase 8 before the snapshot: digest the settled state, hand the digest
-/// (and, every `checkpoint_every` ticks, a copy of the state) to the journal.
+/// (and, every `checkpoint_every` ticks unless the last one is still being
+/// written, a copy of the state) to the journal.
 fn record_settlement(world: &mut World) {
     world.settle_digest();
     let Some(mut durability) = world.durability.take() else {
@@ -597,7 +598,10 @@ fn record_settlement(world: &mut World) {
     };
     durability.journal.settled(world.tick, world.digest);
     let every = durability.checkpoint_every;
-    if every > 0 && world.tick.is_multiple_of(every) {
+    if every > 0
+        && world.tick.is_multiple_of(every)
+        && durability.journal.ready_for_checkpoint(world.tick)
+    {
         durability.journal.checkpoint(Box::new(world.state()));
     }
     world.durability = Some(durability);

@@ -12,7 +12,11 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    sync::mpsc,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
 };
 
 use tracing::{error, info, warn};
@@ -114,14 +118,35 @@ pub fn load_newest(dir: &Path) -> Result<Option<EngineState>, StoreError> {
     Ok(None)
 }
 
+/// The way to the checkpoint writer, held by the audit writer.
+#[derive(Debug)]
+pub struct Checkpoints {
+    sender: mpsc::Sender<Box<EngineState>>,
+    /// Set by the engine's journal when it hands over a checkpoint, cleared
+    /// once that checkpoint is written (or failed): while it is set, the
+    /// engine skips the next one rather than queue another copy of its state.
+    pub in_flight: Arc<AtomicBool>,
+}
+
+impl Checkpoints {
+    /// Hands `state` to the checkpoint writer.
+    pub fn send(&self, state: Box<EngineState>) {
+        if self.sender.send(state).is_err() {
+            self.in_flight.store(false, Ordering::Release);
+        }
+    }
+}
+
 /// Starts the checkpoint writer: it writes each state it receives into
 /// `dir` and prunes all but the newest [`KEEP_CHECKPOINTS`]; it ends when
 /// the audit writer drops its sender. Runs where `placement` says.
 pub fn spawn_writer(
     dir: PathBuf,
     placement: Placement,
-) -> Result<(mpsc::Sender<Box<EngineState>>, std::thread::JoinHandle<()>), StoreError> {
-    let (tx, rx) = mpsc::channel::<Box<EngineState>>();
+) -> Result<(Checkpoints, std::thread::JoinHandle<()>), StoreError> {
+    let (sender, rx) = mpsc::channel::<Box<EngineState>>();
+    let in_flight = Arc::new(AtomicBool::new(false));
+    let written = Arc::clone(&in_flight);
     let thread = std::thread::Builder::new()
         .name("watchtower-checkpoint".into())
         .spawn(move || {
@@ -133,10 +158,11 @@ pub fn spawn_writer(
                     }
                     Err(err) => error!(error = %err, tick = state.tick, "cannot write checkpoint"),
                 }
+                written.store(false, Ordering::Release);
             }
         })
         .map_err(|e| StoreError::io(Path::new("watchtower-checkpoint thread"), e))?;
-    Ok((tx, thread))
+    Ok((Checkpoints { sender, in_flight }, thread))
 }
 
 /// Writes one checkpoint atomically, then prunes old ones.

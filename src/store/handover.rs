@@ -9,10 +9,18 @@
 //! engine's own core"). A batch goes when it holds [`HANDOVER_TICKS`]
 //! records or, when the next record comes, its first is [`HANDOVER_AFTER`]
 //! old; a paused engine's last batch waits for the next tick or the stop.
-//! Engine thread only.
+//!
+//! What waits for a store thread is bounded by a [`Credit`]: a thread that
+//! falls behind (a stuck disk) costs dropped, counted records, never memory
+//! without end and never a wait on the engine. [`Batch`] is engine thread
+//! only; a [`Credit`] is shared by the engine and one store thread.
 
 use std::{
     mem,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -60,6 +68,54 @@ impl<T> Batch<T> {
     }
 }
 
+/// How many records the engine may have waiting for one store thread, and
+/// how many it dropped for want of room. Clones share the counts.
+#[derive(Debug, Clone)]
+pub struct Credit {
+    limit: usize,
+    /// Records sent and not yet taken.
+    queued: Arc<AtomicUsize>,
+    /// Records dropped because the queue was full.
+    dropped: Arc<AtomicU64>,
+}
+
+impl Credit {
+    /// Room for `limit` records.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
+            queued: Arc::default(),
+            dropped: Arc::default(),
+        }
+    }
+
+    /// The engine side: room for `n` more records, or false (and `n`
+    /// counted as dropped) if there is not. Only one thread may take.
+    pub fn take(&self, n: usize) -> bool {
+        // The only taker cannot race itself between the check and the add.
+        if self.queued.load(Ordering::Acquire) + n > self.limit {
+            self.dropped.fetch_add(n as u64, Ordering::Relaxed);
+            return false;
+        }
+        self.queued.fetch_add(n, Ordering::AcqRel);
+        true
+    }
+
+    /// The store side: `n` records are off the queue.
+    pub fn give_back(&self, n: usize) {
+        self.queued.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// The store side: `(dropped since, dropped in all)` if any were
+    /// dropped since `reported`, which is moved up to the total.
+    pub fn new_drops(&self, reported: &mut u64) -> Option<(u64, u64)> {
+        let total = self.dropped.load(Ordering::Relaxed);
+        let new = total.checked_sub(*reported).filter(|&n| n > 0)?;
+        *reported = total;
+        Some((new, total))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,6 +131,23 @@ mod tests {
             Some(HANDOVER_TICKS)
         );
         assert!(batch.is_empty());
+    }
+
+    /// The credit counts records, not batches, and drops only what does
+    /// not fit; room given back can be taken again.
+    #[test]
+    fn records_beyond_the_credit_are_dropped_and_counted() {
+        let credit = Credit::new(100);
+        assert!((0..3).all(|_| credit.take(32)));
+        assert!(!credit.take(32), "96 + 32 is over 100");
+        assert!(credit.take(4));
+        assert!(!credit.take(1));
+        let mut reported = 0;
+        assert_eq!(credit.new_drops(&mut reported), Some((33, 33)));
+        assert_eq!(credit.new_drops(&mut reported), None);
+        credit.give_back(32);
+        assert!(credit.take(32));
+        assert_eq!(credit.new_drops(&mut reported), None);
     }
 
     #[test]

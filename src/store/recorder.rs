@@ -14,7 +14,6 @@ use std::{
     path::PathBuf,
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
         mpsc::{self, Receiver, Sender},
     },
     thread::JoinHandle,
@@ -24,7 +23,7 @@ use tracing::{error, info, warn};
 
 use super::{
     StoreError,
-    handover::Batch,
+    handover::{Batch, Credit},
     table::{self, TableLayout},
 };
 use crate::{pb::WatchtowerSnapshot, priority::Placement};
@@ -38,18 +37,16 @@ pub const QUEUE_SNAPSHOTS: usize = 4 * ROWS_PER_CHUNK;
 /// The engine side: offers snapshots to the recorder without waiting.
 #[derive(Debug)]
 pub struct TelemetryTap {
-    /// Never waits; `queued` bounds what it holds, in rows rather than
+    /// Never waits; `credit` bounds what it holds, in rows rather than
     /// batches, whose size depends on the engine's pace.
     snapshots: Sender<Vec<Arc<WatchtowerSnapshot>>>,
     /// Rows sent and not yet taken by the recorder: at most
     /// [`QUEUE_SNAPSHOTS`], so a stalled disk cannot grow memory.
-    queued: Arc<AtomicUsize>,
+    credit: Credit,
     /// Snapshots not yet offered.
     batch: Batch<Arc<WatchtowerSnapshot>>,
     /// Record every this many ticks (`--record-every`).
     every: u64,
-    /// Rows dropped because the queue was full; read by the recorder.
-    dropped: Arc<AtomicU64>,
 }
 
 impl TelemetryTap {
@@ -66,15 +63,9 @@ impl TelemetryTap {
     }
 
     fn send(&self, batch: Vec<Arc<WatchtowerSnapshot>>) {
-        let rows = batch.len();
-        // The engine is the only sender, so the count cannot grow between
-        // the check and the add.
-        if self.queued.load(Ordering::Acquire) + rows > QUEUE_SNAPSHOTS {
-            self.dropped.fetch_add(rows as u64, Ordering::Relaxed);
-            return;
+        if self.credit.take(batch.len()) {
+            let _ = self.snapshots.send(batch);
         }
-        self.queued.fetch_add(rows, Ordering::AcqRel);
-        let _ = self.snapshots.send(batch);
     }
 }
 
@@ -101,15 +92,13 @@ pub fn spawn(
     table::remove_unfinished(&dir)?;
     let recorded_to = table::chunks(&dir)?.last().map(|c| c.last);
     let (snapshots, rx) = mpsc::channel();
-    let queued = Arc::new(AtomicUsize::new(0));
-    let dropped = Arc::new(AtomicU64::new(0));
+    let credit = Credit::new(QUEUE_SNAPSHOTS);
     let mut recorder = Recorder {
         dir: dir.clone(),
         layout: None,
         rows: Vec::with_capacity(ROWS_PER_CHUNK),
         recorded_to,
-        queued: Arc::clone(&queued),
-        dropped: Arc::clone(&dropped),
+        credit: credit.clone(),
         dropped_seen: 0,
     };
     let thread = std::thread::Builder::new()
@@ -122,10 +111,9 @@ pub fn spawn(
     Ok((
         TelemetryTap {
             snapshots,
-            queued,
+            credit,
             batch: Batch::default(),
             every: every.max(1),
-            dropped,
         },
         thread,
     ))
@@ -140,9 +128,9 @@ struct Recorder {
     rows: Vec<Arc<WatchtowerSnapshot>>,
     /// The last tick in a finished chunk.
     recorded_to: Option<u64>,
-    /// Rows the tap has sent that this thread has not taken yet.
-    queued: Arc<AtomicUsize>,
-    dropped: Arc<AtomicU64>,
+    /// Rows the tap has sent that this thread has not taken yet, and the
+    /// rows it dropped.
+    credit: Credit,
     /// Drops already reported.
     dropped_seen: u64,
 }
@@ -152,7 +140,7 @@ impl Recorder {
     /// chunk.
     fn run(&mut self, batches: &Receiver<Vec<Arc<WatchtowerSnapshot>>>) {
         for batch in batches {
-            self.queued.fetch_sub(batch.len(), Ordering::AcqRel);
+            self.credit.give_back(batch.len());
             for snapshot in batch {
                 self.take(snapshot);
             }
@@ -191,14 +179,11 @@ impl Recorder {
     }
 
     fn report_drops(&mut self) {
-        let dropped = self.dropped.load(Ordering::Relaxed);
-        if dropped > self.dropped_seen {
+        if let Some((dropped, total)) = self.credit.new_drops(&mut self.dropped_seen) {
             warn!(
-                dropped = dropped - self.dropped_seen,
-                total = dropped,
-                "telemetry rows dropped: the recorder fell behind the engine"
+                dropped,
+                total, "telemetry rows dropped: the recorder fell behind the engine"
             );
-            self.dropped_seen = dropped;
         }
     }
 }
@@ -250,17 +235,16 @@ mod tests {
         let (snapshots, batches) = mpsc::channel();
         let tap = TelemetryTap {
             snapshots,
-            queued: Arc::default(),
             batch: Batch::default(),
             every: 1,
-            dropped: Arc::default(),
+            credit: Credit::new(QUEUE_SNAPSHOTS),
         };
         for tick in 1..=(QUEUE_SNAPSHOTS + 100) as u64 {
             tap.send(vec![snapshot(tick)]);
         }
         let queued: usize = batches.try_iter().map(|b| b.len()).sum();
         assert_eq!(queued, QUEUE_SNAPSHOTS);
-        assert_eq!(tap.dropped.load(Ordering::Relaxed), 100);
+        assert_eq!(tap.credit.new_drops(&mut 0), Some((100, 100)));
     }
 
     #[test]

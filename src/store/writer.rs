@@ -8,8 +8,14 @@
 //! acknowledged outcome is on disk. If the write or the sync fails, the
 //! callers get `Unrecorded`, the failure is published (the server refuses
 //! new commands, health reports it), and the writer keeps the unwritten
-//! lines and retries until the disk takes them. Runs on the
-//! `watchtower-audit` thread; never touches engine state.
+//! lines and retries until the disk takes them. A write or sync that has
+//! not returned for [`STALL_LIMIT`] is published the same way, by the
+//! `watchtower-audit-watch` thread, until it returns.
+//!
+//! What waits for a stuck disk stays bounded: outcomes by the refusal of
+//! new commands, digests by [`QUEUE_DIGESTS`] (dropped and counted beyond
+//! it), checkpoints by skipping one while the previous is being written.
+//! Runs on the `watchtower-audit` thread; never touches engine state.
 
 use std::{
     fs::{File, OpenOptions},
@@ -20,14 +26,19 @@ use std::{
         atomic::{AtomicBool, AtomicU64, Ordering},
         mpsc::{self, RecvTimeoutError},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
 use super::{
-    StoreError, handover::Batch, log_file::AuditLine, manifest::unix_ms, recorder::TelemetryTap,
+    StoreError,
+    checkpoint::Checkpoints,
+    handover::{Batch, Credit},
+    log_file::{AuditLine, DIGEST_RECORD},
+    manifest::unix_ms,
+    recorder::TelemetryTap,
 };
 use crate::{
     bridge::{Reply, Unrecorded},
@@ -38,6 +49,13 @@ use crate::{
 
 /// How often a failed log is retried.
 pub const RETRY_INTERVAL: Duration = Duration::from_millis(250);
+/// A commit (the log's write and sync, the digests' write) that has not
+/// returned for this long counts as a failure: new commands are refused and
+/// health reports it until it returns.
+pub const STALL_LIMIT: Duration = Duration::from_secs(3);
+/// Digests waiting for the writer before new ones are dropped (and
+/// counted): 16 MiB, about 12 minutes of an unthrottled engine.
+pub const QUEUE_DIGESTS: usize = 1 << 20;
 
 /// What the engine hands to the writer.
 #[derive(Debug)]
@@ -59,6 +77,13 @@ pub struct Recorder {
     /// Digests not yet sent: they go in batches, or with the next outcomes
     /// or checkpoint, so the writer is not woken on every tick.
     digests: Batch<(u64, u64)>,
+    /// Digests sent and not yet written: at most [`QUEUE_DIGESTS`].
+    digest_credit: Credit,
+    /// Set while a checkpoint is on its way to disk; cleared once written.
+    checkpointing: Arc<AtomicBool>,
+    /// Whether the last checkpoint due was skipped, so a stuck disk is
+    /// reported once, not at every one.
+    skipping: bool,
     /// The telemetry recorder's side, if the run records its table.
     telemetry: Option<TelemetryTap>,
 }
@@ -73,7 +98,16 @@ impl Recorder {
     /// Sends the digests waiting, if any, ahead of whatever comes next.
     fn send_digests(&mut self) {
         if !self.digests.is_empty() {
-            let _ = self.records.send(Record::Digests(self.digests.take()));
+            let digests = self.digests.take();
+            self.send_digest_batch(digests);
+        }
+    }
+
+    /// Sends a batch of digests if the writer has room for it, otherwise
+    /// drops it and counts it.
+    fn send_digest_batch(&self, digests: Vec<(u64, u64)>) {
+        if self.digest_credit.take(digests.len()) {
+            let _ = self.records.send(Record::Digests(digests));
         }
     }
 }
@@ -95,12 +129,27 @@ impl Journal for Recorder {
 
     fn settled(&mut self, tick: u64, digest: u64) {
         if let Some(digests) = self.digests.push((tick, digest)) {
-            let _ = self.records.send(Record::Digests(digests));
+            self.send_digest_batch(digests);
         }
+    }
+
+    fn ready_for_checkpoint(&mut self, tick: u64) -> bool {
+        let busy = self.checkpointing.load(Ordering::Acquire);
+        if busy && !self.skipping {
+            warn!(
+                tick,
+                "checkpoint skipped: the previous one is not on disk yet"
+            );
+        } else if !busy && self.skipping {
+            info!(tick, "checkpoints resumed");
+        }
+        self.skipping = busy;
+        !busy
     }
 
     fn checkpoint(&mut self, state: Box<EngineState>) {
         self.send_digests();
+        self.checkpointing.store(true, Ordering::Release);
         let _ = self.records.send(Record::Checkpoint(state));
     }
 
@@ -132,22 +181,75 @@ impl LogHealth {
     }
 }
 
-/// Makes the writer fail every write while on: a disk that refuses writes,
-/// for tests and operators' drills (a real read-only disk behaves the same).
+/// Injects disk faults into the writer's commits, for tests and operators'
+/// drills: a disk that refuses writes (a real read-only disk behaves the
+/// same), or one whose sync does not return (a hung device or mount).
 #[derive(Debug, Clone, Default)]
-pub struct FaultSwitch(Arc<AtomicBool>);
+pub struct FaultSwitch {
+    failing: Arc<AtomicBool>,
+    hanging: Arc<AtomicBool>,
+}
 
 impl FaultSwitch {
     /// Turns injected write failures on or off.
     pub fn set(&self, failing: bool) {
-        self.0.store(failing, Ordering::SeqCst);
+        self.failing.store(failing, Ordering::SeqCst);
     }
 
+    /// Makes every sync wait until turned off again.
+    pub fn hang(&self, hanging: bool) {
+        self.hanging.store(hanging, Ordering::SeqCst);
+    }
+
+    /// Called before the log's write and sync: waits while hanging, then
+    /// fails if failing.
     fn check(&self) -> std::io::Result<()> {
-        if self.0.load(Ordering::SeqCst) {
+        while self.hanging.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if self.failing.load(Ordering::SeqCst) {
             Err(std::io::Error::other("injected write failure"))
         } else {
             Ok(())
+        }
+    }
+}
+
+/// When the writer's commit in progress started, for the watchdog.
+#[derive(Debug, Clone)]
+struct CommitClock {
+    epoch: Instant,
+    /// Milliseconds from `epoch` to the start, plus one; 0 while no commit
+    /// is in progress.
+    started: Arc<AtomicU64>,
+}
+
+impl CommitClock {
+    fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            started: Arc::default(),
+        }
+    }
+
+    fn start(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.started.store(now + 1, Ordering::SeqCst);
+    }
+
+    fn stop(&self) {
+        self.started.store(0, Ordering::SeqCst);
+    }
+
+    /// How long the commit in progress has taken, if one is.
+    fn running(&self) -> Option<Duration> {
+        match self.started.load(Ordering::SeqCst) {
+            0 => None,
+            at => Some(
+                self.epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(at - 1)),
+            ),
         }
     }
 }
@@ -164,12 +266,12 @@ pub struct Writer {
 }
 
 /// Opens the log files of the run in `dir` for appending and starts the
-/// writer where `placement` says. Checkpoints go to `checkpoints` once the
-/// log covers them.
+/// writer and its watchdog where `placement` says. Checkpoints go to
+/// `checkpoints` once the log covers them.
 pub fn spawn(
     audit_path: PathBuf,
     digests_path: &Path,
-    checkpoints: mpsc::Sender<Box<EngineState>>,
+    checkpoints: Checkpoints,
     faults: FaultSwitch,
     placement: Placement,
 ) -> Result<(Recorder, Writer), StoreError> {
@@ -188,39 +290,100 @@ pub fn spawn(
         .len();
     let durable_len = Arc::new(AtomicU64::new(len));
     let (status, health) = watch::channel(None);
+    let status = Arc::new(status);
     let (records, rx) = mpsc::channel();
+    let (done, writer_done) = mpsc::channel::<()>();
+    let recorder = Recorder {
+        records,
+        digests: Batch::default(),
+        digest_credit: Credit::new(QUEUE_DIGESTS),
+        checkpointing: Arc::clone(&checkpoints.in_flight),
+        skipping: false,
+        telemetry: None,
+    };
     let mut writer = AuditWriter {
         audit,
-        audit_path,
         durable_len: Arc::clone(&durable_len),
         digests,
         lines: Vec::new(),
         digest_bytes: Vec::new(),
+        digest_credit: recorder.digest_credit.clone(),
+        dropped_seen: 0,
         replies: Vec::new(),
         checkpoint: None,
         checkpoints,
-        status,
+        status: Arc::clone(&status),
+        clock: CommitClock::new(),
         faults,
+        _done: done,
+        audit_path,
     };
+    let watchdog = Watchdog {
+        clock: writer.clock.clone(),
+        path: writer.audit_path.clone(),
+        status,
+    };
+    let thread_error = |name: &str, e| StoreError::io(Path::new(name), e);
+    std::thread::Builder::new()
+        .name("watchtower-audit-watch".into())
+        .spawn(move || {
+            placement.apply();
+            watchdog.run(&writer_done);
+        })
+        .map_err(|e| thread_error("watchtower-audit-watch thread", e))?;
     let thread = std::thread::Builder::new()
         .name("watchtower-audit".into())
         .spawn(move || {
             placement.apply();
             writer.run(&rx);
         })
-        .map_err(|e| StoreError::io(Path::new("watchtower-audit thread"), e))?;
+        .map_err(|e| thread_error("watchtower-audit thread", e))?;
     Ok((
-        Recorder {
-            records,
-            digests: Batch::default(),
-            telemetry: None,
-        },
+        recorder,
         Writer {
             thread,
             health: LogHealth(health),
             durable_len,
         },
     ))
+}
+
+/// Publishes a commit that has not returned for [`STALL_LIMIT`] as a
+/// failure of the log; the writer clears it at its next commit after.
+struct Watchdog {
+    clock: CommitClock,
+    path: PathBuf,
+    status: Arc<watch::Sender<Option<String>>>,
+}
+
+impl Watchdog {
+    /// Looks every quarter of the limit until the writer ends.
+    fn run(&self, writer_done: &mpsc::Receiver<()>) {
+        while let Err(RecvTimeoutError::Timeout) = writer_done.recv_timeout(STALL_LIMIT / 4) {
+            self.status
+                .send_if_modified(|failure| self.stalled(failure));
+        }
+    }
+
+    /// Marks the log failed if the commit in progress is over the limit
+    /// and no other failure is shown. A failed log is retried every
+    /// [`RETRY_INTERVAL`], so the mark is cleared soon after the commit
+    /// returns.
+    fn stalled(&self, failure: &mut Option<String>) -> bool {
+        match self.clock.running() {
+            Some(took) if took >= STALL_LIMIT && failure.is_none() => {
+                let why = format!(
+                    "{}: a write or sync has not returned for {} s",
+                    self.path.display(),
+                    took.as_secs()
+                );
+                error!(error = %why, "the audit log is stuck; refusing commands until it returns");
+                *failure = Some(why);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 struct AuditWriter {
@@ -232,15 +395,23 @@ struct AuditWriter {
     lines: Vec<u8>,
     /// Digest records not yet written.
     digest_bytes: Vec<u8>,
+    /// Digests sent by the engine and not yet written, and those it
+    /// dropped; how many of those were reported.
+    digest_credit: Credit,
+    dropped_seen: u64,
     /// Callers to answer after the next successful sync.
     replies: Vec<(Reply, GodResponse)>,
     /// The newest checkpoint waiting for the log to cover it.
     checkpoint: Option<Box<EngineState>>,
     /// The checkpoint writer thread.
-    checkpoints: mpsc::Sender<Box<EngineState>>,
+    checkpoints: Checkpoints,
     /// `Some(why)` while the log cannot be written.
-    status: watch::Sender<Option<String>>,
+    status: Arc<watch::Sender<Option<String>>>,
+    /// When the commit in progress started, for the watchdog.
+    clock: CommitClock,
     faults: FaultSwitch,
+    /// Dropped with the writer, which ends the watchdog.
+    _done: mpsc::Sender<()>,
 }
 
 impl AuditWriter {
@@ -264,9 +435,9 @@ impl AuditWriter {
             while let Ok(record) = records.try_recv() {
                 self.take(record);
             }
-            self.commit();
+            self.timed_commit();
         }
-        self.commit();
+        self.timed_commit();
         if let Err(err) = self.digests.sync_all() {
             warn!(error = %err, "cannot sync the digest file");
         }
@@ -310,6 +481,14 @@ impl AuditWriter {
         self.lines.push(b'\n');
     }
 
+    /// A commit, timed for the watchdog: a write or sync that does not
+    /// return is how a stuck disk shows.
+    fn timed_commit(&mut self) {
+        self.clock.start();
+        self.commit();
+        self.clock.stop();
+    }
+
     /// One group commit: append and sync the log, then answer, then write
     /// the digests and release a covered checkpoint.
     fn commit(&mut self) {
@@ -326,22 +505,40 @@ impl AuditWriter {
             info!("the audit log can be written again; accepting commands");
             self.status.send_replace(None);
         }
-        if !self.digest_bytes.is_empty() {
-            match self.digests.write_all(&self.digest_bytes) {
-                Ok(()) => self.digest_bytes.clear(),
-                Err(err) => warn!(error = %err, "cannot write the digest file; will retry"),
-            }
-        }
+        self.write_digests();
         if let Some(state) = self.checkpoint.take() {
-            let _ = self.checkpoints.send(state);
+            self.checkpoints.send(state);
+        }
+    }
+
+    /// Appends the digests waiting (not synced: they are recomputed on
+    /// resume) and reports any the engine had to drop.
+    fn write_digests(&mut self) {
+        if let Some((dropped, total)) = self.digest_credit.new_drops(&mut self.dropped_seen) {
+            warn!(
+                dropped,
+                total,
+                "digests dropped: the writer fell behind the engine; replay --verify skips their ticks"
+            );
+        }
+        if self.digest_bytes.is_empty() {
+            return;
+        }
+        match self.digests.write_all(&self.digest_bytes) {
+            Ok(()) => {
+                self.digest_credit
+                    .give_back(self.digest_bytes.len() / DIGEST_RECORD);
+                self.digest_bytes.clear();
+            }
+            Err(err) => warn!(error = %err, "cannot write the digest file; will retry"),
         }
     }
 
     fn write_lines(&mut self) -> std::io::Result<()> {
-        self.faults.check()?;
         let result = self
-            .audit
-            .write_all(&self.lines)
+            .faults
+            .check()
+            .and_then(|()| self.audit.write_all(&self.lines))
             .and_then(|()| self.audit.sync_data());
         let durable = self.durable_len.load(Ordering::Acquire);
         if result.is_err() {
@@ -364,5 +561,126 @@ impl AuditWriter {
             reply.fail(Unrecorded(why.clone()));
         }
         self.status.send_replace(Some(why));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        engine::{GlobalRegistry, SimulationEngine},
+        store::{checkpoint, handover::HANDOVER_TICKS},
+    };
+
+    fn state() -> Box<EngineState> {
+        let mut registry = GlobalRegistry::with_defaults();
+        registry
+            .apply_overrides_yaml("agents.households: 100\nagents.firms: 4\n", "test")
+            .unwrap();
+        let mut engine = SimulationEngine::new(registry, 3).unwrap();
+        engine.step().unwrap();
+        Box::new(engine.world().state())
+    }
+
+    fn outcome(id: &str) -> Outcome {
+        Outcome {
+            response: GodResponse {
+                command_id: id.into(),
+                applied_tick: 1,
+                success: true,
+                ..Default::default()
+            },
+            reply: None,
+            append: true,
+        }
+    }
+
+    /// A writer on files in `dir`, with its checkpoint writer, and the
+    /// switch for its faults.
+    fn writer_in(dir: &Path) -> (Recorder, Writer, FaultSwitch) {
+        let checkpoint_dir = dir.join("checkpoints");
+        std::fs::create_dir(&checkpoint_dir).unwrap();
+        let (checkpoints, _) =
+            checkpoint::spawn_writer(checkpoint_dir, Placement::default()).unwrap();
+        let faults = FaultSwitch::default();
+        let (recorder, writer) = spawn(
+            dir.join("audit.jsonl"),
+            &dir.join("digests.bin"),
+            checkpoints,
+            faults.clone(),
+            Placement::default(),
+        )
+        .unwrap();
+        (recorder, writer, faults)
+    }
+
+    fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done() {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// While a checkpoint waits behind a sync that does not return, the
+    /// engine is told to skip the next ones; once it is written, it is
+    /// asked for them again.
+    #[test]
+    fn no_second_checkpoint_is_taken_while_one_is_on_its_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut recorder, writer, faults) = writer_in(dir.path());
+        let checkpoint_dir = dir.path().join("checkpoints");
+        assert!(recorder.ready_for_checkpoint(1));
+
+        faults.hang(true);
+        recorder.record(1, vec![outcome("held")]);
+        recorder.checkpoint(state());
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!recorder.ready_for_checkpoint(2), "one is still on its way");
+        assert!(checkpoint::list(&checkpoint_dir).unwrap().is_empty());
+
+        faults.hang(false);
+        wait_until("the checkpoint on disk", || {
+            recorder.ready_for_checkpoint(3)
+        });
+        assert_eq!(checkpoint::list(&checkpoint_dir).unwrap().len(), 1);
+        drop(recorder);
+        writer.thread.join().unwrap();
+    }
+
+    /// While the writer is stuck, the digests waiting for it stop at
+    /// [`QUEUE_DIGESTS`]; the rest are dropped and counted, and once the
+    /// disk takes the waiting ones there is room again.
+    #[test]
+    fn digests_beyond_the_queue_are_dropped_while_the_writer_is_stuck() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut recorder, writer, faults) = writer_in(dir.path());
+        faults.hang(true);
+        recorder.record(1, vec![outcome("held")]);
+        let over = 40 * HANDOVER_TICKS as u64;
+        let sent = QUEUE_DIGESTS as u64 + over;
+        (1..=sent).for_each(|tick| recorder.settled(tick, tick));
+        let mut reported = 0;
+        let (dropped, _) = recorder.digest_credit.new_drops(&mut reported).unwrap();
+        // Batches usually hold 32; a slow machine may cut one short.
+        assert!(
+            (over..over + HANDOVER_TICKS as u64).contains(&dropped),
+            "{dropped}"
+        );
+
+        faults.hang(false);
+        let digests = dir.path().join("digests.bin");
+        let on_disk = || std::fs::metadata(&digests).unwrap().len() / DIGEST_RECORD as u64;
+        wait_until("the waiting digests on disk", || {
+            on_disk() == sent - dropped
+        });
+        (sent + 1..=sent + over).for_each(|tick| recorder.settled(tick, tick));
+        drop(recorder);
+        writer.thread.join().unwrap();
+        assert_eq!(
+            on_disk(),
+            sent + over - dropped,
+            "none dropped once there was room"
+        );
     }
 }
