@@ -165,6 +165,7 @@ impl SimulationServer {
             health: store
                 .as_ref()
                 .map_or_else(LogHealth::always_ok, |s| s.health.clone()),
+            losses: store.as_ref().map(|s| s.losses.clone()),
             audit: store
                 .as_ref()
                 .map_or(AuditSource::Off, |s| AuditSource::Local(s.audit.clone())),

@@ -11,7 +11,9 @@ use std::{
 use common::{
     PATIENCE,
     binary::{Binary, LOOPBACK_ARGS},
-    command, connect, number, subscribe,
+    command, connect, number,
+    scrape::{http_get, sample, scrape_metrics},
+    subscribe,
 };
 
 /// The spec's integration check: an applied command logs `Registry updated`
@@ -360,12 +362,6 @@ async fn apply_many(mut client: common::Client, caller: usize, n: usize) {
     }
 }
 
-/// `/metrics`, parsed.
-async fn scrape_metrics(addr: std::net::SocketAddr) -> prometheus_parse::Scrape {
-    let (_, text) = http_get(addr, "/metrics").await;
-    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap()
-}
-
 /// Waits on `grpc.health.v1.Health/Watch` until the server reports SERVING.
 async fn wait_until_serving(addr: std::net::SocketAddr) {
     use tonic_health::pb::{
@@ -391,55 +387,6 @@ async fn wait_until_serving(addr: std::net::SocketAddr) {
     })
     .await
     .expect("SERVING within the patience");
-}
-
-/// GETs `path` over a fresh HTTP/1.1 connection; the content type and body.
-async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
-    use http_body_util::{BodyExt, Empty};
-    use hyper::body::Bytes;
-    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .expect("HTTP/1.1 handshake");
-    tokio::spawn(connection);
-    let request = hyper::Request::get(path)
-        .header(hyper::header::HOST, addr.to_string())
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let response = tokio::time::timeout(PATIENCE, sender.send_request(request))
-        .await
-        .expect("an answer in time")
-        .expect("an HTTP response");
-    assert_eq!(response.status(), 200);
-    let content_type = response.headers()[hyper::header::CONTENT_TYPE]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        content_type,
-        String::from_utf8(body.to_vec()).expect("UTF-8"),
-    )
-}
-
-/// The value of the one sample of `metric` whose labels include `labels`.
-fn sample(scrape: &prometheus_parse::Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
-    let found: Vec<_> = scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "one {metric}{labels:?} in {:#?}",
-        scrape.samples
-    );
-    match &found[0].value {
-        prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => *v,
-        other => panic!("{metric} is not a counter or gauge: {other:?}"),
-    }
 }
 
 /// The buckets of the histogram `metric` whose labels include `labels`,

@@ -12,8 +12,11 @@ use std::{
 };
 
 use common::{
-    Client, PATIENCE, binary::Binary, command, connect, next_snapshot, number, spawn_stepped_app,
-    subscribe, test_config,
+    Client, PATIENCE,
+    binary::Binary,
+    command, connect, next_snapshot, number,
+    scrape::{sample, scrape_metrics},
+    spawn_stepped_app, subscribe, test_config,
 };
 use tonic::Code;
 use tonic_health::pb::{
@@ -498,9 +501,10 @@ async fn a_disk_that_refuses_writes_makes_commands_unavailable_while_telemetry_g
 }
 
 /// A sync that does not return (a hung device or mount), simulated by an
-/// injected hang: the caller waits, the engine goes on, and after the stall
-/// limit new commands are refused and health reports it, until the sync
-/// returns and the waiting caller gets its answer.
+/// injected hang: the caller waits, the engine goes on without queueing
+/// checkpoints, and after the stall limit new commands are refused and
+/// health and metrics report it, until the sync returns and the waiting
+/// caller gets its answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_that_does_not_return_refuses_commands_until_it_does() {
     let dir = tempfile::tempdir().unwrap();
@@ -534,12 +538,20 @@ async fn a_sync_that_does_not_return_refuses_commands_until_it_does() {
     assert!(!waiting.is_finished(), "answered before it was on disk");
     app.step(20);
     assert_eq!(app.snapshot_at(22).await.tick, 22, "the engine goes on");
+    // A checkpoint every tick: the one of tick 2 waits behind the stuck
+    // commit (and tick 1's may still be on its way), the rest are skipped.
+    let metrics = scrape_metrics(app.addr).await;
+    assert_eq!(sample(&metrics, "watchtower_audit_log_writable", &[]), 0.0);
+    let skipped = sample(&metrics, "watchtower_checkpoints_skipped_total", &[]);
+    assert!((19.0..=20.0).contains(&skipped), "{skipped}");
 
     faults.hang(false);
     let answered = waiting.await.unwrap().expect("answered once on disk");
     let response = answered.into_inner().response.unwrap();
     assert_eq!((response.applied_tick, response.success), (2, true));
     health.until(ServingStatus::Serving).await;
+    let metrics = scrape_metrics(app.addr).await;
+    assert_eq!(sample(&metrics, "watchtower_audit_log_writable", &[]), 1.0);
     let after = common::spawn_apply(&client, command("after", KEY, number(0.15)));
     app.wait_queue_depth(1).await;
     app.step(1);

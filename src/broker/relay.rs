@@ -101,6 +101,7 @@ impl Relay {
             run: RunView {
                 catalogue: catalogue.clone(),
                 health: LogHealth::always_ok(),
+                losses: None,
                 audit,
             },
             upstream: Some(broker.connected.clone()),

@@ -7,8 +7,9 @@
 //!   [`command_refused`]), open a WebSocket ([`websocket_opened`]) and send
 //!   a live frame ([`frame_sent`]);
 //! - the live state, read at scrape time: queue depth, open streams, the
-//!   latest snapshot's TPS, the hub's counters, the process's RSS and CPU
-//!   (procfs) and the log lines dropped ([`crate::logging`]).
+//!   latest snapshot's TPS, the hub's counters, the audit log's state and
+//!   what the store dropped ([`crate::store::Losses`]), the process's RSS
+//!   and CPU (procfs) and the log lines dropped ([`crate::logging`]).
 //!
 //! Everything goes through the `metrics` facade to one process-wide
 //! `metrics-exporter-prometheus` recorder, installed on first use; the names
@@ -75,6 +76,14 @@ pub const OPEN_FDS: &str = "process_open_fds";
 /// Log lines dropped because stdout took them too slowly (the log's queue
 /// was full; docs/operations.md, "Logs").
 pub const LOG_LINES_DROPPED: &str = "watchtower_log_lines_dropped_total";
+/// 1 while the audit log can be written, 0 while it has failed or is stuck
+/// (commands are refused); absent without a data directory.
+pub const AUDIT_LOG_WRITABLE: &str = "watchtower_audit_log_writable";
+/// Records the store dropped because its thread fell behind (a slow or
+/// stuck disk), by `record`: `digest` or `telemetry_row`.
+pub const STORE_DROPPED: &str = "watchtower_store_records_dropped_total";
+/// Checkpoints skipped because the previous one was not on disk yet.
+pub const CHECKPOINTS_SKIPPED: &str = "watchtower_checkpoints_skipped_total";
 /// Tasks alive on the network runtimes (both lanes): one per connection,
 /// stream reply and listener, so a leak shows here (the soak checks it).
 pub const RUNTIME_TASKS: &str = "watchtower_runtime_alive_tasks";
@@ -205,6 +214,18 @@ fn describe() {
     );
     describe_gauge!(OPEN_FDS, "Open file descriptors of the process.");
     describe_gauge!(
+        AUDIT_LOG_WRITABLE,
+        "1 while the audit log can be written, 0 while it has failed or is stuck."
+    );
+    describe_counter!(
+        STORE_DROPPED,
+        "Records the store dropped because its thread fell behind the engine."
+    );
+    describe_counter!(
+        CHECKPOINTS_SKIPPED,
+        "Checkpoints skipped because the previous one was not on disk yet."
+    );
+    describe_gauge!(
         RUNTIME_TASKS,
         "Tasks alive on the network's runtimes (both lanes)."
     );
@@ -292,6 +313,18 @@ fn record_live_state(api: &WatchtowerApi) {
             gauge!(TARGET_TPS).set(engine.target_tps);
         }
     }
+    record_store(api);
+}
+
+/// The audit log's state and what the store dropped, with a data directory.
+fn record_store(api: &WatchtowerApi) {
+    let Some((writable, losses)) = api.store_state() else {
+        return;
+    };
+    gauge!(AUDIT_LOG_WRITABLE).set(if writable { 1.0 } else { 0.0 });
+    counter!(STORE_DROPPED, "record" => "digest").absolute(losses.digests_dropped());
+    counter!(STORE_DROPPED, "record" => "telemetry_row").absolute(losses.telemetry_rows_dropped());
+    counter!(CHECKPOINTS_SKIPPED).absolute(losses.checkpoints_skipped());
 }
 
 /// The log's dropped lines, and RSS, CPU time, threads and open files from

@@ -42,7 +42,7 @@ use crate::{
         ListScheduledCommandsResponse, RevertCommandRequest, RevertCommandResponse,
         SubscribeTelemetryRequest, WhoAmIRequest, WhoAmIResponse, control_engine_request::Action,
     },
-    store::{AuditFile, AuditQuery, LogHealth},
+    store::{AuditFile, AuditQuery, LogHealth, Losses},
 };
 
 /// Audit entries per page when a caller asks for 0.
@@ -59,6 +59,9 @@ pub struct RunView {
     /// Whether the audit log can be written; commands are refused while it
     /// cannot.
     pub health: LogHealth,
+    /// What the store dropped or skipped, for metrics; `None` without a
+    /// store of this process's own (`--data-dir off`, a relay).
+    pub losses: Option<Losses>,
     /// Where `ListAuditEntries` reads the audit log.
     pub audit: AuditSource,
 }
@@ -384,6 +387,13 @@ impl WatchtowerApi {
             entries: page.entries,
             next_page_token: page.next_offset.map(|o| o.to_string()).unwrap_or_default(),
         })
+    }
+
+    /// This process's store, for metrics: whether its audit log can be
+    /// written, and what it dropped or skipped. `None` without one.
+    pub fn store_state(&self) -> Option<(bool, &Losses)> {
+        let writable = self.run.health.failure().is_none();
+        self.run.losses.as_ref().map(|losses| (writable, losses))
     }
 
     /// The fan-out of encoded snapshots.

@@ -106,10 +106,15 @@ impl Credit {
         self.queued.fetch_sub(n, Ordering::AcqRel);
     }
 
+    /// Records dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     /// The store side: `(dropped since, dropped in all)` if any were
     /// dropped since `reported`, which is moved up to the total.
     pub fn new_drops(&self, reported: &mut u64) -> Option<(u64, u64)> {
-        let total = self.dropped.load(Ordering::Relaxed);
+        let total = self.dropped();
         let new = total.checked_sub(*reported).filter(|&n| n > 0)?;
         *reported = total;
         Some((new, total))

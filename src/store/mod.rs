@@ -30,6 +30,10 @@ use std::{
     fs::{self, File},
     io::Write,
     path::{Path, PathBuf},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     thread::JoinHandle,
 };
 
@@ -149,11 +153,39 @@ pub struct OpenedRun {
     pub store: Store,
 }
 
+/// What the store's threads could not keep up with so far, for metrics:
+/// records dropped and checkpoints skipped while a disk was slow or stuck.
+#[derive(Debug, Clone)]
+pub struct Losses {
+    digests: handover::Credit,
+    telemetry_rows: handover::Credit,
+    checkpoints_skipped: Arc<AtomicU64>,
+}
+
+impl Losses {
+    /// Digests dropped because the audit writer fell behind.
+    pub fn digests_dropped(&self) -> u64 {
+        self.digests.dropped()
+    }
+
+    /// Telemetry rows dropped because the recorder fell behind.
+    pub fn telemetry_rows_dropped(&self) -> u64 {
+        self.telemetry_rows.dropped()
+    }
+
+    /// Checkpoints skipped because the previous one was not on disk yet.
+    pub fn checkpoints_skipped(&self) -> u64 {
+        self.checkpoints_skipped.load(Ordering::Relaxed)
+    }
+}
+
 /// The store of a running run.
 #[derive(Debug)]
 pub struct Store {
     /// Whether the audit log can be written.
     pub health: LogHealth,
+    /// What it dropped or skipped so far.
+    pub losses: Losses,
     /// The durable audit log, for `ListAuditEntries`.
     pub audit: AuditFile,
     /// Injects write failures (tests, drills).
@@ -207,6 +239,12 @@ pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRu
         options.record_every,
         options.placement,
     )?;
+    let (digests, checkpoints_skipped) = recorder.losses();
+    let losses = Losses {
+        digests,
+        telemetry_rows: tap.credit(),
+        checkpoints_skipped,
+    };
     let mut engine = engine;
     engine.attach_durability(
         manifest.run_id.clone(),
@@ -220,6 +258,7 @@ pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRu
         engine,
         store: Store {
             health: writer.health,
+            losses,
             audit: AuditFile::new(audit_path, writer.durable_len),
             faults,
             writer: writer.thread,

@@ -50,6 +50,11 @@ pub struct TelemetryTap {
 }
 
 impl TelemetryTap {
+    /// Its rows waiting and dropped.
+    pub fn credit(&self) -> Credit {
+        self.credit.clone()
+    }
+
     /// Takes the snapshot of a tick if the tick is recorded; a full batch
     /// goes to the recorder if it has room, otherwise it is dropped (and
     /// counted).

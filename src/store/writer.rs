@@ -84,11 +84,18 @@ pub struct Recorder {
     /// Whether the last checkpoint due was skipped, so a stuck disk is
     /// reported once, not at every one.
     skipping: bool,
+    /// Checkpoints skipped so far.
+    skipped: Arc<AtomicU64>,
     /// The telemetry recorder's side, if the run records its table.
     telemetry: Option<TelemetryTap>,
 }
 
 impl Recorder {
+    /// What it dropped or skipped so far: digests, and checkpoints.
+    pub fn losses(&self) -> (Credit, Arc<AtomicU64>) {
+        (self.digest_credit.clone(), Arc::clone(&self.skipped))
+    }
+
     /// Also hands every published snapshot to the telemetry recorder.
     pub fn with_telemetry(mut self, tap: TelemetryTap) -> Self {
         self.telemetry = Some(tap);
@@ -135,6 +142,9 @@ impl Journal for Recorder {
 
     fn ready_for_checkpoint(&mut self, tick: u64) -> bool {
         let busy = self.checkpointing.load(Ordering::Acquire);
+        if busy {
+            self.skipped.fetch_add(1, Ordering::Relaxed);
+        }
         if busy && !self.skipping {
             warn!(
                 tick,
@@ -299,6 +309,7 @@ pub fn spawn(
         digest_credit: Credit::new(QUEUE_DIGESTS),
         checkpointing: Arc::clone(&checkpoints.in_flight),
         skipping: false,
+        skipped: Arc::default(),
         telemetry: None,
     };
     let mut writer = AuditWriter {

@@ -9,6 +9,7 @@ pub mod binary;
 pub mod browser;
 pub mod grpc_web;
 pub mod python;
+pub mod scrape;
 
 use std::{net::SocketAddr, sync::Once, time::Duration};
 
