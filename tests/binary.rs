@@ -67,8 +67,8 @@ async fn applied_commands_are_logged_and_sigterm_exits_cleanly() {
 
 #[test]
 fn a_bad_params_file_stops_start_up_naming_key_value_and_range() {
-    let dir = std::env::temp_dir().join(format!("watchtower-params-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
     for (name, text, expected) in [
         (
             "range.yaml",

@@ -564,6 +564,60 @@ async fn a_sync_that_does_not_return_refuses_commands_until_it_does() {
     assert_eq!(ids, ["waiting", "after"]);
 }
 
+/// A stuck disk holds the telemetry recorder too: rows beyond its queue are
+/// dropped and counted, not kept in memory, and once the disk returns no
+/// more are dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_disk_costs_telemetry_rows_beyond_the_queue_not_memory() {
+    let data = Data::new();
+    let config = Config {
+        data_dir: Some(data.root().into()),
+        params: Some(data.params().into()),
+        ..test_config()
+    };
+    let app = spawn_stepped_app(config).await;
+    let dropped = async || {
+        let metrics = scrape_metrics(app.addr).await;
+        let labels = [("record", "telemetry_row")];
+        sample(&metrics, "watchtower_store_records_dropped_total", &labels)
+    };
+    let faults = app.server.store_faults().expect("a recorded run");
+    faults.hang(true);
+    // The recorder holds a chunk of 256 rows and 1,024 more wait for it.
+    app.step(1600);
+    assert_eq!(app.snapshot_at(1600).await.tick, 1600, "the engine goes on");
+    let while_stuck = dropped().await;
+    assert!(
+        (1600.0 - 256.0 - 1024.0 - 64.0..=1600.0 - 1024.0).contains(&while_stuck),
+        "{while_stuck}"
+    );
+
+    faults.hang(false);
+    // Once the waiting rows are written, in whole chunks, there is room again.
+    let kept = 1600 - while_stuck as usize;
+    let telemetry = data.run_dir().join("telemetry");
+    let chunks = || {
+        std::fs::read_dir(&telemetry)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "parquet")
+            })
+            .count()
+    };
+    common::eventually("the waiting rows on disk", || chunks() == kept / 256).await;
+    app.step(600);
+    assert_eq!(app.snapshot_at(2200).await.tick, 2200);
+    assert_eq!(
+        dropped().await,
+        while_stuck,
+        "none dropped after the disk returned"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_torn_last_audit_line_is_dropped_and_logged_on_resume() {
     let data = Data::new();

@@ -912,9 +912,10 @@ async fn a_command_whose_deadline_passes_in_the_queue_is_not_applied_and_audited
     assert_eq!(snapshot.parameters[KEY], before, "not applied");
 }
 
-/// A test CA, and certificates it signs, written as PEM files in `dir`.
+/// A test CA, and certificates it signs, written as PEM files in `dir`
+/// (removed with it).
 struct TestPki {
-    dir: std::path::PathBuf,
+    dir: tempfile::TempDir,
     ca_params: rcgen::CertificateParams,
     ca_key: rcgen::KeyPair,
     ca_pem: String,
@@ -922,14 +923,15 @@ struct TestPki {
 
 impl TestPki {
     fn new(name: &str) -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("watchtower-tls-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("watchtower-tls-{name}-"))
+            .tempdir()
+            .unwrap();
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
         let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
-        std::fs::write(dir.join("ca.pem"), &ca_pem).unwrap();
+        std::fs::write(dir.path().join("ca.pem"), &ca_pem).unwrap();
         Self {
             dir,
             ca_params,
@@ -948,8 +950,8 @@ impl TestPki {
             .signed_by(&key, &issuer)
             .unwrap();
         let (cert_path, key_path) = (
-            self.dir.join(format!("{name}.pem")),
-            self.dir.join(format!("{name}-key.pem")),
+            self.dir.path().join(format!("{name}.pem")),
+            self.dir.path().join(format!("{name}-key.pem")),
         );
         std::fs::write(&cert_path, cert.pem()).unwrap();
         std::fs::write(&key_path, key.serialize_pem()).unwrap();
@@ -1018,7 +1020,7 @@ fn tls_config(pki: &TestPki, client_ca: bool) -> Config {
     };
     config.security.tls_cert = Some(cert);
     config.security.tls_key = Some(key);
-    config.security.tls_client_ca = client_ca.then(|| pki.dir.join("ca.pem"));
+    config.security.tls_client_ca = client_ca.then(|| pki.dir.path().join("ca.pem"));
     config
 }
 

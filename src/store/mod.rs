@@ -188,7 +188,7 @@ pub struct Store {
     pub losses: Losses,
     /// The durable audit log, for `ListAuditEntries`.
     pub audit: AuditFile,
-    /// Injects write failures (tests, drills).
+    /// Injects write failures and hangs (tests, drills).
     pub faults: FaultSwitch,
     /// The audit writer; ends once the engine drops its journal.
     writer: JoinHandle<()>,
@@ -224,8 +224,11 @@ pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRu
         Some(which) => resume(&options.data_dir, which, options.idempotency_window)?,
     };
     let faults = FaultSwitch::default();
-    let (checkpoints, checkpointer) =
-        checkpoint::spawn_writer(dir.join(manifest::CHECKPOINT_DIR), options.placement)?;
+    let (checkpoints, checkpointer) = checkpoint::spawn_writer(
+        dir.join(manifest::CHECKPOINT_DIR),
+        options.placement,
+        faults.clone(),
+    )?;
     let audit_path = dir.join(manifest::AUDIT_FILE);
     let (recorder, writer) = writer::spawn(
         audit_path.clone(),
@@ -238,6 +241,7 @@ pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRu
         dir.join(manifest::TELEMETRY_DIR),
         options.record_every,
         options.placement,
+        faults.clone(),
     )?;
     let (digests, checkpoints_skipped) = recorder.losses();
     let losses = Losses {

@@ -22,7 +22,7 @@ use std::{
 use tracing::{error, info, warn};
 
 use super::{
-    StoreError,
+    FaultSwitch, StoreError,
     handover::{Batch, Credit},
     table::{self, TableLayout},
 };
@@ -87,11 +87,12 @@ impl Drop for TelemetryTap {
 /// Starts the recorder writing to `dir` (created if missing), recording
 /// every `every`-th tick. Ticks already in a finished chunk (a resumed run
 /// re-running ticks after its checkpoint) are not written again. Runs
-/// where `placement` says.
+/// where `placement` says; `faults` can hold its writes (tests).
 pub fn spawn(
     dir: PathBuf,
     every: u64,
     placement: Placement,
+    faults: FaultSwitch,
 ) -> Result<(TelemetryTap, JoinHandle<()>), StoreError> {
     std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
     table::remove_unfinished(&dir)?;
@@ -105,6 +106,7 @@ pub fn spawn(
         recorded_to,
         credit: credit.clone(),
         dropped_seen: 0,
+        faults,
     };
     let thread = std::thread::Builder::new()
         .name("watchtower-telemetry".into())
@@ -138,6 +140,7 @@ struct Recorder {
     credit: Credit,
     /// Drops already reported.
     dropped_seen: u64,
+    faults: FaultSwitch,
 }
 
 impl Recorder {
@@ -171,6 +174,7 @@ impl Recorder {
         let Some(first) = self.rows.first() else {
             return;
         };
+        self.faults.wait_while_hanging();
         let layout = self.layout.get_or_insert_with(|| TableLayout::of(first));
         let written = layout
             .batch(&self.rows)
@@ -219,7 +223,13 @@ mod tests {
 
     /// Records ticks `1..=to` into `dir` and returns the ticks on disk.
     fn record(dir: &std::path::Path, to: u64, every: u64) -> Vec<u64> {
-        let (mut tap, thread) = spawn(dir.to_owned(), every, Placement::default()).unwrap();
+        let (mut tap, thread) = spawn(
+            dir.to_owned(),
+            every,
+            Placement::default(),
+            FaultSwitch::default(),
+        )
+        .unwrap();
         for tick in 1..=to {
             tap.offer(&snapshot(tick));
         }

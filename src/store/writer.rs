@@ -191,9 +191,10 @@ impl LogHealth {
     }
 }
 
-/// Injects disk faults into the writer's commits, for tests and operators'
-/// drills: a disk that refuses writes (a real read-only disk behaves the
-/// same), or one whose sync does not return (a hung device or mount).
+/// Injects disk faults, for tests and operators' drills: a disk that
+/// refuses the audit log's writes (a real read-only disk behaves the same),
+/// or one that does not return (a hung device or mount), which holds the
+/// audit writer, the checkpoint writer and the telemetry recorder alike.
 #[derive(Debug, Clone, Default)]
 pub struct FaultSwitch {
     failing: Arc<AtomicBool>,
@@ -206,17 +207,22 @@ impl FaultSwitch {
         self.failing.store(failing, Ordering::SeqCst);
     }
 
-    /// Makes every sync wait until turned off again.
+    /// Makes every write to the run's files wait until turned off again.
     pub fn hang(&self, hanging: bool) {
         self.hanging.store(hanging, Ordering::SeqCst);
+    }
+
+    /// Called before a write to the disk: waits while hanging.
+    pub(super) fn wait_while_hanging(&self) {
+        while self.hanging.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Called before the log's write and sync: waits while hanging, then
     /// fails if failing.
     fn check(&self) -> std::io::Result<()> {
-        while self.hanging.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.wait_while_hanging();
         if self.failing.load(Ordering::SeqCst) {
             Err(std::io::Error::other("injected write failure"))
         } else {
@@ -612,7 +618,8 @@ mod tests {
         let checkpoint_dir = dir.join("checkpoints");
         std::fs::create_dir(&checkpoint_dir).unwrap();
         let (checkpoints, _) =
-            checkpoint::spawn_writer(checkpoint_dir, Placement::default()).unwrap();
+            checkpoint::spawn_writer(checkpoint_dir, Placement::default(), FaultSwitch::default())
+                .unwrap();
         let faults = FaultSwitch::default();
         let (recorder, writer) = spawn(
             dir.join("audit.jsonl"),
