@@ -2,7 +2,8 @@
 //! digests, and the hand-off of checkpoints once the log covers them.
 //!
 //! The engine sends [`Record`]s through an unbounded channel (sending never
-//! waits), its digests in batches ([`super::handover`]). The writer takes
+//! waits; what it may carry is bounded, below), its digests in batches
+//! ([`super::handover`]). The writer takes
 //! everything waiting, appends the new outcomes to `audit.jsonl` and syncs
 //! once, and only then answers the callers: an
 //! acknowledged outcome is on disk. If the write or the sync fails, the
