@@ -597,8 +597,8 @@ async fn a_stuck_disk_costs_telemetry_rows_beyond_the_queue_not_memory() {
     app.step(ticks as u64);
     assert_eq!(app.snapshot_at(1600).await.tick, 1600, "the engine goes on");
     let while_stuck = dropped().await as usize;
-    let fits = ticks - ROWS_PER_CHUNK - QUEUE_SNAPSHOTS;
-    let near = fits - HANDOVER_TICKS..=fits + HANDOVER_TICKS;
+    let beyond = ticks - ROWS_PER_CHUNK - QUEUE_SNAPSHOTS;
+    let near = beyond - HANDOVER_TICKS..=beyond + HANDOVER_TICKS;
     assert!(near.contains(&while_stuck), "{while_stuck} not in {near:?}");
 
     faults.hang(false);
