@@ -83,9 +83,9 @@ async fn test_telemetry_snapshot_integrity() {
     let mut app = spawn_stepped_app(test_config()).await;
     app.step(2);
     let _ = app.snapshot_at(2).await;
-    let call = spawn_apply(&app.client, command("integrity", KEY, number(0.33)));
-    app.wait_queue_depth(1).await;
-    app.step(1);
+    let call = app
+        .apply_on_next_tick(&app.client, command("integrity", KEY, number(0.33)))
+        .await;
     let response = call.await.unwrap().unwrap().into_inner().response.unwrap();
     assert_eq!(response.applied_tick, 3);
 
@@ -267,9 +267,9 @@ async fn bad_commands_get_invalid_argument_with_details_and_change_nothing() {
 #[tokio::test]
 async fn every_rejection_is_audited_once() {
     let app = spawn_stepped_app(test_config()).await;
-    let call = spawn_apply(&app.client, command("rejected-1", KEY, number(9.0)));
-    app.wait_queue_depth(1).await;
-    app.step(1);
+    let call = app
+        .apply_on_next_tick(&app.client, command("rejected-1", KEY, number(9.0)))
+        .await;
     assert_eq!(
         call.await.unwrap().unwrap_err().code(),
         Code::InvalidArgument

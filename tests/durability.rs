@@ -93,6 +93,12 @@ fn replay(run_dir: &Path, extra: &[&str]) -> Output {
         .expect("run watchtower replay")
 }
 
+/// The command ids in the audit log, in log order.
+async fn audit_ids(client: &mut Client) -> Vec<String> {
+    let entries = all_entries(client).await;
+    entries.into_iter().map(|e| e.command_id).collect()
+}
+
 /// Every entry of the audit log, paged through seven at a time.
 async fn all_entries(client: &mut Client) -> Vec<pb::GodResponse> {
     let mut entries = Vec::new();
@@ -457,9 +463,9 @@ async fn a_disk_that_refuses_writes_makes_commands_unavailable_while_telemetry_g
     let app = spawn_stepped_app(config).await;
     let mut client = app.client.clone();
     let mut health = CommandHealth::watch(app.addr).await;
-    let pending = common::spawn_apply(&client, command("before", KEY, number(0.11)));
-    app.wait_queue_depth(1).await;
-    app.step(1);
+    let pending = app
+        .apply_on_next_tick(&client, command("before", KEY, number(0.11)))
+        .await;
     pending
         .await
         .unwrap()
@@ -468,9 +474,9 @@ async fn a_disk_that_refuses_writes_makes_commands_unavailable_while_telemetry_g
 
     let faults = app.server.store_faults().expect("a recorded run");
     faults.set(true);
-    let pending = common::spawn_apply(&client, command("during", KEY, number(0.13)));
-    app.wait_queue_depth(1).await;
-    app.step(1);
+    let pending = app
+        .apply_on_next_tick(&client, command("during", KEY, number(0.13)))
+        .await;
     let status = pending.await.unwrap().expect_err("not acknowledged");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(status.message().contains("audit log"), "{status:?}");
@@ -487,9 +493,9 @@ async fn a_disk_that_refuses_writes_makes_commands_unavailable_while_telemetry_g
     health.until(ServingStatus::Serving).await;
     // The outcome decided while the disk was failing was kept and written;
     // its retry returns it.
-    let pending = common::spawn_apply(&client, command("during", KEY, number(0.2)));
-    app.wait_queue_depth(1).await;
-    app.step(1);
+    let pending = app
+        .apply_on_next_tick(&client, command("during", KEY, number(0.2)))
+        .await;
     let retried = pending
         .await
         .unwrap()
@@ -498,12 +504,7 @@ async fn a_disk_that_refuses_writes_makes_commands_unavailable_while_telemetry_g
         .response
         .unwrap();
     assert_eq!((retried.applied_tick, retried.new_value), (2, number(0.13)));
-    let ids: Vec<_> = all_entries(&mut client)
-        .await
-        .into_iter()
-        .map(|e| e.command_id)
-        .collect();
-    assert_eq!(ids, ["before", "during"]);
+    assert_eq!(audit_ids(&mut client).await, ["before", "during"]);
 }
 
 /// A sync that does not return (a hung device or mount), simulated by an
@@ -527,9 +528,9 @@ async fn a_sync_that_does_not_return_refuses_commands_until_it_does() {
 
     let faults = app.server.store_faults().expect("a recorded run");
     faults.hang(true);
-    let waiting = common::spawn_apply(&client, command("waiting", KEY, number(0.13)));
-    app.wait_queue_depth(1).await;
-    app.step(1);
+    let waiting = app
+        .apply_on_next_tick(&client, command("waiting", KEY, number(0.13)))
+        .await;
     health.until(ServingStatus::NotServing).await;
     let refused = apply(&mut client, "refused", 0.14)
         .await
@@ -559,16 +560,11 @@ async fn a_sync_that_does_not_return_refuses_commands_until_it_does() {
     health.until(ServingStatus::Serving).await;
     let metrics = scrape_metrics(app.addr).await;
     assert_eq!(sample(&metrics, "watchtower_audit_log_writable", &[]), 1.0);
-    let after = common::spawn_apply(&client, command("after", KEY, number(0.15)));
-    app.wait_queue_depth(1).await;
-    app.step(1);
+    let after = app
+        .apply_on_next_tick(&client, command("after", KEY, number(0.15)))
+        .await;
     after.await.unwrap().expect("accepted again");
-    let ids: Vec<_> = all_entries(&mut client)
-        .await
-        .into_iter()
-        .map(|e| e.command_id)
-        .collect();
-    assert_eq!(ids, ["waiting", "after"]);
+    assert_eq!(audit_ids(&mut client).await, ["waiting", "after"]);
 }
 
 /// A stuck disk holds the telemetry recorder too: rows beyond its queue are
@@ -662,9 +658,9 @@ async fn list_audit_entries_filters_by_key_and_tick_pages_and_refuses_bad_reques
     let client = app.client.clone();
     let mut applied = Vec::new();
     for (i, key) in [KEY, "fiscal.income_tax_rate", KEY].into_iter().enumerate() {
-        let pending = common::spawn_apply(&client, command(&format!("l{i}"), key, number(0.15)));
-        app.wait_queue_depth(1).await;
-        app.step(1);
+        let pending = app
+            .apply_on_next_tick(&client, command(&format!("l{i}"), key, number(0.15)))
+            .await;
         applied.push(
             pending
                 .await

@@ -123,6 +123,20 @@ impl TestApp {
         eventually("queue depth", || self.server.queue_depth() == n).await;
     }
 
+    /// Sends `request` from `client`, waits until it is queued, and steps
+    /// the engine one tick to decide it; the call, to await its answer.
+    pub async fn apply_on_next_tick(
+        &self,
+        client: &Client,
+        request: pb::ApplyCommandRequest,
+    ) -> tokio::task::JoinHandle<Result<tonic::Response<pb::ApplyCommandResponse>, tonic::Status>>
+    {
+        let call = spawn_apply(client, request);
+        self.wait_queue_depth(1).await;
+        self.step(1);
+        call
+    }
+
     /// The snapshot the engine published for exactly `tick`, read over gRPC.
     /// In a stepped app nothing newer can appear until the test steps again.
     pub async fn snapshot_at(&self, tick: u64) -> pb::WatchtowerSnapshot {
