@@ -271,10 +271,15 @@ impl SimulationServer {
             Some(Err(_)) => Err(EngineError::Panicked),
             None => unreachable!("stop consumes the server"),
         };
-        if let Some(store) = self.store.take() {
-            // The engine has dropped its journal: the writers finish the last
-            // outcomes and the shutdown checkpoint, then end.
-            let _ = tokio::task::spawn_blocking(move || store.join()).await;
+        // The engine has dropped its journal: the writers finish the last
+        // outcomes and the shutdown checkpoint, then end.
+        if let Some(store) = self.store.take()
+            && !store.join().await
+        {
+            error!(
+                "stopping without the store's writers: the disk has not returned; \
+                 the shutdown checkpoint and outcomes no caller was told of are lost"
+            );
         }
         if !drained {
             // The queue is closed, so any call still waiting has its answer.

@@ -567,6 +567,39 @@ async fn a_sync_that_does_not_return_refuses_commands_until_it_does() {
     assert_eq!(audit_ids(&mut client).await, ["waiting", "after"]);
 }
 
+/// A stop (SIGTERM) while a sync does not return still ends the process's
+/// run: once the log is reported stuck, the store's writers get the stall
+/// limit more and are left behind. The caller whose command waits for that
+/// sync is not told it was recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_a_sync_does_not_return_still_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: Some(dir.path().to_owned()),
+        ..test_config()
+    };
+    let app = spawn_stepped_app(config).await;
+    let mut health = CommandHealth::watch(app.addr).await;
+    app.step(1);
+    health.until(ServingStatus::Serving).await;
+
+    let faults = app.server.store_faults().expect("a recorded run");
+    faults.hang(true);
+    let waiting = app
+        .apply_on_next_tick(&app.client, command("waiting", KEY, number(0.13)))
+        .await;
+    health.until(ServingStatus::NotServing).await;
+    let stopped = tokio::time::timeout(PATIENCE, app.server.stop())
+        .await
+        .expect("stopped while the sync hangs");
+    stopped.expect("the engine ended cleanly");
+    // In the binary the process now exits and the connection closes; here
+    // the connection's task outlives the stop, so the caller still waits.
+    assert!(!waiting.is_finished(), "answered before it was on disk");
+    waiting.abort();
+    faults.hang(false);
+}
+
 /// A stuck disk holds the telemetry recorder too: rows beyond its queue are
 /// dropped and counted, not kept in memory, and once the disk returns no
 /// more are dropped.

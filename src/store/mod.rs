@@ -37,10 +37,11 @@ use std::{
     thread::JoinHandle,
 };
 
-use tracing::info;
+use tracing::{error, info};
 
 pub use log_file::{AuditFile, AuditPage, AuditQuery};
 pub use manifest::Manifest;
+use writer::STALL_LIMIT;
 pub use writer::{FaultSwitch, LogHealth};
 
 use crate::{
@@ -201,11 +202,40 @@ pub struct Store {
 impl Store {
     /// Waits for the writer threads to finish (after the engine stopped):
     /// the last outcomes, the shutdown checkpoint and the last telemetry
-    /// rows are then on disk.
-    pub fn join(self) {
-        let _ = self.writer.join();
-        let _ = self.checkpointer.join();
-        let _ = self.telemetry.join();
+    /// rows are then on disk. True if they finished.
+    ///
+    /// A disk that does not return would hold them for good, and the
+    /// process with them. Once the audit log is reported failed (a stuck
+    /// write or sync is, after [`STALL_LIMIT`]) they get `STALL_LIMIT` more,
+    /// then are left behind, so that a stop still ends the process. That
+    /// loses nothing acknowledged: a caller is answered only once its
+    /// outcome is on disk.
+    pub async fn join(self) -> bool {
+        let mut health = self.health.watch();
+        let (done, joined) = tokio::sync::oneshot::channel();
+        let joiner = std::thread::Builder::new()
+            .name("watchtower-store-join".into())
+            .spawn(move || {
+                let _ = self.writer.join();
+                let _ = self.checkpointer.join();
+                let _ = self.telemetry.join();
+                let _ = done.send(());
+            });
+        if let Err(err) = joiner {
+            error!(error = %err, "cannot wait for the store's writers");
+            return false;
+        }
+        let given_up = async {
+            // The writer's last commit drops the sender: no failure to come.
+            if health.wait_for(Option::is_some).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(STALL_LIMIT).await;
+        };
+        tokio::select! {
+            _ = joined => true,
+            () = given_up => false,
+        }
     }
 }
 

@@ -456,9 +456,11 @@ impl AuditWriter {
             self.timed_commit();
         }
         self.timed_commit();
+        self.clock.start();
         if let Err(err) = self.digests.sync_all() {
             warn!(error = %err, "cannot sync the digest file");
         }
+        self.clock.stop();
         if !self.lines.is_empty() {
             error!(
                 bytes = self.lines.len(),
