@@ -273,13 +273,8 @@ impl SimulationServer {
         };
         // The engine has dropped its journal: the writers finish the last
         // outcomes and the shutdown checkpoint, then end.
-        if let Some(store) = self.store.take()
-            && !store.join().await
-        {
-            error!(
-                "stopping without the store's writers: the disk has not returned; \
-                 the shutdown checkpoint and outcomes no caller was told of are lost"
-            );
+        if let Some(store) = self.store.take() {
+            store.join().await;
         }
         if !drained {
             // The queue is closed, so any call still waiting has its answer.

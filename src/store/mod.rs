@@ -202,7 +202,7 @@ pub struct Store {
 impl Store {
     /// Waits for the writer threads to finish (after the engine stopped):
     /// the last outcomes, the shutdown checkpoint and the last telemetry
-    /// rows are then on disk. True if they finished.
+    /// rows are then on disk.
     ///
     /// A disk that does not return would hold them for good, and the
     /// process with them. Once the audit log is reported failed (a stuck
@@ -210,7 +210,7 @@ impl Store {
     /// then are left behind, so that a stop still ends the process. That
     /// loses nothing acknowledged: a caller is answered only once its
     /// outcome is on disk.
-    pub async fn join(self) -> bool {
+    pub async fn join(self) {
         let mut health = self.health.watch();
         let (done, joined) = tokio::sync::oneshot::channel();
         let joiner = std::thread::Builder::new()
@@ -222,19 +222,22 @@ impl Store {
                 let _ = done.send(());
             });
         if let Err(err) = joiner {
-            error!(error = %err, "cannot wait for the store's writers");
-            return false;
+            error!(error = %err, "cannot wait for the store's writers; stopping without them");
+            return;
         }
         let given_up = async {
-            // The writer's last commit drops the sender: no failure to come.
+            // The writer and its watchdog ended without a failure.
             if health.wait_for(Option::is_some).await.is_err() {
                 std::future::pending::<()>().await;
             }
             tokio::time::sleep(STALL_LIMIT).await;
         };
         tokio::select! {
-            _ = joined => true,
-            () = given_up => false,
+            _ = joined => {}
+            () = given_up => error!(
+                "stopping without the store's writers: the disk has not returned; \
+                 the shutdown checkpoint and outcomes not yet answered are lost"
+            ),
         }
     }
 }
