@@ -12,13 +12,14 @@ use std::{
 };
 
 use common::{
-    Client, PATIENCE,
+    Client, PATIENCE, TestApp,
     binary::Binary,
     command, connect, next_snapshot, number,
     scrape::{sample, scrape_metrics},
     spawn_stepped_app, subscribe, test_config,
 };
-use tonic::Code;
+use tokio::task::JoinHandle;
+use tonic::{Code, Response, Status};
 use tonic_health::pb::{
     HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus,
     health_client::HealthClient,
@@ -26,6 +27,7 @@ use tonic_health::pb::{
 use watchtower::{
     Config, pb,
     store::{
+        FaultSwitch,
         handover::HANDOVER_TICKS,
         recorder::{QUEUE_SNAPSHOTS, ROWS_PER_CHUNK},
     },
@@ -451,16 +453,22 @@ impl CommandHealth {
     }
 }
 
+/// A stepped app recording into a temporary directory that lives as long as
+/// the directory returned with it.
+async fn recorded_app(config: Config) -> (tempfile::TempDir, TestApp) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config {
+        data_dir: Some(dir.path().to_owned()),
+        ..config
+    };
+    (dir, spawn_stepped_app(config).await)
+}
+
 /// The disk is simulated by an injected write failure (tests run as root,
 /// so a read-only directory would not stop them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disk_that_refuses_writes_makes_commands_unavailable_while_telemetry_goes_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: Some(dir.path().to_owned()),
-        ..test_config()
-    };
-    let app = spawn_stepped_app(config).await;
+    let (_dir, app) = recorded_app(test_config()).await;
     let mut client = app.client.clone();
     let mut health = CommandHealth::watch(app.addr).await;
     let pending = app
@@ -507,6 +515,27 @@ async fn a_disk_that_refuses_writes_makes_commands_unavailable_while_telemetry_g
     assert_eq!(audit_ids(&mut client).await, ["before", "during"]);
 }
 
+/// After tick 1, hangs the disk with one command ("waiting", set at tick 2)
+/// behind the hung sync, and waits for the log to be reported stuck; the
+/// switch, and the waiting call.
+async fn hang_with_a_command_waiting(
+    app: &TestApp,
+    health: &mut CommandHealth,
+) -> (
+    FaultSwitch,
+    JoinHandle<Result<Response<pb::ApplyCommandResponse>, Status>>,
+) {
+    app.step(1);
+    health.until(ServingStatus::Serving).await;
+    let faults = app.server.store_faults().expect("a recorded run");
+    faults.hang(true);
+    let waiting = app
+        .apply_on_next_tick(&app.client, command("waiting", KEY, number(0.13)))
+        .await;
+    health.until(ServingStatus::NotServing).await;
+    (faults, waiting)
+}
+
 /// A sync that does not return (a hung device or mount), simulated by an
 /// injected hang: the caller waits, the engine goes on without queueing
 /// checkpoints, and after the stall limit new commands are refused and
@@ -514,24 +543,14 @@ async fn a_disk_that_refuses_writes_makes_commands_unavailable_while_telemetry_g
 /// caller gets its answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_that_does_not_return_refuses_commands_until_it_does() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: Some(dir.path().to_owned()),
+    let (_dir, app) = recorded_app(Config {
         checkpoint_every: 1,
         ..test_config()
-    };
-    let app = spawn_stepped_app(config).await;
+    })
+    .await;
     let mut client = app.client.clone();
     let mut health = CommandHealth::watch(app.addr).await;
-    app.step(1);
-    health.until(ServingStatus::Serving).await;
-
-    let faults = app.server.store_faults().expect("a recorded run");
-    faults.hang(true);
-    let waiting = app
-        .apply_on_next_tick(&client, command("waiting", KEY, number(0.13)))
-        .await;
-    health.until(ServingStatus::NotServing).await;
+    let (faults, waiting) = hang_with_a_command_waiting(&app, &mut health).await;
     let refused = apply(&mut client, "refused", 0.14)
         .await
         .expect_err("refused while the sync hangs");
@@ -573,22 +592,9 @@ async fn a_sync_that_does_not_return_refuses_commands_until_it_does() {
 /// sync is not told it was recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stop_while_a_sync_does_not_return_still_ends() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: Some(dir.path().to_owned()),
-        ..test_config()
-    };
-    let app = spawn_stepped_app(config).await;
+    let (_dir, app) = recorded_app(test_config()).await;
     let mut health = CommandHealth::watch(app.addr).await;
-    app.step(1);
-    health.until(ServingStatus::Serving).await;
-
-    let faults = app.server.store_faults().expect("a recorded run");
-    faults.hang(true);
-    let waiting = app
-        .apply_on_next_tick(&app.client, command("waiting", KEY, number(0.13)))
-        .await;
-    health.until(ServingStatus::NotServing).await;
+    let (faults, waiting) = hang_with_a_command_waiting(&app, &mut health).await;
     let stopped = tokio::time::timeout(PATIENCE, app.server.stop())
         .await
         .expect("stopped while the sync hangs");
@@ -682,12 +688,7 @@ async fn a_torn_last_audit_line_is_dropped_and_logged_on_resume() {
 
 #[tokio::test]
 async fn list_audit_entries_filters_by_key_and_tick_pages_and_refuses_bad_requests() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config {
-        data_dir: Some(dir.path().to_owned()),
-        ..test_config()
-    };
-    let app = spawn_stepped_app(config).await;
+    let (_dir, app) = recorded_app(test_config()).await;
     let client = app.client.clone();
     let mut applied = Vec::new();
     for (i, key) in [KEY, "fiscal.income_tax_rate", KEY].into_iter().enumerate() {
