@@ -57,6 +57,15 @@ impl Data {
         self.dir.path().join("small.yaml").display().to_string()
     }
 
+    /// The in-process app's configuration, recording into this directory.
+    fn app_config(&self) -> Config {
+        Config {
+            data_dir: Some(self.root().into()),
+            params: Some(self.params().into()),
+            ..test_config()
+        }
+    }
+
     /// Starts the binary recording into this directory.
     fn start(&self, extra: &[&str]) -> Binary {
         let (root, params) = (self.root(), self.params());
@@ -606,18 +615,35 @@ async fn a_stop_while_a_sync_does_not_return_still_ends() {
     faults.hang(false);
 }
 
+/// A stop while the disk holds only the checkpoint writer and the telemetry
+/// recorder (no command waits, so the log has nothing to sync and stays
+/// healthy) still ends, once their writes have not returned for the stall
+/// limit; the shutdown checkpoint is then not on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_while_the_disk_holds_the_shutdown_checkpoint_still_ends() {
+    let data = Data::new();
+    let app = spawn_stepped_app(data.app_config()).await;
+    app.step(3);
+    assert_eq!(app.snapshot_at(3).await.tick, 3);
+    let before = data.checkpoints();
+
+    let faults = app.server.store_faults().expect("a recorded run");
+    faults.hang(true);
+    let stopped = tokio::time::timeout(PATIENCE, app.server.stop())
+        .await
+        .expect("stopped while the disk hangs");
+    stopped.expect("the engine ended cleanly");
+    assert_eq!(data.checkpoints(), before, "no shutdown checkpoint");
+    faults.hang(false);
+}
+
 /// A stuck disk holds the telemetry recorder too: rows beyond its queue are
 /// dropped and counted, not kept in memory, and once the disk returns no
 /// more are dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_disk_costs_telemetry_rows_beyond_the_queue_not_memory() {
     let data = Data::new();
-    let config = Config {
-        data_dir: Some(data.root().into()),
-        params: Some(data.params().into()),
-        ..test_config()
-    };
-    let app = spawn_stepped_app(config).await;
+    let app = spawn_stepped_app(data.app_config()).await;
     let dropped = async || {
         let metrics = scrape_metrics(app.addr).await;
         let labels = [("record", "telemetry_row")];

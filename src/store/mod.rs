@@ -35,13 +35,14 @@ use std::{
         atomic::{AtomicU64, Ordering},
     },
     thread::JoinHandle,
+    time::Duration,
 };
 
 use tracing::{error, info};
 
 pub use log_file::{AuditFile, AuditPage, AuditQuery};
 pub use manifest::Manifest;
-use writer::STALL_LIMIT;
+use writer::{DiskClock, STALL_LIMIT};
 pub use writer::{FaultSwitch, LogHealth};
 
 use crate::{
@@ -197,6 +198,8 @@ pub struct Store {
     checkpointer: JoinHandle<()>,
     /// The telemetry recorder; ends once the engine drops its journal.
     telemetry: JoinHandle<()>,
+    /// The three threads' writes in progress.
+    clocks: [DiskClock; 3],
 }
 
 impl Store {
@@ -205,40 +208,54 @@ impl Store {
     /// rows are then on disk.
     ///
     /// A disk that does not return would hold them for good, and the
-    /// process with them. Once the audit log is reported failed (a stuck
-    /// write or sync is, after [`STALL_LIMIT`]) they get `STALL_LIMIT` more,
-    /// then are left behind, so that a stop still ends the process. That
-    /// loses nothing acknowledged: a caller is answered only once its
-    /// outcome is on disk.
+    /// process with them: once one of their writes has not returned for
+    /// [`STALL_LIMIT`], they are left behind, so that a stop still ends the
+    /// process. That loses nothing acknowledged: a caller is answered only
+    /// once its outcome is on disk.
     pub async fn join(self) {
-        let mut health = self.health.watch();
+        let Self {
+            writer,
+            checkpointer,
+            telemetry,
+            clocks,
+            ..
+        } = self;
         let (done, joined) = tokio::sync::oneshot::channel();
         let joiner = std::thread::Builder::new()
             .name("watchtower-store-join".into())
             .spawn(move || {
-                let _ = self.writer.join();
-                let _ = self.checkpointer.join();
-                let _ = self.telemetry.join();
+                let _ = writer.join();
+                let _ = checkpointer.join();
+                let _ = telemetry.join();
                 let _ = done.send(());
             });
         if let Err(err) = joiner {
             error!(error = %err, "cannot wait for the store's writers; stopping without them");
             return;
         }
-        let given_up = async {
-            // The writer and its watchdog ended without a failure.
-            if health.wait_for(Option::is_some).await.is_err() {
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep(STALL_LIMIT).await;
-        };
         tokio::select! {
             _ = joined => {}
-            () = given_up => error!(
-                "stopping without the store's writers: the disk has not returned; \
-                 the shutdown checkpoint and outcomes not yet answered are lost"
+            stuck = stalled(&clocks) => error!(
+                stuck_s = stuck.as_secs(),
+                "stopping without the store's writers: a write to the run's directory has not \
+                 returned; the shutdown checkpoint and the outcomes, digests and telemetry rows \
+                 not yet written are lost"
             ),
         }
+    }
+}
+
+/// Resolves once a write timed on one of `clocks` has run for
+/// [`STALL_LIMIT`], with how long it has run.
+async fn stalled(clocks: &[DiskClock]) -> Duration {
+    loop {
+        let longest = clocks.iter().filter_map(DiskClock::running).max();
+        if let Some(took) = longest
+            && took >= STALL_LIMIT
+        {
+            return took;
+        }
+        tokio::time::sleep(STALL_LIMIT / 4).await;
     }
 }
 
@@ -257,10 +274,12 @@ pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRu
         Some(which) => resume(&options.data_dir, which, options.idempotency_window)?,
     };
     let faults = FaultSwitch::default();
+    let clocks = [DiskClock::new(), DiskClock::new(), DiskClock::new()];
     let (checkpoints, checkpointer) = checkpoint::spawn_writer(
         dir.join(manifest::CHECKPOINT_DIR),
         options.placement,
         faults.clone(),
+        clocks[0].clone(),
     )?;
     let audit_path = dir.join(manifest::AUDIT_FILE);
     let (recorder, writer) = writer::spawn(
@@ -269,12 +288,14 @@ pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRu
         checkpoints,
         faults.clone(),
         options.placement,
+        clocks[1].clone(),
     )?;
     let (tap, telemetry) = recorder::spawn(
         dir.join(manifest::TELEMETRY_DIR),
         options.record_every,
         options.placement,
         faults.clone(),
+        clocks[2].clone(),
     )?;
     let (digests, checkpoints_skipped) = recorder.losses();
     let losses = Losses {
@@ -301,6 +322,7 @@ pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRu
             writer: writer.thread,
             checkpointer,
             telemetry,
+            clocks,
         },
     })
 }

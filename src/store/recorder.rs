@@ -25,6 +25,7 @@ use super::{
     FaultSwitch, StoreError,
     handover::{Batch, Credit},
     table::{self, TableLayout},
+    writer::DiskClock,
 };
 use crate::{pb::WatchtowerSnapshot, priority::Placement};
 
@@ -87,12 +88,14 @@ impl Drop for TelemetryTap {
 /// Starts the recorder writing to `dir` (created if missing), recording
 /// every `every`-th tick. Ticks already in a finished chunk (a resumed run
 /// re-running ticks after its checkpoint) are not written again. Runs
-/// where `placement` says; `faults` can hold its writes (tests).
-pub fn spawn(
+/// where `placement` says; `faults` can hold its writes (tests); each
+/// write is timed on `clock`.
+pub(super) fn spawn(
     dir: PathBuf,
     every: u64,
     placement: Placement,
     faults: FaultSwitch,
+    clock: DiskClock,
 ) -> Result<(TelemetryTap, JoinHandle<()>), StoreError> {
     std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
     table::remove_unfinished(&dir)?;
@@ -107,6 +110,7 @@ pub fn spawn(
         credit: credit.clone(),
         dropped_seen: 0,
         faults,
+        clock,
     };
     let thread = std::thread::Builder::new()
         .name("watchtower-telemetry".into())
@@ -141,6 +145,7 @@ struct Recorder {
     /// Drops already reported.
     dropped_seen: u64,
     faults: FaultSwitch,
+    clock: DiskClock,
 }
 
 impl Recorder {
@@ -174,11 +179,13 @@ impl Recorder {
         let Some(first) = self.rows.first() else {
             return;
         };
-        self.faults.wait_while_hanging();
         let layout = self.layout.get_or_insert_with(|| TableLayout::of(first));
-        let written = layout
-            .batch(&self.rows)
-            .and_then(|batch| table::write_chunk(&self.dir, &batch));
+        let written = self.clock.time(|| {
+            self.faults.wait_while_hanging();
+            layout
+                .batch(&self.rows)
+                .and_then(|batch| table::write_chunk(&self.dir, &batch))
+        });
         let (first, last) = (first.tick, self.rows[self.rows.len() - 1].tick);
         match written {
             Ok(_) => self.recorded_to = Some(last),
@@ -228,6 +235,7 @@ mod tests {
             every,
             Placement::default(),
             FaultSwitch::default(),
+            DiskClock::new(),
         )
         .unwrap();
         for tick in 1..=to {

@@ -232,34 +232,36 @@ impl FaultSwitch {
     }
 }
 
-/// When the writer's commit in progress started, for the watchdog.
+/// When a store thread's write in progress started: the audit writer's
+/// watchdog and a stop ([`super::Store::join`]) read it to tell a disk that
+/// does not return. One per thread.
 #[derive(Debug, Clone)]
-struct CommitClock {
+pub(super) struct DiskClock {
     epoch: Instant,
-    /// Milliseconds from `epoch` to the start, plus one; 0 while no commit
+    /// Milliseconds from `epoch` to the start, plus one; 0 while no write
     /// is in progress.
     started: Arc<AtomicU64>,
 }
 
-impl CommitClock {
-    fn new() -> Self {
+impl DiskClock {
+    pub(super) fn new() -> Self {
         Self {
             epoch: Instant::now(),
             started: Arc::default(),
         }
     }
 
-    fn start(&self) {
+    /// Runs `write`, timed.
+    pub(super) fn time<T>(&self, write: impl FnOnce() -> T) -> T {
         let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
         self.started.store(now + 1, Ordering::SeqCst);
-    }
-
-    fn stop(&self) {
+        let result = write();
         self.started.store(0, Ordering::SeqCst);
+        result
     }
 
-    /// How long the commit in progress has taken, if one is.
-    fn running(&self) -> Option<Duration> {
+    /// How long the write in progress has taken, if one is.
+    pub(super) fn running(&self) -> Option<Duration> {
         match self.started.load(Ordering::SeqCst) {
             0 => None,
             at => Some(
@@ -284,13 +286,15 @@ pub struct Writer {
 
 /// Opens the log files of the run in `dir` for appending and starts the
 /// writer and its watchdog where `placement` says. Checkpoints go to
-/// `checkpoints` once the log covers them.
-pub fn spawn(
+/// `checkpoints` once the log covers them. The writer's commits are timed
+/// on `clock`.
+pub(super) fn spawn(
     audit_path: PathBuf,
     digests_path: &Path,
     checkpoints: Checkpoints,
     faults: FaultSwitch,
     placement: Placement,
+    clock: DiskClock,
 ) -> Result<(Recorder, Writer), StoreError> {
     let open = |path: &Path| {
         OpenOptions::new()
@@ -331,7 +335,7 @@ pub fn spawn(
         checkpoint: None,
         checkpoints,
         status: Arc::clone(&status),
-        clock: CommitClock::new(),
+        clock,
         faults,
         _done: done,
         audit_path,
@@ -369,7 +373,7 @@ pub fn spawn(
 /// Publishes a commit that has not returned for [`STALL_LIMIT`] as a
 /// failure of the log; the writer clears it at its next commit after.
 struct Watchdog {
-    clock: CommitClock,
+    clock: DiskClock,
     path: PathBuf,
     status: Arc<watch::Sender<Option<String>>>,
 }
@@ -426,7 +430,7 @@ struct AuditWriter {
     /// `Some(why)` while the log cannot be written.
     status: Arc<watch::Sender<Option<String>>>,
     /// When the commit in progress started, for the watchdog.
-    clock: CommitClock,
+    clock: DiskClock,
     faults: FaultSwitch,
     /// Dropped with the writer, which ends the watchdog.
     _done: mpsc::Sender<()>,
@@ -456,11 +460,9 @@ impl AuditWriter {
             self.timed_commit();
         }
         self.timed_commit();
-        self.clock.start();
-        if let Err(err) = self.digests.sync_all() {
+        if let Err(err) = self.clock.time(|| self.digests.sync_all()) {
             warn!(error = %err, "cannot sync the digest file");
         }
-        self.clock.stop();
         if !self.lines.is_empty() {
             error!(
                 bytes = self.lines.len(),
@@ -504,9 +506,8 @@ impl AuditWriter {
     /// A commit, timed for the watchdog: a write or sync that does not
     /// return is how a stuck disk shows.
     fn timed_commit(&mut self) {
-        self.clock.start();
-        self.commit();
-        self.clock.stop();
+        let clock = self.clock.clone();
+        clock.time(|| self.commit());
     }
 
     /// One group commit: append and sync the log, then answer, then write
@@ -620,9 +621,13 @@ mod tests {
     fn writer_in(dir: &Path) -> (Recorder, Writer, FaultSwitch) {
         let checkpoint_dir = dir.join("checkpoints");
         std::fs::create_dir(&checkpoint_dir).unwrap();
-        let (checkpoints, _) =
-            checkpoint::spawn_writer(checkpoint_dir, Placement::default(), FaultSwitch::default())
-                .unwrap();
+        let (checkpoints, _) = checkpoint::spawn_writer(
+            checkpoint_dir,
+            Placement::default(),
+            FaultSwitch::default(),
+            DiskClock::new(),
+        )
+        .unwrap();
         let faults = FaultSwitch::default();
         let (recorder, writer) = spawn(
             dir.join("audit.jsonl"),
@@ -630,6 +635,7 @@ mod tests {
             checkpoints,
             faults.clone(),
             Placement::default(),
+            DiskClock::new(),
         )
         .unwrap();
         (recorder, writer, faults)
