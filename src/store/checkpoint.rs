@@ -21,7 +21,7 @@ use std::{
 
 use tracing::{error, info, warn};
 
-use super::{FaultSwitch, StoreError, write_atomically, writer::DiskClock};
+use super::{StoreError, write_atomically, writer::Disk};
 use crate::{engine::EngineState, priority::Placement};
 
 /// The checkpoint format this build reads and writes. Bump it whenever the
@@ -139,13 +139,12 @@ impl Checkpoints {
 
 /// Starts the checkpoint writer: it writes each state it receives into
 /// `dir` and prunes all but the newest [`KEEP_CHECKPOINTS`]; it ends when
-/// the audit writer drops its sender. Runs where `placement` says; `faults`
-/// can hold its writes (tests); each write is timed on `clock`.
+/// the audit writer drops its sender. Runs where `placement` says; its
+/// writes go through `disk`.
 pub(super) fn spawn_writer(
     dir: PathBuf,
     placement: Placement,
-    faults: FaultSwitch,
-    clock: DiskClock,
+    disk: Disk,
 ) -> Result<(Checkpoints, std::thread::JoinHandle<()>), StoreError> {
     let (sender, rx) = mpsc::channel::<Box<EngineState>>();
     let in_flight = Arc::new(AtomicBool::new(false));
@@ -155,11 +154,7 @@ pub(super) fn spawn_writer(
         .spawn(move || {
             placement.apply();
             for state in rx {
-                let result = clock.time(|| {
-                    faults.wait_while_hanging();
-                    write(&dir, &state)
-                });
-                match result {
+                match disk.write(|| write(&dir, &state)) {
                     Ok(path) => {
                         info!(path = %path.display(), tick = state.tick, "checkpoint written")
                     }

@@ -42,7 +42,7 @@ use tracing::{error, info};
 
 pub use log_file::{AuditFile, AuditPage, AuditQuery};
 pub use manifest::Manifest;
-use writer::{DiskClock, STALL_LIMIT};
+use writer::{Disk, DiskClock, STALL_LIMIT};
 pub use writer::{FaultSwitch, LogHealth};
 
 use crate::{
@@ -274,28 +274,27 @@ pub fn open(options: &StoreOptions, registry: GlobalRegistry) -> Result<OpenedRu
         Some(which) => resume(&options.data_dir, which, options.idempotency_window)?,
     };
     let faults = FaultSwitch::default();
-    let clocks = [DiskClock::new(), DiskClock::new(), DiskClock::new()];
+    let disks = [(); 3].map(|()| Disk::new(faults.clone()));
+    let clocks = disks.each_ref().map(|disk| disk.clock.clone());
+    let [checkpoint_disk, audit_disk, telemetry_disk] = disks;
     let (checkpoints, checkpointer) = checkpoint::spawn_writer(
         dir.join(manifest::CHECKPOINT_DIR),
         options.placement,
-        faults.clone(),
-        clocks[0].clone(),
+        checkpoint_disk,
     )?;
     let audit_path = dir.join(manifest::AUDIT_FILE);
     let (recorder, writer) = writer::spawn(
         audit_path.clone(),
         &dir.join(manifest::DIGESTS_FILE),
         checkpoints,
-        faults.clone(),
         options.placement,
-        clocks[1].clone(),
+        audit_disk,
     )?;
     let (tap, telemetry) = recorder::spawn(
         dir.join(manifest::TELEMETRY_DIR),
         options.record_every,
         options.placement,
-        faults.clone(),
-        clocks[2].clone(),
+        telemetry_disk,
     )?;
     let (digests, checkpoints_skipped) = recorder.losses();
     let losses = Losses {

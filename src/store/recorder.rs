@@ -22,10 +22,10 @@ use std::{
 use tracing::{error, info, warn};
 
 use super::{
-    FaultSwitch, StoreError,
+    StoreError,
     handover::{Batch, Credit},
     table::{self, TableLayout},
-    writer::DiskClock,
+    writer::Disk,
 };
 use crate::{pb::WatchtowerSnapshot, priority::Placement};
 
@@ -88,14 +88,12 @@ impl Drop for TelemetryTap {
 /// Starts the recorder writing to `dir` (created if missing), recording
 /// every `every`-th tick. Ticks already in a finished chunk (a resumed run
 /// re-running ticks after its checkpoint) are not written again. Runs
-/// where `placement` says; `faults` can hold its writes (tests); each
-/// write is timed on `clock`.
+/// where `placement` says; its writes go through `disk`.
 pub(super) fn spawn(
     dir: PathBuf,
     every: u64,
     placement: Placement,
-    faults: FaultSwitch,
-    clock: DiskClock,
+    disk: Disk,
 ) -> Result<(TelemetryTap, JoinHandle<()>), StoreError> {
     std::fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
     table::remove_unfinished(&dir)?;
@@ -109,8 +107,7 @@ pub(super) fn spawn(
         recorded_to,
         credit: credit.clone(),
         dropped_seen: 0,
-        faults,
-        clock,
+        disk,
     };
     let thread = std::thread::Builder::new()
         .name("watchtower-telemetry".into())
@@ -144,8 +141,7 @@ struct Recorder {
     credit: Credit,
     /// Drops already reported.
     dropped_seen: u64,
-    faults: FaultSwitch,
-    clock: DiskClock,
+    disk: Disk,
 }
 
 impl Recorder {
@@ -180,8 +176,7 @@ impl Recorder {
             return;
         };
         let layout = self.layout.get_or_insert_with(|| TableLayout::of(first));
-        let written = self.clock.time(|| {
-            self.faults.wait_while_hanging();
+        let written = self.disk.write(|| {
             layout
                 .batch(&self.rows)
                 .and_then(|batch| table::write_chunk(&self.dir, &batch))
@@ -207,7 +202,10 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pb::{MacroIndicators, ParameterValue, parameter_value::Kind};
+    use crate::{
+        pb::{MacroIndicators, ParameterValue, parameter_value::Kind},
+        store::FaultSwitch,
+    };
 
     fn snapshot(tick: u64) -> Arc<WatchtowerSnapshot> {
         Arc::new(WatchtowerSnapshot {
@@ -234,8 +232,7 @@ mod tests {
             dir.to_owned(),
             every,
             Placement::default(),
-            FaultSwitch::default(),
-            DiskClock::new(),
+            Disk::new(FaultSwitch::default()),
         )
         .unwrap();
         for tick in 1..=to {

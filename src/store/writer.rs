@@ -214,7 +214,7 @@ impl FaultSwitch {
     }
 
     /// Called before a write to the disk: waits while hanging.
-    pub(super) fn wait_while_hanging(&self) {
+    fn wait_while_hanging(&self) {
         while self.hanging.load(Ordering::SeqCst) {
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -273,6 +273,32 @@ impl DiskClock {
     }
 }
 
+/// One store thread's writes: the faults they obey and the clock they are
+/// timed on.
+#[derive(Debug, Clone)]
+pub(super) struct Disk {
+    pub(super) faults: FaultSwitch,
+    pub(super) clock: DiskClock,
+}
+
+impl Disk {
+    /// A fresh clock, for writes that obey `faults`.
+    pub(super) fn new(faults: FaultSwitch) -> Self {
+        Self {
+            faults,
+            clock: DiskClock::new(),
+        }
+    }
+
+    /// Runs `write`, timed, once any injected hang is over.
+    pub(super) fn write<T>(&self, write: impl FnOnce() -> T) -> T {
+        self.clock.time(|| {
+            self.faults.wait_while_hanging();
+            write()
+        })
+    }
+}
+
 /// The running writer: its thread, and what the rest of the process sees.
 #[derive(Debug)]
 pub struct Writer {
@@ -286,15 +312,14 @@ pub struct Writer {
 
 /// Opens the log files of the run in `dir` for appending and starts the
 /// writer and its watchdog where `placement` says. Checkpoints go to
-/// `checkpoints` once the log covers them. The writer's commits are timed
-/// on `clock`.
+/// `checkpoints` once the log covers them. The writer's commits obey
+/// `disk`'s faults and are timed on its clock.
 pub(super) fn spawn(
     audit_path: PathBuf,
     digests_path: &Path,
     checkpoints: Checkpoints,
-    faults: FaultSwitch,
     placement: Placement,
-    clock: DiskClock,
+    disk: Disk,
 ) -> Result<(Recorder, Writer), StoreError> {
     let open = |path: &Path| {
         OpenOptions::new()
@@ -335,13 +360,12 @@ pub(super) fn spawn(
         checkpoint: None,
         checkpoints,
         status: Arc::clone(&status),
-        clock,
-        faults,
+        disk,
         _done: done,
         audit_path,
     };
     let watchdog = Watchdog {
-        clock: writer.clock.clone(),
+        clock: writer.disk.clock.clone(),
         path: writer.audit_path.clone(),
         status,
     };
@@ -430,8 +454,8 @@ struct AuditWriter {
     /// `Some(why)` while the log cannot be written.
     status: Arc<watch::Sender<Option<String>>>,
     /// When the commit in progress started, for the watchdog.
-    clock: DiskClock,
-    faults: FaultSwitch,
+    /// The commit's faults, and its clock for the watchdog.
+    disk: Disk,
     /// Dropped with the writer, which ends the watchdog.
     _done: mpsc::Sender<()>,
 }
@@ -460,7 +484,7 @@ impl AuditWriter {
             self.timed_commit();
         }
         self.timed_commit();
-        if let Err(err) = self.clock.time(|| self.digests.sync_all()) {
+        if let Err(err) = self.disk.clock.time(|| self.digests.sync_all()) {
             warn!(error = %err, "cannot sync the digest file");
         }
         if !self.lines.is_empty() {
@@ -506,7 +530,7 @@ impl AuditWriter {
     /// A commit, timed for the watchdog: a write or sync that does not
     /// return is how a stuck disk shows.
     fn timed_commit(&mut self) {
-        let clock = self.clock.clone();
+        let clock = self.disk.clock.clone();
         clock.time(|| self.commit());
     }
 
@@ -557,6 +581,7 @@ impl AuditWriter {
 
     fn write_lines(&mut self) -> std::io::Result<()> {
         let result = self
+            .disk
             .faults
             .check()
             .and_then(|()| self.audit.write_all(&self.lines))
@@ -624,8 +649,7 @@ mod tests {
         let (checkpoints, _) = checkpoint::spawn_writer(
             checkpoint_dir,
             Placement::default(),
-            FaultSwitch::default(),
-            DiskClock::new(),
+            Disk::new(FaultSwitch::default()),
         )
         .unwrap();
         let faults = FaultSwitch::default();
@@ -633,9 +657,8 @@ mod tests {
             dir.join("audit.jsonl"),
             &dir.join("digests.bin"),
             checkpoints,
-            faults.clone(),
             Placement::default(),
-            DiskClock::new(),
+            Disk::new(faults.clone()),
         )
         .unwrap();
         (recorder, writer, faults)
