@@ -308,6 +308,10 @@ fn open_engine(
                 idempotency_window: config.idempotency_window,
             };
             let opened = store::open(&options, registry)?;
+            #[cfg(feature = "fault-injection")]
+            if let Some(nth) = crate::server::faults::disk_hang_at() {
+                opened.store.faults.hang_at_commit(nth);
+            }
             (opened.engine, Some(opened.store))
         }
     };

@@ -68,8 +68,6 @@ async fn reconnect(addr: std::net::SocketAddr) -> Client {
     .expect("a new client gets in once the server is back")
 }
 
-/// Every tick from `from` to `to` is in the server's history: the engine
-/// missed none while the server was down.
 /// Every tick from `from` to `to` is in the run's telemetry table, which
 /// records each tick the engine completed (the hub's history may skip ticks
 /// on a starved machine; the table does not).
@@ -230,4 +228,91 @@ async fn an_accept_error_and_a_websocket_listener_error_are_each_recovered() {
             "{server}: no restart logged with {fault}"
         );
     }
+}
+
+/// A SIGTERM while the disk does not return ends the real process, and
+/// cleanly: the commands answered before the hang are in the log, the one
+/// waiting for the hung sync is never told it was recorded (its connection
+/// closes with the process), and the stop says it left the store's writers
+/// behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigterm_while_the_disk_hangs_ends_the_process_without_a_false_answer() {
+    let data = tempfile::tempdir().expect("a data dir");
+    let data_dir = data.path().to_str().unwrap();
+    // The third commit of the audit log, the third command's, hangs.
+    let mut app = launch(
+        "disk-hang=3",
+        &["--legacy-ws-listen", "off", "--data-dir", data_dir],
+    );
+    let addr = app.addr();
+    let mut commands = connect(addr).await;
+    for (id, vat) in [("first", 0.11), ("second", 0.12)] {
+        commands
+            .apply_command(command(id, KEY, number(vat)))
+            .await
+            .expect("answered before the disk hangs");
+    }
+    let mut client = commands.clone();
+    let waiting = tokio::spawn(async move {
+        client
+            .apply_command(command("hung", KEY, number(0.13)))
+            .await
+    });
+    let mut health = HealthClient::new(channel(addr).await);
+    let request = HealthCheckRequest {
+        service: service_name().to_owned(),
+    };
+    tokio::time::timeout(PATIENCE, async {
+        while health
+            .check(request.clone())
+            .await
+            .ok()
+            .map(|r| r.into_inner().status())
+            != Some(ServingStatus::NotServing)
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("commands reported stuck once the sync has hung for the stall limit");
+
+    app.terminate();
+    let status = tokio::task::block_in_place(|| app.wait_exit(PATIENCE));
+    assert!(status.success(), "{status:?}");
+    let answer = tokio::time::timeout(PATIENCE, waiting)
+        .await
+        .expect("the waiting call ends with the process")
+        .expect("the call's task");
+    // The connection closed under it: tonic reports that as a transport
+    // error; what matters is that it is never an answer.
+    let error = answer.expect_err("never answered as recorded");
+    assert!(error.message().contains("transport error"), "{error:?}");
+    assert!(
+        app.all_lines()
+            .iter()
+            .any(|l| l.contains("stopping without the store's writers")),
+        "the stop says it left the writers"
+    );
+    let audit = audit_ids(data.path());
+    assert_eq!(audit, ["first", "second"], "the answered commands, only");
+}
+
+/// The command ids in the run's audit log, in order.
+fn audit_ids(data_dir: &std::path::Path) -> Vec<String> {
+    let run = std::fs::read_dir(data_dir)
+        .expect("the data dir")
+        .map(|e| e.expect("an entry").path())
+        .next()
+        .expect("a run directory");
+    std::fs::read_to_string(run.join("audit.jsonl"))
+        .expect("the audit log")
+        .lines()
+        .map(|line| {
+            let json: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            json["entry"]["commandId"]
+                .as_str()
+                .expect("a command id")
+                .to_owned()
+        })
+        .collect()
 }

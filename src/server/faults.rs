@@ -7,9 +7,14 @@
 //! - `accept-panic`: the main listener's accept loop panics;
 //! - `accept-error`: the main listener's accept loop returns an I/O error;
 //! - `ws-accept-error`: the legacy WebSocket listener's accept loop returns
-//!   an I/O error.
+//!   an I/O error;
+//! - `disk-hang`: not an accept: the audit log's Nth commit (a command's
+//!   outcome going to disk) and every write after it wait for good, as on a
+//!   disk that stops answering (`xM` does not apply). Wired by the app to
+//!   the store's [`FaultSwitch`](crate::store::FaultSwitch).
 //!
-//! The connection that triggered the fault is dropped. Runs on tokio workers.
+//! The connection that triggered an accept fault is dropped. Runs on tokio
+//! workers.
 
 use std::{
     io,
@@ -32,6 +37,7 @@ enum Kind {
     AcceptPanic,
     AcceptError,
     WsAcceptError,
+    DiskHang,
 }
 
 /// Accepts so far, per listener.
@@ -58,6 +64,7 @@ fn parse(spec: &str) -> Vec<Fault> {
                 "accept-panic" => Kind::AcceptPanic,
                 "accept-error" => Kind::AcceptError,
                 "ws-accept-error" => Kind::WsAcceptError,
+                "disk-hang" => Kind::DiskHang,
                 other => panic!("WATCHTOWER_FAULTS: unknown fault {other:?}"),
             };
             let (first, times) = when.split_once('x').unwrap_or((when, "1"));
@@ -73,6 +80,14 @@ fn parse(spec: &str) -> Vec<Fault> {
             }
         })
         .collect()
+}
+
+/// The audit log's commit that hangs the disk, if `disk-hang` is set.
+pub fn disk_hang_at() -> Option<u64> {
+    faults()
+        .iter()
+        .find(|fault| fault.kind == Kind::DiskHang)
+        .map(|fault| fault.first)
 }
 
 /// Called by the accept loop of `listener` ("gRPC" or "legacy WebSocket")
@@ -109,7 +124,7 @@ mod tests {
     #[test]
     fn specs_parse() {
         assert_eq!(
-            parse("accept-panic=3x2, ws-accept-error=1"),
+            parse("accept-panic=3x2, ws-accept-error=1, disk-hang=4"),
             [
                 Fault {
                     kind: Kind::AcceptPanic,
@@ -119,6 +134,11 @@ mod tests {
                 Fault {
                     kind: Kind::WsAcceptError,
                     first: 1,
+                    times: 1
+                },
+                Fault {
+                    kind: Kind::DiskHang,
+                    first: 4,
                     times: 1
                 },
             ]

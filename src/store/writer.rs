@@ -200,6 +200,10 @@ impl LogHealth {
 pub struct FaultSwitch {
     failing: Arc<AtomicBool>,
     hanging: Arc<AtomicBool>,
+    /// The audit log's commit that turns `hanging` on (counted from 1; 0
+    /// for none), and the commits so far.
+    hang_at: Arc<AtomicU64>,
+    commits: Arc<AtomicU64>,
 }
 
 impl FaultSwitch {
@@ -213,6 +217,14 @@ impl FaultSwitch {
         self.hanging.store(hanging, Ordering::SeqCst);
     }
 
+    /// Makes the audit log's `nth` commit (counted from 1 over the life of
+    /// this switch) turn the hang on, as a disk that stops answering in the
+    /// middle of a run: that commit and every later write wait for good,
+    /// unless turned off again.
+    pub fn hang_at_commit(&self, nth: u64) {
+        self.hang_at.store(nth, Ordering::SeqCst);
+    }
+
     /// Called before a write to the disk: waits while hanging.
     fn wait_while_hanging(&self) {
         while self.hanging.load(Ordering::SeqCst) {
@@ -223,6 +235,10 @@ impl FaultSwitch {
     /// Called before the log's write and sync: waits while hanging, then
     /// fails if failing.
     fn check(&self) -> std::io::Result<()> {
+        let commit = self.commits.fetch_add(1, Ordering::SeqCst) + 1;
+        if commit == self.hang_at.load(Ordering::SeqCst) {
+            self.hang(true);
+        }
         self.wait_while_hanging();
         if self.failing.load(Ordering::SeqCst) {
             Err(std::io::Error::other("injected write failure"))
