@@ -72,14 +72,10 @@ async fn reconnect(addr: std::net::SocketAddr) -> Client {
 /// records each tick the engine completed (the hub's history may skip ticks
 /// on a starved machine; the table does not).
 fn assert_every_tick_recorded(data_dir: &std::path::Path, from: u64, to: u64) {
-    let runs: Vec<_> = std::fs::read_dir(data_dir)
-        .expect("the data dir")
-        .map(|e| e.expect("an entry").path())
-        .collect();
-    assert_eq!(runs.len(), 1, "one run: {runs:?}");
+    let run = the_run(data_dir);
     let csv = data_dir.join("ticks.csv");
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_watchtower"))
-        .args(["export", runs[0].to_str().unwrap(), "--format", "csv"])
+        .args(["export", run.to_str().unwrap(), "--format", "csv"])
         .args([
             "--from-tick",
             &from.to_string(),
@@ -297,14 +293,19 @@ async fn a_sigterm_while_the_disk_hangs_ends_the_process_without_a_false_answer(
     assert_eq!(audit, ["first", "second"], "the answered commands, only");
 }
 
-/// The command ids in the run's audit log, in order.
-fn audit_ids(data_dir: &std::path::Path) -> Vec<String> {
-    let run = std::fs::read_dir(data_dir)
+/// The directory of the one run in `data_dir`.
+fn the_run(data_dir: &std::path::Path) -> std::path::PathBuf {
+    let mut runs: Vec<_> = std::fs::read_dir(data_dir)
         .expect("the data dir")
         .map(|e| e.expect("an entry").path())
-        .next()
-        .expect("a run directory");
-    std::fs::read_to_string(run.join("audit.jsonl"))
+        .collect();
+    assert_eq!(runs.len(), 1, "one run: {runs:?}");
+    runs.remove(0)
+}
+
+/// The command ids in the run's audit log, in order.
+fn audit_ids(data_dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(the_run(data_dir).join("audit.jsonl"))
         .expect("the audit log")
         .lines()
         .map(|line| {
